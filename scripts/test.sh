@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test.sh — build ticketd and run the whole test suite (README command #2).
+#
+#   scripts/test.sh               normal build in build/
+#   scripts/test.sh --sanitize    Debug build with ASan + UBSan in build-asan/
+#
+# Starts the *test* Redis and PostgreSQL (ports 6391/5441, never the dev ones) and
+# hands them to the tests as TICKETD_TEST_REDIS_URL / TICKETD_TEST_PG_URL (and
+# TICKETD_TEST_REDIS_PORT / TICKETD_TEST_PG_PORT), with TICKETD_BIN and
+# TICKETD_SOURCE_DIR. The services are stopped on exit unless TICKETD_KEEP_SERVICES=1.
+# Exits with ctest's status.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+
+BUILD_DIR=build
+CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+case "${1:-}" in
+"") ;;
+--sanitize)
+    BUILD_DIR=build-asan
+    CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_ASAN=ON -DTICKETD_UBSAN=ON)
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    ;;
+*)
+    echo "usage: $0 [--sanitize]" >&2
+    exit 2
+    ;;
+esac
+
+scripts/install-deps.sh
+cmake -S . -B "$BUILD_DIR" "${CMAKE_ARGS[@]}"
+cmake --build "$BUILD_DIR" -j2
+
+# shellcheck disable=SC2317  # called through the EXIT trap
+stop_services() {
+    [[ "${TICKETD_KEEP_SERVICES:-0}" == 1 ]] || scripts/services.sh stop test || true
+}
+trap stop_services EXIT
+scripts/services.sh start test
+eval "$(scripts/services.sh env test)"
+
+# url_port URL: the port of scheme://host:PORT/path
+url_port() {
+    local rest=${1##*:}
+    echo "${rest%%/*}"
+}
+export TICKETD_TEST_REDIS_URL=$TICKETD_REDIS_URL
+export TICKETD_TEST_PG_URL=$TICKETD_PG_URL
+export TICKETD_TEST_REDIS_PORT TICKETD_TEST_PG_PORT
+TICKETD_TEST_REDIS_PORT=$(url_port "$TICKETD_REDIS_URL")
+TICKETD_TEST_PG_PORT=$(url_port "$TICKETD_PG_URL")
+export TICKETD_BIN=$REPO/$BUILD_DIR/ticketd
+export TICKETD_SOURCE_DIR=$REPO
+
+# --no-tests=error: a build that registers no test must not pass as green.
+rc=0
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j1 --no-tests=error || rc=$?
+exit "$rc"
