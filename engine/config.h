@@ -1,0 +1,82 @@
+/*
+ * Configuration: the TICKETD_* environment of API.md, parsed once at start-up into an
+ * immutable tk_config_t. Each setting remembers where its value came from (default,
+ * environment, generated) for `ticketd --check-config`. Production, the default, refuses
+ * unsafe settings; development fills in a random secret and admin token so the README's
+ * first command works out of the box. Values that do not parse are refused in both modes.
+ */
+#ifndef TK_CONFIG_H
+#define TK_CONFIG_H
+
+#include "engine/log.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TK_SECRET_MIN_LEN 32
+#define TK_ADMIN_TOKEN_MIN_LEN 32
+#define TK_BODY_MAX (64 * 1024)
+
+typedef enum en_tk_env_t { TK_ENV_PRODUCTION = 0, TK_ENV_DEVELOPMENT } tk_env_t;
+typedef enum en_tk_source_t { TK_SOURCE_DEFAULT = 0, TK_SOURCE_ENVIRONMENT, TK_SOURCE_GENERATED } tk_source_t;
+
+typedef enum en_tk_setting_t {
+    TK_SET_ENV = 0,
+    TK_SET_LISTEN,
+    TK_SET_REDIS_URL,
+    TK_SET_PG_URL,
+    TK_SET_ADMIN_TOKEN,
+    TK_SET_SECRET,
+    TK_SET_HOLD_SECONDS,
+    TK_SET_MAX_PER_TYPE,
+    TK_SET_THREADS,
+    TK_SET_PAYMENT_LATENCY_MS,
+    TK_SET_LOG_LEVEL,
+    TK_SET__COUNT
+} tk_setting_t;
+
+typedef struct st_tk_redis_url_t {
+    char host[256];
+    uint16_t port;
+    int db;
+    char password[256]; /* empty: no AUTH */
+} tk_redis_url_t;
+
+typedef struct st_tk_config_t {
+    tk_env_t env;
+    char listen_host[256];
+    uint16_t listen_port;
+    char redis_url[1024];
+    tk_redis_url_t redis;
+    char pg_url[1024];
+    char admin_token[512]; /* empty: admin routes refuse everyone */
+    size_t admin_token_len;
+    char secret[512];
+    size_t secret_len;
+    int hold_seconds;
+    int max_per_type;
+    int threads;
+    int payment_latency_ms;
+    tk_log_level_t log_level;
+    tk_source_t source[TK_SET__COUNT];
+} tk_config_t;
+
+/* the environment lookup, replaceable in tests; returns NULL for unset */
+typedef const char *(*tk_getenv_fn)(const char *name, void *ctx);
+
+const char *tk_setting_name(tk_setting_t setting);
+/* Parses the environment into cfg. On a value that does not parse, writes one line naming
+ * the variable and what is accepted into err and returns -1. */
+int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *err, size_t errsize);
+/* Lists what production refuses (secret, admin token, --demo), one line each into
+ * problems[i]; returns how many. Checks the values as loaded, before development fills in. */
+size_t tk_config_production_problems(const tk_config_t *cfg, int demo_flag, char problems[][256], size_t max);
+/* Development only: makes a random secret and admin token where none was given. */
+void tk_config_fill_development(tk_config_t *cfg);
+/* Prints one setting a line with its source; secrets as *** with their length. */
+void tk_config_print(const tk_config_t *cfg, FILE *out);
+int tk_config_parse_redis_url(const char *url, tk_redis_url_t *out);
+int tk_config_parse_listen(const char *s, char *host, size_t hostsize, uint16_t *port);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * Log record formatting. Each record is built in a stack buffer and written with a
+ * single write(2), so lines from different threads never interleave.
+ */
+#include "engine/log.h"
+#include "engine/timefmt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+tk_log_level_t tk_log_min_level = TK_LOG_INFO;
+static tk_log_format_t log_format = TK_LOG_TEXT;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void tk_log_init(tk_log_level_t level, tk_log_format_t format)
+{
+    tk_log_min_level = level;
+    log_format = format;
+}
+
+int tk_log_parse_level(const char *s, tk_log_level_t *level)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); ++i) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *level = (tk_log_level_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *tk_log_level_name(tk_log_level_t level)
+{
+    return level_names[level];
+}
+
+/* Appends s to buf as the inside of a JSON string; returns the new length. */
+static size_t append_json_escaped(char *buf, size_t len, size_t cap, const char *s)
+{
+    for (; *s != '\0' && len + 7 < cap; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[len++] = '\\';
+            buf[len++] = (char)c;
+        } else if (c < 0x20) {
+            len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
+        } else {
+            buf[len++] = (char)c;
+        }
+    }
+    return len;
+}
+
+void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, ...)
+{
+    char msg[2048], line[4096], ts[32];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, args);
+    va_end(args);
+    tk_time_format_rfc3339(tk_time_now_ms(), ts, sizeof(ts));
+
+    size_t len;
+    if (log_format == TK_LOG_JSON) {
+        len = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"", ts, level_names[level]);
+        len = append_json_escaped(line, len, sizeof(line) - 8, component);
+        len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"msg\":\"");
+        len = append_json_escaped(line, len, sizeof(line) - 4, msg);
+        memcpy(line + len, "\"}\n", 3);
+        len += 3;
+    } else {
+        int n = snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", ts, level_names[level], component, msg);
+        len = n < 0 ? 0 : (size_t)n >= sizeof(line) - 1 ? sizeof(line) - 2 : (size_t)n;
+        line[len++] = '\n';
+    }
+    ssize_t ignored = write(STDERR_FILENO, line, len);
+    (void)ignored;
+}
+
+void tk_log_redact_url(const char *url, char *buf, size_t bufsize)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *userinfo = scheme_end != NULL ? scheme_end + 3 : NULL;
+    const char *at = userinfo != NULL ? strchr(userinfo, '@') : NULL;
+    if (at != NULL) {
+        /* "user:password@" keeps the user; a lone "secret@" (Redis' password form) is all secret */
+        const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
+        const char *keep_end = colon != NULL ? colon + 1 : userinfo;
+        snprintf(buf, bufsize, "%.*s***%s", (int)(keep_end - url), url, at);
+        return;
+    }
+    /* libpq keyword form: mask "password=…" */
+    const char *pw = strstr(url, "password=");
+    if (pw == NULL) {
+        snprintf(buf, bufsize, "%s", url);
+        return;
+    }
+    const char *end = strchr(pw, ' ');
+    snprintf(buf, bufsize, "%.*spassword=***%s", (int)(pw - url), url, end != NULL ? end : "");
+}

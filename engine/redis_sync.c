@@ -1,0 +1,82 @@
+/*
+ * Blocking Redis helpers. Errors are returned as one line in err; the context is
+ * freed on failure so callers never hold a broken connection.
+ */
+#include "engine/redis_sync.h"
+#include "engine/embedded.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+redisContext *tk_redis_sync_connect(const tk_redis_url_t *url, int timeout_ms, char *err, size_t errsize)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(url->host, url->port, tv);
+    if (c == NULL || c->err) {
+        snprintf(err, errsize, "%s", c != NULL ? c->errstr : "out of memory");
+        goto Fail;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *reply;
+    if (url->password[0] != '\0') {
+        reply = redisCommand(c, "AUTH %s", url->password);
+        int ok = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+        snprintf(err, errsize, "AUTH failed: %s", reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : c->errstr);
+        freeReplyObject(reply);
+        if (!ok)
+            goto Fail;
+    }
+    reply = redisCommand(c, "SELECT %d", url->db);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+    snprintf(err, errsize, "SELECT failed: %s", reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : c->errstr);
+    freeReplyObject(reply);
+    if (!ok)
+        goto Fail;
+    err[0] = '\0';
+    return c;
+Fail:
+    if (c != NULL)
+        redisFree(c);
+    return NULL;
+}
+
+int tk_redis_sync_load_functions(redisContext *c, char *err, size_t errsize)
+{
+    redisReply *reply = redisCommand(c, "FUNCTION LOAD REPLACE %s", tk_lua_library);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_STRING;
+    if (!ok)
+        snprintf(err, errsize, "FUNCTION LOAD failed: %s",
+                 reply == NULL                      ? c->errstr
+                 : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                    : "unexpected reply");
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+int tk_redis_sync_durability_warning(redisContext *c, char *warn, size_t warnsize)
+{
+    redisReply *reply = redisCommand(c, "CONFIG GET appendonly");
+    int rc = -1;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        rc = strcmp(reply->element[1]->str, "yes") != 0;
+        if (rc)
+            snprintf(warn, warnsize, "Redis runs without AOF (appendonly %s): a crash loses holds and payments; set appendonly yes",
+                     reply->element[1]->str);
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+int tk_redis_sync_integer(redisContext *c, long long *out, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    redisReply *reply = redisvCommand(c, fmt, args);
+    va_end(args);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (ok)
+        *out = reply->integer;
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}

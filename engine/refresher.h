@@ -1,0 +1,30 @@
+/*
+ * Keeping every process's catalog current. Redis holds the catalog version
+ * (tk:catalog:version); whoever changes the catalog in PostgreSQL increments it. A
+ * refresher thread in each process polls the version every 200 ms and reloads the
+ * snapshot from PostgreSQL when it moved, so an event created through one process is
+ * browsable through all of them within a fraction of a second. The same thread checks
+ * PostgreSQL's health for /healthz, so no request ever waits on a database ping.
+ */
+#ifndef TK_REFRESHER_H
+#define TK_REFRESHER_H
+
+#include "engine/config.h"
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#define TK_CATALOG_VERSION_KEY "tk:catalog:version"
+
+/* Loads the catalog from PostgreSQL at the current Redis version, makes sure Redis knows
+ * every event's inventory, and publishes the snapshot. */
+int tk_catalog_refresh(PGconn *pg, redisContext *redis, char *err, size_t errsize);
+/* Increments the version after a catalog change, then refreshes this process at once. */
+int tk_catalog_changed(PGconn *pg, redisContext *redis, char *err, size_t errsize);
+
+int tk_refresher_start(const tk_config_t *config);
+void tk_refresher_stop(void);
+/* whether the last PostgreSQL check (at most ~1 s old) succeeded */
+int tk_refresher_pg_healthy(void);
+
+#endif

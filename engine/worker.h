@@ -1,0 +1,43 @@
+/*
+ * Worker threads for the blocking work that must never run on an event loop: admin
+ * writes to PostgreSQL, reads that fall back to PostgreSQL. A loop thread submits a job;
+ * a worker runs it with its own PostgreSQL and Redis connections; the job's completion
+ * is posted back to the submitting loop through h2o's multithread queue. The queue is
+ * bounded: when it is full, submit fails and the caller answers 503.
+ */
+#ifndef TK_WORKER_H
+#define TK_WORKER_H
+
+#include "engine/config.h"
+
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+typedef struct st_tk_worker_conn_t {
+    const tk_config_t *config;
+    PGconn *pg;
+    redisContext *redis;
+} tk_worker_conn_t;
+
+typedef struct st_tk_job_t tk_job_t;
+struct st_tk_job_t {
+    h2o_multithread_message_t super;
+    h2o_multithread_receiver_t *origin;                 /* where done runs */
+    void (*run)(tk_job_t *job, tk_worker_conn_t *conn); /* on a worker thread */
+    void (*done)(tk_job_t *job);                        /* back on the origin loop */
+    tk_job_t *next;
+};
+
+int tk_workers_start(const tk_config_t *config, size_t nthreads, size_t queue_limit);
+void tk_workers_stop(void);
+/* 0 when queued; -1 when the queue is full or the pool is stopped (done is not called) */
+int tk_workers_submit(tk_job_t *job);
+/* the receiver callback each loop registers for completions */
+void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* (re)connects what is missing or broken; 0 when both connections are usable */
+int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize);
+void tk_worker_conn_dispose(tk_worker_conn_t *conn);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * ticketd's entry point: parse the command line and the environment, refuse unsafe
+ * production settings, connect to PostgreSQL and Redis (failing fast with one line
+ * naming what and where), migrate the schema, load the Redis functions, load demo data
+ * in development, publish the catalog, then serve.
+ */
+#include "engine/config.h"
+#include "engine/demo.h"
+#include "engine/log.h"
+#include "engine/pg.h"
+#include "engine/redis_sync.h"
+#include "engine/refresher.h"
+#include "engine/worker.h"
+#include "http/jsonr.h"
+#include "http/server.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORKER_THREADS 2
+#define WORKER_QUEUE_LIMIT 1024
+
+static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [--version]\n"
+                            "\n"
+                            "A booking engine for on-sales: h2o HTTP in front, Redis for live inventory and holds,\n"
+                            "PostgreSQL for the durable record. Configured by the environment:\n"
+                            "\n"
+                            "  TICKETD_ENV                 production (default) or development\n"
+                            "  TICKETD_LISTEN              address and port (127.0.0.1:8000)\n"
+                            "  TICKETD_REDIS_URL           redis://[:password@]host[:port][/db] (redis://127.0.0.1:6379/0)\n"
+                            "  TICKETD_PG_URL              libpq connection string or URI (postgresql:///ticketd)\n"
+                            "  TICKETD_ADMIN_TOKEN         admin bearer token; production: at least 32 characters, unset\n"
+                            "                              refuses all admin requests; development: generated and printed\n"
+                            "  TICKETD_SECRET              key signing sessionid cookies; production: required, at least\n"
+                            "                              32 bytes, the same in every process; development: random\n"
+                            "  TICKETD_HOLD_SECONDS        how long a hold lasts (900)\n"
+                            "  TICKETD_MAX_PER_TYPE        tickets of one type per reservation (5)\n"
+                            "  TICKETD_THREADS             HTTP event-loop threads (number of cores)\n"
+                            "  TICKETD_PAYMENT_LATENCY_MS  simulated payment gateway delay (200)\n"
+                            "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
+                            "\n"
+                            "  --demo          load demo events into an empty database (development only)\n"
+                            "  --check-config  print the effective settings and whether production would start;\n"
+                            "                  exit 0 when it would, 1 when not\n";
+
+static const char *process_getenv(const char *name, void *ctx)
+{
+    return getenv(name);
+}
+
+/* Runs the checks that need the stores; prints each verdict when out is given.
+ * Returns the number of failures (unreachable stores); warnings are logged. */
+static int check_stores(const tk_config_t *config, FILE *out, PGconn **pg_out, redisContext **redis_out)
+{
+    char err[512], where[1100], warn[512];
+    int failures = 0;
+    PGconn *pg = tk_pg_connect(config->pg_url, err, sizeof(err));
+    tk_log_redact_url(config->pg_url, where, sizeof(where));
+    if (pg == NULL) {
+        if (out != NULL)
+            fprintf(out, "FAIL  PostgreSQL at %s is unreachable: %s\n", where, err);
+        else
+            fprintf(stderr, "ticketd: cannot connect to PostgreSQL at %s: %s\n", where, err);
+        ++failures;
+    } else if (tk_pg_durability_warning(pg, warn, sizeof(warn)) == 1) {
+        if (out != NULL)
+            fprintf(out, "WARN  %s\n", warn);
+        else
+            tk_log_warn("config", "%s", warn);
+    } else if (out != NULL) {
+        fprintf(out, "ok    PostgreSQL at %s answers with fsync and synchronous_commit on\n", where);
+    }
+
+    redisContext *redis = tk_redis_sync_connect(&config->redis, 2000, err, sizeof(err));
+    if (redis == NULL) {
+        if (out != NULL)
+            fprintf(out, "FAIL  Redis at %s:%u is unreachable: %s\n", config->redis.host, config->redis.port, err);
+        else if (failures == 0)
+            fprintf(stderr, "ticketd: cannot connect to Redis at %s:%u: %s\n", config->redis.host, config->redis.port, err);
+        ++failures;
+    } else if (tk_redis_sync_durability_warning(redis, warn, sizeof(warn)) == 1) {
+        if (out != NULL)
+            fprintf(out, "WARN  %s\n", warn);
+        else
+            tk_log_warn("config", "%s", warn);
+    } else if (out != NULL) {
+        fprintf(out, "ok    Redis at %s:%u answers with AOF on\n", config->redis.host, config->redis.port);
+    }
+
+    if (pg_out != NULL && redis_out != NULL && failures == 0) {
+        *pg_out = pg;
+        *redis_out = redis;
+    } else {
+        if (pg != NULL)
+            PQfinish(pg);
+        if (redis != NULL)
+            redisFree(redis);
+    }
+    return failures;
+}
+
+static int check_config(const tk_config_t *config, int demo)
+{
+    char problems[8][256];
+    size_t nproblems = tk_config_production_problems(config, demo, problems, 8);
+    tk_config_print(config, stdout);
+    printf("\nchecks for production:\n");
+    for (size_t i = 0; i < nproblems; ++i)
+        printf("FAIL  %s\n", problems[i]);
+    if (config->secret_len >= TK_SECRET_MIN_LEN)
+        printf("ok    TICKETD_SECRET is set (%zu bytes)\n", config->secret_len);
+    if (config->admin_token_len == 0)
+        printf("ok    TICKETD_ADMIN_TOKEN is unset: admin routes refuse everyone\n");
+    else if (config->admin_token_len >= TK_ADMIN_TOKEN_MIN_LEN)
+        printf("ok    TICKETD_ADMIN_TOKEN is set (%zu characters)\n", config->admin_token_len);
+    size_t failures = nproblems + (size_t)check_stores(config, stdout, NULL, NULL);
+    if (failures == 0)
+        printf("\nverdict: production would start\n");
+    else
+        printf("\nverdict: production would refuse to start (%zu problem%s)\n", failures, failures == 1 ? "" : "s");
+    return failures == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {{"demo", no_argument, NULL, 'd'},
+                                            {"check-config", no_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, 'v'},
+                                            {NULL, 0, NULL, 0}};
+    int demo = 0, want_check = 0, opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            demo = 1;
+            break;
+        case 'c':
+            want_check = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'v':
+            printf("ticketd %s\n", TICKETD_VERSION);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "ticketd: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+
+    tk_config_t config;
+    char err[512];
+    if (tk_config_load(&config, process_getenv, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ticketd: %s\n", err);
+        return 1;
+    }
+    tk_log_init(config.log_level, config.env == TK_ENV_PRODUCTION ? TK_LOG_JSON : TK_LOG_TEXT);
+    if (want_check)
+        return check_config(&config, demo);
+
+    if (config.env == TK_ENV_PRODUCTION) {
+        char problems[1][256];
+        if (tk_config_production_problems(&config, demo, problems, 1) != 0) {
+            fprintf(stderr, "ticketd: refusing to start in production: %s\n", problems[0]);
+            return 1;
+        }
+    }
+    int generated_token = config.env == TK_ENV_DEVELOPMENT && config.admin_token_len == 0;
+    if (config.env == TK_ENV_DEVELOPMENT)
+        tk_config_fill_development(&config);
+
+    PGconn *pg;
+    redisContext *redis;
+    if (check_stores(&config, NULL, &pg, &redis) != 0)
+        return 1;
+    if (tk_pg_migrate(pg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ticketd: PostgreSQL schema migration failed: %s\n", err);
+        return 1;
+    }
+    if (tk_redis_sync_load_functions(redis, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ticketd: loading the Redis function library failed: %s\n", err);
+        return 1;
+    }
+    if (config.env == TK_ENV_DEVELOPMENT) {
+        int loaded;
+        if (tk_demo_load(pg, &loaded, err, sizeof(err)) != 0) {
+            fprintf(stderr, "ticketd: loading demo events failed: %s\n", err);
+            return 1;
+        }
+        if (loaded)
+            tk_log_info("demo", "loaded the demo events into the empty database");
+    }
+    if (tk_catalog_changed(pg, redis, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ticketd: loading the catalog failed: %s\n", err);
+        return 1;
+    }
+    PQfinish(pg);
+    redisFree(redis);
+
+    /* printed once, deliberately, so the dashboard and the README's curl tour work; not a log line */
+    if (generated_token) {
+        printf("ticketd development admin token (valid until restart): %.*s\n", (int)config.admin_token_len, config.admin_token);
+        fflush(stdout);
+    }
+    tk_jsonr_init();
+    if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0) {
+        fprintf(stderr, "ticketd: cannot start background threads\n");
+        return 1;
+    }
+    int status = tk_server_run(&config);
+    tk_refresher_stop();
+    tk_workers_stop();
+    return status;
+}

@@ -1,0 +1,29 @@
+/*
+ * Writing responses: JSON bodies with the right status and headers, the API's error
+ * shape {"error": …, "message": …}, and the guard that lets a request wait on Redis or
+ * a worker safely: if the client goes away first (HTTP/2 frees the request at once),
+ * the late completion finds the guard detached and writes nothing.
+ */
+#ifndef TK_RESPOND_H
+#define TK_RESPOND_H
+
+#include "engine/jsonw.h"
+
+#include <h2o.h>
+
+void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+void tk_respond_json(h2o_req_t *req, int status, tk_jsonw_t *body);
+void tk_respond_error(h2o_req_t *req, int status, const char *error, const char *message);
+/* 503 with Retry-After, for a store that is down or a queue that is full */
+void tk_respond_unavailable(h2o_req_t *req, const char *message);
+
+/* An asynchronous operation on behalf of a request, with size bytes of caller data. */
+typedef struct st_tk_async_t tk_async_t;
+tk_async_t *tk_async_start(h2o_req_t *req, size_t size);
+void *tk_async_data(tk_async_t *op);
+/* the request, or NULL when its client went away */
+h2o_req_t *tk_async_req(tk_async_t *op);
+/* detaches from the request and releases the operation */
+void tk_async_finish(tk_async_t *op);
+
+#endif

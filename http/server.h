@@ -1,0 +1,40 @@
+/*
+ * The HTTP server: one h2o event loop per TICKETD_THREADS, each with its own listening
+ * socket (SO_REUSEPORT, so the kernel spreads connections), its own pipelined Redis
+ * connection and its own view of the catalog. Nothing on a loop thread blocks.
+ */
+#ifndef TK_SERVER_H
+#define TK_SERVER_H
+
+#include "engine/catalog.h"
+#include "engine/config.h"
+#include "engine/redis_conn.h"
+
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <pthread.h>
+
+typedef struct st_tk_thread_t {
+    h2o_context_t ctx; /* first: requests find their thread through req->conn->ctx */
+    size_t index;
+    const tk_config_t *config;
+    tk_redis_t *redis;
+    tk_catalog_cache_t catalog;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t job_receiver;
+    h2o_socket_t *listener;
+    h2o_accept_ctx_t accept_ctx;
+    int listen_fd;
+    pthread_t tid;
+} tk_thread_t;
+
+static inline tk_thread_t *tk_thread_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(tk_thread_t, ctx, req->conn->ctx);
+}
+
+/* Binds the listening sockets (failing fast with a one-line reason), starts the loop
+ * threads and blocks until SIGINT or SIGTERM. Returns the process exit status. */
+int tk_server_run(const tk_config_t *config);
+
+#endif

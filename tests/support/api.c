@@ -1,0 +1,26 @@
+/*
+ * The request shorthands behind tests/support/api.h.
+ */
+#include "tests/support/api.h"
+
+#include <check.h>
+#include <string.h>
+
+json_t *tk_api_call(const tk_test_server_t *s, const char *method, const char *path, const char *headers, const char *body,
+                    int *status)
+{
+    tk_http_response_t res;
+    ck_assert_msg(tk_http_request(s->port, method, path, headers, body, body != NULL ? strlen(body) : 0, &res) == 0,
+                  "%s %s: no HTTP response", method, path);
+    *status = res.status;
+    json_t *parsed = json_loadb(res.body, res.body_len, 0, NULL);
+    tk_http_response_free(&res);
+    return parsed;
+}
+
+void tk_api_assert_error_shape(json_t *body)
+{
+    ck_assert_ptr_nonnull(body);
+    ck_assert(json_is_string(json_object_get(body, "error")));
+    ck_assert(json_is_string(json_object_get(body, "message")));
+}

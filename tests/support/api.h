@@ -1,0 +1,21 @@
+/*
+ * Shorthands for integration tests: requests against a test server that return the
+ * parsed JSON body (jansson) and the status, with check assertions on transport errors.
+ */
+#ifndef TK_TEST_API_H
+#define TK_TEST_API_H
+
+#include "tests/support/harness.h"
+#include "tests/support/httpc.h"
+
+#include <jansson.h>
+
+#define TK_JSON_HEADER "Content-Type: application/json\r\n"
+
+/* sends the request and parses the body as JSON (NULL when it is not JSON); *status gets the code */
+json_t *tk_api_call(const tk_test_server_t *s, const char *method, const char *path, const char *headers, const char *body,
+                    int *status);
+/* asserts that body is the API's error shape {"error": string, "message": string} */
+void tk_api_assert_error_shape(json_t *body);
+
+#endif
