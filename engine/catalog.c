@@ -88,6 +88,14 @@ void tk_catalog_seal(tk_catalog_t *c)
     }
     if (c->nevents != 0)
         qsort(c->by_id, c->nevents, sizeof(*c->by_id), compare_by_id);
+    /* events sorted by id are sorted by shard too: distinct shards are neighbours */
+    c->shards = h2o_mem_alloc(sizeof(*c->shards) * (c->nevents + 1));
+    for (size_t i = 0; i < c->nevents; ++i) {
+        if (c->nshards != 0 && memcmp(c->shards[c->nshards - 1], c->by_id[i]->id, TK_SHARD_LEN) == 0)
+            continue;
+        memcpy(c->shards[c->nshards], c->by_id[i]->id, TK_SHARD_LEN);
+        c->shards[c->nshards++][TK_SHARD_LEN] = '\0';
+    }
 }
 
 void tk_catalog_retain(tk_catalog_t *c)
@@ -109,6 +117,7 @@ void tk_catalog_release(tk_catalog_t *c)
     }
     free(c->events);
     free(c->by_id);
+    free(c->shards);
     free(c);
 }
 

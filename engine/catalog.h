@@ -35,6 +35,8 @@ typedef struct st_tk_catalog_t {
     tk_event_t *events; /* ordered by (date, id) once sealed */
     size_t nevents;
     tk_event_t **by_id;               /* ordered by id, for lookups */
+    char (*shards)[TK_SHARD_LEN + 1]; /* the distinct shards of the events, for the sweeper */
+    size_t nshards;
     size_t capacity;
     int refcnt;
 } tk_catalog_t;

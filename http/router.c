@@ -17,6 +17,9 @@ static const struct {
 } routes[] = {
     {"GET", "/events/event", tk_route_events_list},
     {"POST", "/events/event", tk_route_event_detail},
+    {"GET", "/events/reservation", tk_route_reservation_read},
+    {"POST", "/events/reservation", tk_route_reservation_create},
+    {"DELETE", "/events/reservation", tk_route_reservation_cancel},
     {"POST", "/admin/events", tk_route_admin_create_event},
     {"GET", "/healthz", tk_route_healthz},
 };

@@ -59,6 +59,8 @@ static void *thread_main(void *arg)
     tk_thread_t *thread = arg;
     h2o_context_init(&thread->ctx, h2o_evloop_create(), &globalconf);
     thread->redis = tk_redis_create(thread->ctx.loop, &thread->config->redis);
+    if (thread->index == 0)
+        thread->sweeper = tk_sweeper_start(thread->ctx.loop, thread->redis, &thread->catalog);
     thread->queue = h2o_multithread_create_queue(thread->ctx.loop);
     h2o_multithread_register_receiver(thread->queue, &thread->job_receiver, tk_workers_on_complete);
     thread->accept_ctx = (h2o_accept_ctx_t){.ctx = &thread->ctx, .hosts = globalconf.hosts};

@@ -9,6 +9,8 @@
 #include "engine/catalog.h"
 #include "engine/config.h"
 #include "engine/redis_conn.h"
+#include "engine/soldout.h"
+#include "engine/sweeper.h"
 
 #include <h2o.h>
 #include <h2o/multithread.h>
@@ -20,6 +22,8 @@ typedef struct st_tk_thread_t {
     const tk_config_t *config;
     tk_redis_t *redis;
     tk_catalog_cache_t catalog;
+    tk_soldout_t soldout;
+    tk_sweeper_t *sweeper; /* on the first thread only */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t job_receiver;
     h2o_socket_t *listener;

@@ -1,0 +1,62 @@
+/*
+ * The C side of the reservation functions (tk_reserve, tk_get, tk_cancel, tk_expire):
+ * argument vectors and reply decoding. One call is one Redis round trip; every key it
+ * names lives under the hash tag of the reservation's shard, which the reservation id
+ * carries in its first four hex digits.
+ */
+#ifndef TK_RESERVATION_H
+#define TK_RESERVATION_H
+
+#include "engine/catalog.h"
+#include "engine/redis_conn.h"
+
+#include <h2o.h>
+#include <hiredis/hiredis.h>
+
+typedef struct st_tk_reserve_line_t {
+    h2o_iovec_t type;
+    int64_t amount;
+} tk_reserve_line_t;
+
+typedef enum en_tk_reserve_outcome_t {
+    TK_RESERVE_OK = 0,
+    TK_RESERVE_EMPTY,
+    TK_RESERVE_BAD_AMOUNT,
+    TK_RESERVE_NO_EVENT,
+    TK_RESERVE_PAST,
+    TK_RESERVE_EXISTS,
+    TK_RESERVE_UNKNOWN_TYPE,
+    TK_RESERVE_LIMIT,
+    TK_RESERVE_INSUFFICIENT,
+    TK_RESERVE_FAILED /* no reply, or a reply of the wrong shape */
+} tk_reserve_outcome_t;
+
+typedef struct st_tk_reserve_result_t {
+    tk_reserve_outcome_t outcome;
+    h2o_iovec_t type;  /* the type named by UNKNOWN_TYPE, LIMIT, INSUFFICIENT (points into the reply) */
+    int64_t available; /* INSUFFICIENT: tickets left of that type */
+    int64_t created_ms, until_ms;
+} tk_reserve_result_t;
+
+typedef enum en_tk_cancel_outcome_t {
+    TK_CANCEL_OK = 0,
+    TK_CANCEL_NOT_FOUND,
+    TK_CANCEL_STATE,
+    TK_CANCEL_FAILED
+} tk_cancel_outcome_t;
+
+/* Holds lines (merged, in request order) of ev under reservation id rid; mints one
+ * ticket id per ticket from pool memory. */
+int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
+                           const tk_reserve_line_t *lines, size_t nlines, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data);
+void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *out);
+int tk_reservation_get(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data);
+/* 1 and the reservation's JSON blob; 0 when not found; -1 on a failed call */
+int tk_reservation_parse_get(const redisReply *reply, h2o_iovec_t *blob);
+int tk_reservation_cancel(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data);
+/* the outcome; for TK_CANCEL_STATE, *status names the current state (points into the reply) */
+tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply, h2o_iovec_t *status);
+/* releases up to limit expired holds of the shard of id (an event or reservation id) */
+int tk_reservation_expire(tk_redis_t *r, const char *id, int limit, tk_redis_cb cb, void *data);
+
+#endif

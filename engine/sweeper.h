@@ -1,0 +1,23 @@
+/*
+ * The expiry sweeper: every 250 ms it asks Redis to release the expired holds of each
+ * shard in the catalog (tk_expire), so tickets are back on sale within a second even
+ * when nobody reads the reservation. It runs on one loop thread of each process, over
+ * that thread's pipelined connection; several processes sweeping at once stay correct
+ * because each release is one atomic function call that re-checks the hold's state.
+ */
+#ifndef TK_SWEEPER_H
+#define TK_SWEEPER_H
+
+#include "engine/catalog.h"
+#include "engine/redis_conn.h"
+
+#include <h2o.h>
+
+typedef struct st_tk_sweeper_t tk_sweeper_t;
+
+tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog);
+void tk_sweeper_stop(tk_sweeper_t *s);
+/* holds released by this sweeper since it started */
+uint64_t tk_sweeper_released(const tk_sweeper_t *s);
+
+#endif

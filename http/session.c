@@ -1,0 +1,79 @@
+/*
+ * Cookie signing with OpenSSL's one-shot HMAC and a constant-time comparison.
+ */
+#include "http/session.h"
+#include "engine/uuid.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+
+static void signature_of(const tk_config_t *config, const char *rid, char *out)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char mac[32];
+    unsigned int maclen = sizeof(mac);
+    HMAC(EVP_sha256(), config->secret, (int)config->secret_len, (const unsigned char *)rid, TK_UUID_LEN, mac, &maclen);
+    size_t n = 0;
+    for (size_t i = 0; i < 32; i += 3) {
+        uint32_t v = (uint32_t)mac[i] << 16 | (i + 1 < 32 ? (uint32_t)mac[i + 1] << 8 : 0) | (i + 2 < 32 ? mac[i + 2] : 0);
+        out[n++] = alphabet[v >> 18 & 63];
+        out[n++] = alphabet[v >> 12 & 63];
+        if (i + 1 < 32)
+            out[n++] = alphabet[v >> 6 & 63];
+        if (i + 2 < 32)
+            out[n++] = alphabet[v & 63];
+    }
+    out[n] = '\0';
+}
+
+void tk_session_sign(const tk_config_t *config, const char *rid, char *out)
+{
+    memcpy(out, rid, TK_UUID_LEN);
+    out[TK_UUID_LEN] = '.';
+    signature_of(config, rid, out + TK_UUID_LEN + 1);
+}
+
+int tk_session_verify(const tk_config_t *config, const char *value, size_t len, char *rid)
+{
+    char expected[TK_SESSION_SIG_LEN + 1];
+    if (len != TK_SESSION_VALUE_LEN || value[TK_UUID_LEN] != '.' || tk_uuid_normalize(value, TK_UUID_LEN, rid) != 0 ||
+        memcmp(value, rid, TK_UUID_LEN) != 0 /* signed ids are lower case */)
+        return -1;
+    signature_of(config, rid, expected);
+    return CRYPTO_memcmp(expected, value + TK_UUID_LEN + 1, TK_SESSION_SIG_LEN) == 0 ? 0 : -1;
+}
+
+int tk_session_find_cookie(h2o_req_t *req, h2o_iovec_t *value)
+{
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
+        h2o_iovec_t header = req->headers.entries[i].value;
+        const char *p = header.base, *end = header.base + header.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                ++p;
+            const char *pair_end = memchr(p, ';', (size_t)(end - p));
+            if (pair_end == NULL)
+                pair_end = end;
+            if ((size_t)(pair_end - p) > 10 && memcmp(p, "sessionid=", 10) == 0) {
+                *value = h2o_iovec_init(p + 10, (size_t)(pair_end - p - 10));
+                while (value->len > 0 && value->base[value->len - 1] == ' ')
+                    --value->len;
+                return 1;
+            }
+            p = pair_end;
+        }
+    }
+    return 0;
+}
+
+void tk_session_set_cookie(h2o_req_t *req, const tk_config_t *config, const char *rid)
+{
+    char value[TK_SESSION_VALUE_LEN + 1];
+    tk_session_sign(config, rid, value);
+    char *cookie = h2o_mem_alloc_pool(&req->pool, 200);
+    int len = snprintf(cookie, 200, "sessionid=%s; Max-Age=%d; Path=/; HttpOnly; SameSite=Lax", value, config->hold_seconds);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, cookie, (size_t)len);
+}
