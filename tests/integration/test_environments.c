@@ -55,7 +55,7 @@ END_TEST
 
 START_TEST(production_refuses_a_short_secret)
 {
-    const char *env[] = {"TICKETD_SECRET=0123456789abcdef0123456789abcde", redis_env, pg_env, NULL}; /* 31 bytes */
+    const char *env[] = {"TICKETD_SECRET=tk-test-only-short-secret-31byt", redis_env, pg_env, NULL}; /* 31 bytes */
     assert_refused(env, NULL, "TICKETD_SECRET");
 }
 END_TEST
