@@ -12,15 +12,29 @@
 
 void tk_shard_keys(const char *id, tk_shard_keys_t *keys)
 {
-    snprintf(keys->inv, sizeof(keys->inv), "tk:{%.4s}:inv", id);
-    snprintf(keys->res, sizeof(keys->res), "tk:{%.4s}:res", id);
-    snprintf(keys->dl, sizeof(keys->dl), "tk:{%.4s}:dl", id);
+    static const char *const suffixes[TK_SHARD_NKEYS] = {"inv", "res", "dl", "pay", "ob", "tx", "gc"};
+    for (int i = 0; i < TK_SHARD_NKEYS; ++i) {
+        int n = snprintf(keys->names[i], TK_KEY_LEN, "tk:{%.4s}:%s", id, suffixes[i]);
+        keys->lens[i] = (size_t)n;
+    }
+}
+
+int tk_fcall_prefix(const char *fn, const tk_shard_keys_t *keys, const char **argv, size_t *argvlen)
+{
+    argv[0] = "FCALL", argvlen[0] = 5;
+    argv[1] = fn, argvlen[1] = strlen(fn);
+    argv[2] = "7", argvlen[2] = 1;
+    for (int i = 0; i < TK_SHARD_NKEYS; ++i) {
+        argv[3 + i] = keys->names[i];
+        argvlen[3 + i] = keys->lens[i];
+    }
+    return TK_FCALL_PREFIX_LEN;
 }
 
 /* Sends one FCALL tk_event_init without waiting for its reply. */
 static int append_event_init(redisContext *c, const tk_event_t *ev)
 {
-    enum { FIXED = 9 };
+    enum { FIXED = TK_FCALL_PREFIX_LEN + 3 };
     const char *argv[FIXED + 3 * MAX_TYPES];
     size_t argvlen[FIXED + 3 * MAX_TYPES];
     char numbers[1 + 2 * MAX_TYPES][24];
@@ -31,12 +45,10 @@ static int append_event_init(redisContext *c, const tk_event_t *ev)
     tk_shard_keys(ev->id, &keys);
     snprintf(numbers[0], sizeof(numbers[0]), "%" PRId64, ev->date_ms);
     snprintf(ntypes, sizeof(ntypes), "%zu", ntypes_sent);
-    const char *fixed[FIXED] = {"FCALL", "tk_event_init", "3", keys.inv, keys.res, keys.dl, ev->id, numbers[0], ntypes};
-    int argc = 0;
-    for (; argc < FIXED; ++argc) {
-        argv[argc] = fixed[argc];
-        argvlen[argc] = strlen(fixed[argc]);
-    }
+    int argc = tk_fcall_prefix("tk_event_init", &keys, argv, argvlen);
+    argv[argc] = ev->id, argvlen[argc++] = TK_UUID_LEN;
+    argv[argc] = numbers[0], argvlen[argc++] = strlen(numbers[0]);
+    argv[argc] = ntypes, argvlen[argc++] = strlen(ntypes);
     for (size_t i = 0; i < ntypes_sent; ++i) {
         const tk_ticket_type_t *t = ev->types + i;
         snprintf(numbers[1 + 2 * i], sizeof(numbers[0]), "%" PRId64, t->amount);
@@ -72,13 +84,60 @@ int tk_inventory_init_events(redisContext *c, const tk_event_t *events, size_t n
     return rc;
 }
 
-int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)
+/* FCALL fn on the keys of ev's shard with ev's id as the only argument */
+static int call_for_event(tk_redis_t *r, const char *fn, const tk_event_t *ev, tk_redis_cb cb, void *data)
 {
     tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + 1];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 1];
     tk_shard_keys(ev->id, &keys);
-    const char *argv[] = {"FCALL", "tk_avail", "3", keys.inv, keys.res, keys.dl, ev->id};
-    size_t argvlen[] = {5, 8, 1, strlen(keys.inv), strlen(keys.res), strlen(keys.dl), TK_UUID_LEN};
-    return tk_redis_command(r, cb, data, 7, argv, argvlen);
+    int argc = tk_fcall_prefix(fn, &keys, argv, argvlen);
+    argv[argc] = ev->id, argvlen[argc++] = TK_UUID_LEN;
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
+int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)
+{
+    return call_for_event(r, "tk_avail", ev, cb, data);
+}
+
+int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)
+{
+    return call_for_event(r, "tk_stats", ev, cb, data);
+}
+
+int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_event_stats_t *out)
+{
+    enum { HEADER = 9, PER_TYPE = 5 };
+    memset(out, 0, sizeof(*out));
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < HEADER)
+        return -1;
+    for (size_t i = 0; i < HEADER; ++i)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+            return -1;
+    int64_t *header[HEADER] = {&out->capacity, &out->available,     &out->held,        &out->sold,  &out->cancelled,
+                               &out->expired,  &out->revenue_minor, NULL /* ntypes */, &out->lag_ms};
+    for (size_t i = 0; i < HEADER; ++i)
+        if (header[i] != NULL)
+            *header[i] = reply->element[i]->integer;
+    out->ntypes = (size_t)reply->element[7]->integer;
+    if (reply->elements != HEADER + PER_TYPE * out->ntypes)
+        return -1;
+    out->types = h2o_mem_alloc_pool(pool, sizeof(*out->types) * (out->ntypes + 1));
+    for (size_t i = 0; i < out->ntypes; ++i) {
+        redisReply **e = reply->element + HEADER + PER_TYPE * i;
+        if (e[0]->type != REDIS_REPLY_STRING)
+            return -1;
+        for (int k = 1; k < PER_TYPE; ++k)
+            if (e[k]->type != REDIS_REPLY_INTEGER)
+                return -1;
+        out->types[i] = (tk_type_stats_t){.name = h2o_iovec_init(e[0]->str, e[0]->len),
+                                          .capacity = e[1]->integer,
+                                          .available = e[2]->integer,
+                                          .held = e[3]->integer,
+                                          .sold = e[4]->integer};
+    }
+    return 0;
 }
 
 int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int64_t *left)

@@ -4,6 +4,7 @@
  */
 #include "engine/pg.h"
 #include "engine/embedded.h"
+#include "engine/log.h"
 #include "engine/money.h"
 #include "engine/timefmt.h"
 
@@ -27,6 +28,12 @@ static void set_error(char *err, size_t errsize, const char *what, PGconn *conn)
             *p = ' ';
 }
 
+/* Server notices ("relation already exists, skipping") are debug news, not stderr noise. */
+static void on_notice(void *arg, const char *message)
+{
+    tk_log_debug("postgres", "%.*s", (int)strcspn(message, "\n"), message);
+}
+
 PGconn *tk_pg_connect(const char *url, char *err, size_t errsize)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
@@ -41,6 +48,7 @@ PGconn *tk_pg_connect(const char *url, char *err, size_t errsize)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, on_notice, NULL);
     PQclear(PQexec(conn, "SET TIME ZONE 'UTC'"));
     return conn;
 }

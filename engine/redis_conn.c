@@ -119,7 +119,7 @@ static void start_connect(tk_redis_t *r)
 static void on_watchdog(h2o_timeout_entry_t *entry)
 {
     tk_redis_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_t, watchdog_entry, entry);
-    if (r->state == TK_REDIS_READY && r->in_flight != 0 && tk_time_mono_ms() - r->last_progress_ms > STALL_LIMIT_MS) {
+    if (r->state == TK_REDIS_READY && tk_redis_in_flight(r) != 0 && tk_time_mono_ms() - r->last_progress_ms > STALL_LIMIT_MS) {
         tk_log_error("redis", "no reply for %d ms with %zu commands in flight; reconnecting", STALL_LIMIT_MS, r->in_flight);
         redisAsyncDisconnect(r->ac);
     }
@@ -163,7 +163,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     tk_redis_pending_t *p = privdata;
     tk_redis_t *r = p->conn;
-    --r->in_flight;
+    __atomic_fetch_sub(&r->in_flight, 1, __ATOMIC_RELAXED);
     r->last_progress_ms = tk_time_mono_ms();
     p->cb(reply, p->data);
     p->next_free = r->free_list;
@@ -185,9 +185,9 @@ int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const 
         r->free_list = p;
         return -1;
     }
-    if (r->in_flight++ == 0)
+    if (__atomic_fetch_add(&r->in_flight, 1, __ATOMIC_RELAXED) == 0)
         r->last_progress_ms = tk_time_mono_ms();
-    ++r->round_trips;
+    __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -196,12 +196,13 @@ int tk_redis_is_connected(const tk_redis_t *r)
     return r->state == TK_REDIS_READY;
 }
 
+/* both are read by the metrics scrape from another thread */
 size_t tk_redis_in_flight(const tk_redis_t *r)
 {
-    return r->in_flight;
+    return __atomic_load_n(&r->in_flight, __ATOMIC_RELAXED);
 }
 
 uint64_t tk_redis_round_trips(const tk_redis_t *r)
 {
-    return r->round_trips;
+    return __atomic_load_n(&r->round_trips, __ATOMIC_RELAXED);
 }

@@ -20,7 +20,7 @@ static h2o_iovec_t number_in_pool(h2o_mem_pool_t *pool, int64_t v)
 int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
                            const tk_reserve_line_t *lines, size_t nlines, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
 {
-    enum { FIXED = 11 };
+    enum { FIXED = TK_FCALL_PREFIX_LEN + 5 };
     size_t ntickets = 0;
     for (size_t i = 0; i < nlines; ++i)
         ntickets += (size_t)lines[i].amount;
@@ -30,21 +30,12 @@ int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid,
     tk_shard_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
     tk_shard_keys(rid, keys);
 
-    h2o_iovec_t fixed[FIXED] = {h2o_iovec_init(H2O_STRLIT("FCALL")),
-                                h2o_iovec_init(H2O_STRLIT("tk_reserve")),
-                                h2o_iovec_init(H2O_STRLIT("3")),
-                                h2o_iovec_init(keys->inv, strlen(keys->inv)),
-                                h2o_iovec_init(keys->res, strlen(keys->res)),
-                                h2o_iovec_init(keys->dl, strlen(keys->dl)),
-                                h2o_iovec_init(ev->id, TK_UUID_LEN),
-                                h2o_iovec_init(rid, TK_UUID_LEN),
-                                number_in_pool(pool, hold_ms),
-                                number_in_pool(pool, max_per_type),
-                                number_in_pool(pool, (int64_t)nlines)};
-    size_t k = 0;
-    for (; k < FIXED; ++k) {
-        argv[k] = fixed[k].base;
-        argvlen[k] = fixed[k].len;
+    size_t k = (size_t)tk_fcall_prefix("tk_reserve", keys, argv, argvlen);
+    h2o_iovec_t fixed[] = {h2o_iovec_init(ev->id, TK_UUID_LEN), h2o_iovec_init(rid, TK_UUID_LEN), number_in_pool(pool, hold_ms),
+                           number_in_pool(pool, max_per_type), number_in_pool(pool, (int64_t)nlines)};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i, ++k) {
+        argv[k] = fixed[i].base;
+        argvlen[k] = fixed[i].len;
     }
     for (size_t i = 0; i < nlines; ++i) {
         h2o_iovec_t amount = number_in_pool(pool, lines[i].amount);
@@ -100,19 +91,26 @@ void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *
         out->available = reply->element[3]->integer;
 }
 
-/* FCALL fn 3 <shard keys of id> arg */
-static int call_by_id(tk_redis_t *r, const char *fn, const char *id, const char *arg, size_t arglen, tk_redis_cb cb, void *data)
+/* FCALL fn 7 <shard keys of id> args... */
+static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t nargs, const char *const *args, const size_t *lens,
+                      tk_redis_cb cb, void *data)
 {
+    enum { MAX_ARGS = 4 };
     tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + MAX_ARGS];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + MAX_ARGS];
     tk_shard_keys(id, &keys);
-    const char *argv[] = {"FCALL", fn, "3", keys.inv, keys.res, keys.dl, arg};
-    size_t argvlen[] = {5, strlen(fn), 1, strlen(keys.inv), strlen(keys.res), strlen(keys.dl), arglen};
-    return tk_redis_command(r, cb, data, 7, argv, argvlen);
+    int argc = tk_fcall_prefix(fn, &keys, argv, argvlen);
+    for (size_t i = 0; i < nargs && i < MAX_ARGS; ++i, ++argc) {
+        argv[argc] = args[i];
+        argvlen[argc] = lens != NULL ? lens[i] : strlen(args[i]);
+    }
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
 }
 
 int tk_reservation_get(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_get", rid, rid, TK_UUID_LEN, cb, data);
+    return call_by_id(r, "tk_get", rid, 1, &rid, NULL, cb, data);
 }
 
 int tk_reservation_parse_get(const redisReply *reply, h2o_iovec_t *blob)
@@ -128,7 +126,7 @@ int tk_reservation_parse_get(const redisReply *reply, h2o_iovec_t *blob)
 
 int tk_reservation_cancel(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_cancel", rid, rid, TK_UUID_LEN, cb, data);
+    return call_by_id(r, "tk_cancel", rid, 1, &rid, NULL, cb, data);
 }
 
 tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply, h2o_iovec_t *status)
@@ -149,6 +147,62 @@ tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply, h2o_iov
 int tk_reservation_expire(tk_redis_t *r, const char *id, int limit, tk_redis_cb cb, void *data)
 {
     char arg[16];
-    int len = snprintf(arg, sizeof(arg), "%d", limit);
-    return call_by_id(r, "tk_expire", id, arg, (size_t)len, cb, data);
+    snprintf(arg, sizeof(arg), "%d", limit);
+    const char *args[] = {arg};
+    return call_by_id(r, "tk_expire", id, 1, args, NULL, cb, data);
+}
+
+int tk_reservation_pay_start(tk_redis_t *r, const char *rid, const char *txn, int timeout_ms, tk_redis_cb cb, void *data)
+{
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%d", timeout_ms);
+    const char *args[] = {rid, txn, timeout};
+    return call_by_id(r, "tk_pay_start", rid, 3, args, NULL, cb, data);
+}
+
+void tk_reservation_parse_pay_start(const redisReply *reply, tk_pay_start_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->outcome = TK_PAY_START_FAILED;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+        return;
+    redisReply **e = reply->element;
+    if (is_string(e[0], "OK") && reply->elements == 3 && e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_INTEGER) {
+        out->outcome = TK_PAY_START_OK;
+        out->txn = h2o_iovec_init(e[1]->str, e[1]->len);
+        out->amount_minor = e[2]->integer;
+    } else if (is_string(e[0], "EXISTS") && e[1]->type == REDIS_REPLY_STRING) {
+        out->outcome = TK_PAY_START_IN_FLIGHT;
+        out->txn = h2o_iovec_init(e[1]->str, e[1]->len);
+    } else if (is_string(e[0], "ERR") && is_string(e[1], "not_found")) {
+        out->outcome = TK_PAY_START_NOT_FOUND;
+    } else if (is_string(e[0], "ERR") && is_string(e[1], "state") && reply->elements == 3 && e[2]->type == REDIS_REPLY_STRING) {
+        out->outcome = TK_PAY_START_STATE;
+        out->status = h2o_iovec_init(e[2]->str, e[2]->len);
+    }
+}
+
+int tk_reservation_pay_finish(tk_redis_t *r, const char *rid, const char *txn, int approved, const char *error, tk_redis_cb cb,
+                              void *data)
+{
+    const char *args[] = {rid, txn, approved ? "ok" : "fail", error != NULL ? error : ""};
+    return call_by_id(r, "tk_pay_finish", rid, 4, args, NULL, cb, data);
+}
+
+int tk_reservation_txn(tk_redis_t *r, const char *txn, tk_redis_cb cb, void *data)
+{
+    return call_by_id(r, "tk_txn", txn, 1, &txn, NULL, cb, data);
+}
+
+int tk_reservation_parse_txn(const redisReply *reply, h2o_iovec_t *status, h2o_iovec_t *error)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+        return -1;
+    redisReply **e = reply->element;
+    if (is_string(e[0], "OK") && reply->elements == 3 && e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING) {
+        *status = h2o_iovec_init(e[1]->str, e[1]->len);
+        *error = h2o_iovec_init(e[2]->str, e[2]->len);
+        return 1;
+    }
+    return is_string(e[0], "ERR") && is_string(e[1], "not_found") ? 0 : -1;
 }

@@ -59,4 +59,30 @@ tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply, h2o_iov
 /* releases up to limit expired holds of the shard of id (an event or reservation id) */
 int tk_reservation_expire(tk_redis_t *r, const char *id, int limit, tk_redis_cb cb, void *data);
 
+typedef enum en_tk_pay_start_outcome_t {
+    TK_PAY_START_OK = 0,    /* a new transaction: charge the card */
+    TK_PAY_START_IN_FLIGHT, /* a transaction is already pending: answer with it, charge nothing */
+    TK_PAY_START_NOT_FOUND,
+    TK_PAY_START_STATE, /* not PENDING: status says what it is */
+    TK_PAY_START_FAILED
+} tk_pay_start_outcome_t;
+
+typedef struct st_tk_pay_start_result_t {
+    tk_pay_start_outcome_t outcome;
+    h2o_iovec_t txn;      /* OK, IN_FLIGHT (points into the reply) */
+    int64_t amount_minor; /* OK */
+    h2o_iovec_t status;   /* STATE */
+} tk_pay_start_result_t;
+
+/* PENDING -> PAYING with transaction txn (an id in the reservation's shard); the gateway
+ * is given up on after timeout_ms */
+int tk_reservation_pay_start(tk_redis_t *r, const char *rid, const char *txn, int timeout_ms, tk_redis_cb cb, void *data);
+void tk_reservation_parse_pay_start(const redisReply *reply, tk_pay_start_result_t *out);
+/* PAYING -> COMPLETED (approved) or back to PENDING with error */
+int tk_reservation_pay_finish(tk_redis_t *r, const char *rid, const char *txn, int approved, const char *error, tk_redis_cb cb,
+                              void *data);
+int tk_reservation_txn(tk_redis_t *r, const char *txn, tk_redis_cb cb, void *data);
+/* 1 with status and error (empty when none); 0 when not found; -1 on a failed call */
+int tk_reservation_parse_txn(const redisReply *reply, h2o_iovec_t *status, h2o_iovec_t *error);
+
 #endif

@@ -19,6 +19,7 @@ struct st_tk_sweeper_t {
     int full_batch; /* some shard had more to release */
     int stopping;
     uint64_t released;
+    uint64_t *expired_counter;
     h2o_timeout_t interval;
     h2o_timeout_entry_t tick;
 };
@@ -45,6 +46,7 @@ static void on_expired(redisReply *reply, void *data)
     tk_sweeper_t *s = data;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         s->released += (uint64_t)reply->integer;
+        __atomic_fetch_add(s->expired_counter, (uint64_t)reply->integer, __ATOMIC_RELAXED);
         s->full_batch |= reply->integer >= SWEEP_BATCH;
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         tk_log_error("sweeper", "tk_expire failed: %s", reply->str);
@@ -73,10 +75,10 @@ static void on_tick(h2o_timeout_entry_t *entry)
     sweep(s);
 }
 
-tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog)
+tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog, uint64_t *expired_counter)
 {
     tk_sweeper_t *s = h2o_mem_alloc(sizeof(*s));
-    *s = (tk_sweeper_t){.loop = loop, .redis = redis, .catalog = catalog};
+    *s = (tk_sweeper_t){.loop = loop, .redis = redis, .catalog = catalog, .expired_counter = expired_counter};
     h2o_timeout_init(loop, &s->interval, SWEEP_INTERVAL_MS);
     s->tick.cb = on_tick;
     h2o_timeout_link(loop, &s->interval, &s->tick);

@@ -15,7 +15,8 @@
 
 typedef struct st_tk_sweeper_t tk_sweeper_t;
 
-tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog);
+/* released holds are also added to *expired_counter (a metrics counter of the thread) */
+tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog, uint64_t *expired_counter);
 void tk_sweeper_stop(tk_sweeper_t *s);
 /* holds released by this sweeper since it started */
 uint64_t tk_sweeper_released(const tk_sweeper_t *s);

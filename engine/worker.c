@@ -38,6 +38,19 @@ int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
     return 0;
 }
 
+int tk_worker_run_pg(tk_worker_conn_t *conn, int (*fn)(PGconn *pg, void *arg), void *arg, char *err, size_t errsize)
+{
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (tk_worker_conn_ensure(conn, err, errsize) != 0)
+            return -1;
+        int rc = fn(conn->pg, arg);
+        if (rc >= 0 || PQstatus(conn->pg) == CONNECTION_OK)
+            return rc;
+    }
+    snprintf(err, errsize, "PostgreSQL connection lost: %s", PQerrorMessage(conn->pg));
+    return -1;
+}
+
 void tk_worker_conn_dispose(tk_worker_conn_t *conn)
 {
     if (conn->pg != NULL)

@@ -39,5 +39,10 @@ void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t
 /* (re)connects what is missing or broken; 0 when both connections are usable */
 int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize);
 void tk_worker_conn_dispose(tk_worker_conn_t *conn);
+/* Runs fn on a usable connection. A connection that turned out to be dead (the server
+ * restarted since it was last used) is remade and fn run once more, so the first job
+ * after a database restart does not fail. fn must be safe to repeat after a failure
+ * (a rolled-back transaction, a read). Returns fn's result, or -1. */
+int tk_worker_run_pg(tk_worker_conn_t *conn, int (*fn)(PGconn *pg, void *arg), void *arg, char *err, size_t errsize);
 
 #endif

@@ -7,10 +7,12 @@
 #include "engine/config.h"
 #include "engine/demo.h"
 #include "engine/log.h"
+#include "engine/metrics.h"
 #include "engine/pg.h"
 #include "engine/redis_sync.h"
 #include "engine/refresher.h"
 #include "engine/worker.h"
+#include "engine/writer.h"
 #include "http/jsonr.h"
 #include "http/server.h"
 
@@ -64,6 +66,7 @@ static int check_stores(const tk_config_t *config, FILE *out, PGconn **pg_out, r
             fprintf(stderr, "ticketd: cannot connect to PostgreSQL at %s: %s\n", where, err);
         ++failures;
     } else if (tk_pg_durability_warning(pg, warn, sizeof(warn)) == 1) {
+        tk_metrics_set_config_warning(TK_WARN_PG_DURABILITY, 1);
         if (out != NULL)
             fprintf(out, "WARN  %s\n", warn);
         else
@@ -80,6 +83,7 @@ static int check_stores(const tk_config_t *config, FILE *out, PGconn **pg_out, r
             fprintf(stderr, "ticketd: cannot connect to Redis at %s:%u: %s\n", config->redis.host, config->redis.port, err);
         ++failures;
     } else if (tk_redis_sync_durability_warning(redis, warn, sizeof(warn)) == 1) {
+        tk_metrics_set_config_warning(TK_WARN_REDIS_AOF, 1);
         if (out != NULL)
             fprintf(out, "WARN  %s\n", warn);
         else
@@ -209,11 +213,13 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     tk_jsonr_init();
-    if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0) {
+    if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0 ||
+        tk_writer_start(&config) != 0) {
         fprintf(stderr, "ticketd: cannot start background threads\n");
         return 1;
     }
     int status = tk_server_run(&config);
+    tk_writer_stop(5000);
     tk_refresher_stop();
     tk_workers_stop();
     return status;

@@ -4,6 +4,11 @@
  * lives in the request's pool and its dispose callback detaches the operation.
  */
 #include "http/respond.h"
+#include "http/idempotency.h"
+#include "http/router.h"
+#include "http/server.h"
+
+#include <sys/time.h>
 
 #include <string.h>
 
@@ -67,6 +72,12 @@ void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    tk_idempotency_on_respond(req, status, body);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+                 (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    tk_metrics_observe_request(&tk_thread_of(req)->metrics, tk_router_slot(req), status, us > 0 ? (uint64_t)us : 0);
     h2o_send_inline(req, body.base, body.len);
 }
 

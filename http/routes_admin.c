@@ -117,14 +117,26 @@ static tk_catalog_t *build_draft(json_t *body, char *err, size_t errsize)
     return draft;
 }
 
+typedef struct st_tk_insert_t {
+    const tk_event_t *event;
+    char err[512];
+} tk_insert_t;
+
+static int insert_event(PGconn *pg, void *arg)
+{
+    tk_insert_t *insert = arg;
+    return tk_pg_insert_event(pg, insert->event, insert->err, sizeof(insert->err));
+}
+
 static void run_create(tk_job_t *job, tk_worker_conn_t *conn)
 {
     tk_create_job_t *create = (tk_create_job_t *)job;
     const tk_event_t *ev = create->draft->events;
+    tk_insert_t insert = {.event = ev};
     char err[512];
     create->outcome = TK_CREATE_UNAVAILABLE;
-    if (tk_worker_conn_ensure(conn, err, sizeof(err)) != 0 || tk_pg_insert_event(conn->pg, ev, err, sizeof(err)) != 0) {
-        tk_log_error("admin", "creating event %s failed: %s", ev->id, err);
+    if (tk_worker_run_pg(conn, insert_event, &insert, err, sizeof(err)) != 0) {
+        tk_log_error("admin", "creating event %s failed: %s", ev->id, insert.err[0] != '\0' ? insert.err : err);
         return;
     }
     /* from here the event exists; Redis failures are repaired by the next catalog refresh */

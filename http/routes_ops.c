@@ -1,8 +1,10 @@
 /*
  * Operations routes. GET /healthz answers 200 {"status":"ok"} when this process's
  * Redis connection answers a PING and the refresher's last PostgreSQL check passed,
- * and 503 naming what is down otherwise.
+ * and 503 naming what is down otherwise. GET /metrics renders the Prometheus text
+ * format from every thread's counters.
  */
+#include "engine/metrics.h"
 #include "engine/refresher.h"
 #include "http/respond.h"
 #include "http/routes.h"
@@ -48,5 +50,15 @@ int tk_route_healthz(h2o_req_t *req, tk_thread_t *thread)
         tk_async_finish(op);
         respond_health(req, 0);
     }
+    return 0;
+}
+
+int tk_route_metrics(h2o_req_t *req, tk_thread_t *thread)
+{
+    size_t len;
+    char *text = tk_metrics_render(&len);
+    h2o_iovec_t body = h2o_strdup(&req->pool, text, len);
+    free(text);
+    tk_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
     return 0;
 }

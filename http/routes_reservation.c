@@ -8,6 +8,7 @@
 #include "engine/reservation.h"
 #include "engine/timefmt.h"
 #include "http/jsonr.h"
+#include "http/lookup.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/routes.h"
@@ -115,6 +116,7 @@ static void on_reserved(redisReply *reply, void *data)
         tk_jsonw_str(&w, message, strlen(message));
         tk_jsonw_lit(&w, "}");
         tk_session_set_cookie(req, config, reserve->rid);
+        tk_metrics_inc(&reserve->thread->metrics.holds_created);
         tk_respond_json(req, 201, &w);
         break;
     }
@@ -190,6 +192,7 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     }
     /* exact only for the first line: an earlier short line would be named first */
     if (tk_soldout_check(&thread->soldout, ev->id, lines[0].type.base, lines[0].type.len, now)) {
+        tk_metrics_inc(&thread->metrics.soldout_fast_path);
         respond_insufficient(req, lines[0].type);
         return 0;
     }
@@ -213,61 +216,89 @@ static const char *public_status(const char *st)
     return strcmp(st, "PAYING") == 0 ? "PENDING" : st;
 }
 
-/* Renders the reservation blob (see lua/ticketd.lua) as the API's reservation document. */
-static int render_reservation(h2o_req_t *req, tk_thread_t *thread, const char *rid, h2o_iovec_t blob)
+/* Reads the reservation blob (see lua/ticketd.lua) into the same shape PostgreSQL gives,
+ * tickets in pool memory; -1 when it is not the expected shape. */
+static int read_blob(h2o_req_t *req, h2o_iovec_t blob, tk_stored_reservation_t *view)
 {
     char err[128];
     json_t *rec = tk_jsonr_parse_object(&req->pool, blob.base, blob.len, err, sizeof(err));
-    json_t *event = json_object_get(rec, "e"), *tickets = json_object_get(rec, "t");
-    if (rec == NULL || !json_is_string(event) || !json_is_array(tickets) || !json_is_string(json_object_get(rec, "st")))
+    json_t *event = json_object_get(rec, "e"), *tickets = json_object_get(rec, "t"), *status = json_object_get(rec, "st");
+    if (rec == NULL || !json_is_string(status) || !json_is_array(tickets) ||
+        tk_uuid_normalize(json_string_value(event), json_string_length(event), view->event) != 0)
         return -1;
-    const char *event_id = json_string_value(event);
+    snprintf(view->status, sizeof(view->status), "%s", public_status(json_string_value(status)));
+    view->created_ms = (int64_t)json_number_value(json_object_get(rec, "c"));
+    view->until_ms = (int64_t)json_number_value(json_object_get(rec, "u"));
+    view->ntickets = json_array_size(tickets);
+    view->tickets = h2o_mem_alloc_pool(&req->pool, sizeof(*view->tickets) * (view->ntickets + 1));
+    for (size_t i = 0; i < view->ntickets; ++i) {
+        json_t *t = json_array_get(tickets, i);
+        json_t *id = json_array_get(t, 0), *type = json_array_get(t, 1), *price = json_array_get(t, 2);
+        tk_outbox_ticket_t *ticket = view->tickets + i;
+        if (!json_is_string(type) || !json_is_number(price) || json_string_length(type) >= sizeof(ticket->type) ||
+            tk_uuid_normalize(json_string_value(id), json_string_length(id), ticket->id) != 0)
+            return -1;
+        memcpy(ticket->type, json_string_value(type), json_string_length(type) + 1);
+        ticket->price_minor = (int64_t)json_number_value(price);
+    }
+    return 0;
+}
+
+/* The API's reservation document: the reservation, one entry per ticket, the event. */
+static void render_reservation(h2o_req_t *req, tk_thread_t *thread, const char *rid, const tk_stored_reservation_t *view)
+{
     tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 512 + json_array_size(tickets) * 200);
+    tk_jsonw_init(&w, &req->pool, 512 + view->ntickets * 200);
     tk_jsonw_lit(&w, "{\"reservation\":{\"id\":\"");
     tk_jsonw_raw(&w, rid, TK_UUID_LEN);
     tk_jsonw_lit(&w, "\",\"status\":\"");
-    const char *status = public_status(json_string_value(json_object_get(rec, "st")));
-    tk_jsonw_raw(&w, status, strlen(status));
+    tk_jsonw_raw(&w, view->status, strlen(view->status));
     tk_jsonw_lit(&w, "\",\"pending_until\":");
-    tk_jsonw_time(&w, (int64_t)json_number_value(json_object_get(rec, "u")));
+    tk_jsonw_time(&w, view->until_ms);
     tk_jsonw_lit(&w, ",\"reservation_date\":");
-    tk_jsonw_time(&w, (int64_t)json_number_value(json_object_get(rec, "c")));
-    tk_jsonw_lit(&w, ",\"event\":");
-    tk_jsonw_str(&w, event_id, strlen(event_id));
-    tk_jsonw_lit(&w, "},\"tickets\":[");
-    for (size_t i = 0; i < json_array_size(tickets); ++i) {
-        json_t *t = json_array_get(tickets, i);
-        json_t *id = json_array_get(t, 0), *type = json_array_get(t, 1), *price = json_array_get(t, 2);
-        if (!json_is_string(id) || !json_is_string(type) || !json_is_number(price))
-            return -1;
+    tk_jsonw_time(&w, view->created_ms);
+    tk_jsonw_lit(&w, ",\"event\":\"");
+    tk_jsonw_raw(&w, view->event, TK_UUID_LEN);
+    tk_jsonw_lit(&w, "\"},\"tickets\":[");
+    for (size_t i = 0; i < view->ntickets; ++i) {
+        const tk_outbox_ticket_t *t = view->tickets + i;
         if (i != 0)
             tk_jsonw_lit(&w, ",");
-        tk_jsonw_lit(&w, "{\"id\":");
-        tk_jsonw_str(&w, json_string_value(id), json_string_length(id));
-        tk_jsonw_lit(&w, ",\"type\":");
-        tk_jsonw_str(&w, json_string_value(type), json_string_length(type));
+        tk_jsonw_lit(&w, "{\"id\":\"");
+        tk_jsonw_raw(&w, t->id, TK_UUID_LEN);
+        tk_jsonw_lit(&w, "\",\"type\":");
+        tk_jsonw_str(&w, t->type, strlen(t->type));
         tk_jsonw_lit(&w, ",\"price\":");
-        tk_jsonw_money(&w, (int64_t)json_number_value(price));
+        tk_jsonw_money(&w, t->price_minor);
         tk_jsonw_lit(&w, ",\"reservation\":\"");
         tk_jsonw_raw(&w, rid, TK_UUID_LEN);
-        tk_jsonw_lit(&w, "\",\"event\":");
-        tk_jsonw_str(&w, event_id, strlen(event_id));
-        tk_jsonw_lit(&w, "}");
+        tk_jsonw_lit(&w, "\",\"event\":\"");
+        tk_jsonw_raw(&w, view->event, TK_UUID_LEN);
+        tk_jsonw_lit(&w, "\"}");
     }
     tk_jsonw_lit(&w, "],\"event\":");
     tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
-    const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, event_id) : NULL;
+    const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, view->event) : NULL;
     if (ev != NULL) {
         tk_jsonw_raw(&w, ev->json.base, ev->json.len);
     } else {
-        tk_jsonw_lit(&w, "{\"id\":");
-        tk_jsonw_str(&w, event_id, strlen(event_id));
-        tk_jsonw_lit(&w, "}");
+        tk_jsonw_lit(&w, "{\"id\":\"");
+        tk_jsonw_raw(&w, view->event, TK_UUID_LEN);
+        tk_jsonw_lit(&w, "\"}");
     }
     tk_jsonw_lit(&w, "}");
     tk_respond_json(req, 200, &w);
-    return 0;
+}
+
+/* A reservation that has left Redis: answer from PostgreSQL. */
+static void on_stored_reservation(tk_lookup_t *lookup, h2o_req_t *req, int found)
+{
+    if (found > 0)
+        render_reservation(req, lookup->thread, lookup->id, &lookup->reservation);
+    else if (found == 0)
+        respond_not_found(req);
+    else
+        tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
 }
 
 typedef struct st_tk_reservation_op_t {
@@ -282,15 +313,14 @@ static void on_got(redisReply *reply, void *data)
     h2o_req_t *req = tk_async_req(op);
     h2o_iovec_t blob;
     if (req != NULL) {
+        tk_stored_reservation_t view;
         int found = tk_reservation_parse_get(reply, &blob);
-        if (found == 0) {
-            /* Terminal reservations will leave Redis once persisted; the persistence
-             * issue completes this path with a read from PostgreSQL (a worker job). */
-            respond_not_found(req);
-        } else if (found < 0 || render_reservation(req, get->thread, get->rid, blob) != 0) {
-            /* no reply, or a blob we cannot read: a failure, not a 404 */
+        if (found == 0)
+            tk_lookup_reservation(req, get->thread, get->rid, on_stored_reservation);
+        else if (found > 0 && read_blob(req, blob, &view) == 0)
+            render_reservation(req, get->thread, get->rid, &view);
+        else /* no reply, or a blob we cannot read: a failure, not a 404 */
             tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
-        }
     }
     tk_async_finish(op);
 }
@@ -326,6 +356,18 @@ int tk_route_reservation_read(h2o_req_t *req, tk_thread_t *thread)
     return 0;
 }
 
+/* A reservation that has left Redis is finished: it cannot be cancelled any more. */
+static void on_stored_for_cancel(tk_lookup_t *lookup, h2o_req_t *req, int found)
+{
+    if (found > 0)
+        tk_respond_error(req, 409, "Reservation status is different than PENDING",
+                         "This reservation can not be cancelled: it is already finished");
+    else if (found == 0)
+        respond_not_found(req);
+    else
+        tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
+}
+
 static void on_cancelled(redisReply *reply, void *data)
 {
     tk_async_t *op = data;
@@ -336,11 +378,12 @@ static void on_cancelled(redisReply *reply, void *data)
         case TK_CANCEL_OK: {
             static const char body[] =
                 "{\"ok\":\"Reservation cancelled\",\"message\":\"Reservation for the event was cancelled successfully\"}";
+            tk_metrics_inc(&tk_thread_of(req)->metrics.holds_cancelled);
             tk_respond(req, 200, "application/json; charset=utf-8", h2o_iovec_init(body, sizeof(body) - 1));
             break;
         }
         case TK_CANCEL_NOT_FOUND:
-            respond_not_found(req);
+            tk_lookup_reservation(req, tk_thread_of(req), tk_async_data(op), on_stored_for_cancel);
             break;
         case TK_CANCEL_STATE: {
             const char *why = h2o_memis(status.base, status.len, H2O_STRLIT("PAYING"))      ? "its payment is in progress"
@@ -390,7 +433,8 @@ int tk_route_reservation_cancel(h2o_req_t *req, tk_thread_t *thread)
             return 0;
         }
     }
-    tk_async_t *op = tk_async_start(req, 0);
+    tk_async_t *op = tk_async_start(req, TK_UUID_LEN + 1);
+    memcpy(tk_async_data(op), rid, TK_UUID_LEN + 1);
     if (tk_reservation_cancel(thread->redis, rid, on_cancelled, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");

@@ -59,8 +59,12 @@ static void *thread_main(void *arg)
     tk_thread_t *thread = arg;
     h2o_context_init(&thread->ctx, h2o_evloop_create(), &globalconf);
     thread->redis = tk_redis_create(thread->ctx.loop, &thread->config->redis);
+    thread->metrics.redis = thread->redis;
+    tk_metrics_register(&thread->metrics);
+    thread->gateway = tk_gateway_simulator_create(thread->ctx.loop, thread->config->payment_latency_ms);
+    h2o_timeout_init(thread->ctx.loop, &thread->retry_timeout, 500);
     if (thread->index == 0)
-        thread->sweeper = tk_sweeper_start(thread->ctx.loop, thread->redis, &thread->catalog);
+        thread->sweeper = tk_sweeper_start(thread->ctx.loop, thread->redis, &thread->catalog, &thread->metrics.holds_expired);
     thread->queue = h2o_multithread_create_queue(thread->ctx.loop);
     h2o_multithread_register_receiver(thread->queue, &thread->job_receiver, tk_workers_on_complete);
     thread->accept_ctx = (h2o_accept_ctx_t){.ctx = &thread->ctx, .hosts = globalconf.hosts};
@@ -83,9 +87,10 @@ int tk_server_run(const tk_config_t *config)
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tk_router_on_req;
+    tk_router_name_metrics();
 
     size_t nthreads = (size_t)config->threads;
-    tk_thread_t *threads = h2o_mem_alloc(sizeof(*threads) * nthreads);
+    tk_thread_t *threads = aligned_alloc(64, (sizeof(*threads) * nthreads + 63) / 64 * 64);
     memset(threads, 0, sizeof(*threads) * nthreads);
     for (size_t i = 0; i < nthreads; ++i) {
         threads[i].index = i;

@@ -8,6 +8,8 @@
 
 #include "engine/catalog.h"
 #include "engine/config.h"
+#include "engine/metrics.h"
+#include "engine/payment.h"
 #include "engine/redis_conn.h"
 #include "engine/soldout.h"
 #include "engine/sweeper.h"
@@ -18,12 +20,15 @@
 
 typedef struct st_tk_thread_t {
     h2o_context_t ctx; /* first: requests find their thread through req->conn->ctx */
+    tk_metrics_t metrics;
     size_t index;
     const tk_config_t *config;
     tk_redis_t *redis;
     tk_catalog_cache_t catalog;
     tk_soldout_t soldout;
     tk_sweeper_t *sweeper; /* on the first thread only */
+    tk_gateway_t *gateway;
+    h2o_timeout_t retry_timeout; /* for recording gateway answers while Redis is away */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t job_receiver;
     h2o_socket_t *listener;

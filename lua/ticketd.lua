@@ -28,12 +28,25 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                  "c":created_ms, "u":until_ms,
                  "l":[[T,n],...]               merged lines, first-seen order
                  "t":[[ticket_uuid,T,price],...] one entry per ticket}
+                 "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
+                      "d":started_ms,"err":message} the latest transaction, if any}
   tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
               (A PAYING reservation is not in dl, so expiry never races a payment.)
+  tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
+              gateway is given up on (the payment then fails as timed out).
+  tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
+              "m" = msgpack of {r,e,st,c,u,t,x} (st as the API shows it: PAYING is
+              PENDING). Every entry is the whole reservation, so entries can be applied
+              by several writers in any order of batches. Consumer group "writers".
+  tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
+              ids, like reservation ids, start with their shard.
+  tk:{s}:gc   sorted set of persisted, finished records to forget: member "r:R" or
+              "x:T", score = when to drop them from res / tx (reads then fall back to
+              PostgreSQL).
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
-FUNCTIONS. KEYS are always tk:{s}:inv, tk:{s}:res, tk:{s}:dl, in that order.
+FUNCTIONS. KEYS are always tk:{s}:inv, res, dl, pay, ob, tx, gc, in that order.
 A malformed call (wrong keys, an id outside the keys' shard, non-numeric control
 arguments, a wrong argument count) is a bug in the caller. It gets an error
 reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
@@ -65,13 +78,32 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit
-                 Releases up to `limit` holds of the shard whose deadline <= now.
-                 dl entries that are no longer PENDING are only removed.
+                 Releases up to `limit` holds of the shard whose deadline <= now,
+                 fails payments whose gateway deadline passed, and forgets up to
+                 `limit` persisted records whose grace ran out. dl entries that are
+                 no longer PENDING are only removed.
                  -> integer number expired
+  tk_pay_start   ARGV R, T, gateway_timeout_ms
+                 PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
+                 -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
+                  | {"ERR","not_found"} | {"ERR","state",status}
+  tk_pay_finish  ARGV R, T, "ok"|"fail", error_message
+                 PAYING -> COMPLETED (tickets held -> sold, revenue) or back to
+                 PENDING (transaction ERROR; expired at once if past until_ms).
+                 -> {"OK", status} | {"ERR","stale",status} (T is not in flight)
+  tk_txn         ARGV T  (no-writes) -> {"OK", status, error or ""} | {"ERR","not_found"}
+  tk_idem_claim  KEYS tk:idem:<sha256 of method, path and key>  ARGV claim_ms
+                 (outside the shard layout: one key of its own)
+                 -> {"CLAIMED"} (run the request) | {"BUSY"} (the first is still running)
+                  | {"DONE", stored_answer} (replay it)
+  tk_persisted   ARGV grace_ms, nids, stream ids..., members for gc ("r:R"/"x:T")
+                 After a writer committed: XACK + XDEL the ids, schedule the
+                 finished records to be forgotten after grace_ms. -> nids
   tk_stats       ARGV E   (flags no-writes, so it can be called with FCALL_RO)
                  -> {} when the event is unknown, else the flat array
                     {capacity, available, held, sold, cancelled, expired, revenue,
-                     ntypes, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
+                     ntypes, lag_ms, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
+                    lag_ms: age of the oldest outbox entry not yet persisted (0: none)
                     (totals over all types first, then 5 entries per type in
                      E:types order; everything but the names is an integer)
 ]]
@@ -111,15 +143,34 @@ end
 -- keys_shard checks that KEYS are exactly inv, res, dl of one shard and
 -- returns that shard. An id whose prefix is not this shard would be stored
 -- where no later call could find it.
+local KEY_NAMES = { 'inv', 'res', 'dl', 'pay', 'ob', 'tx', 'gc' }
+local BAD_KEYS = 'keys must be tk:{s}:inv, res, dl, pay, ob, tx, gc'
+
 local function keys_shard(keys)
-    if #keys ~= 3 then
+    if #keys ~= #KEY_NAMES then
         return nil
     end
     local s = string.match(keys[1], '^tk:{([0-9a-f][0-9a-f][0-9a-f][0-9a-f])}:inv$')
-    if not s or keys[2] ~= 'tk:{' .. s .. '}:res' or keys[3] ~= 'tk:{' .. s .. '}:dl' then
+    if not s then
         return nil
     end
+    for i, name in ipairs(KEY_NAMES) do
+        if keys[i] ~= 'tk:{' .. s .. '}:' .. name then
+            return nil
+        end
+    end
     return s
+end
+
+-- outbox appends the whole reservation to the shard's stream, for the writer that
+-- persists it to PostgreSQL. Called by every transition, inside the same call.
+local function outbox(keys, rid, rec)
+    local st = rec.st == 'PAYING' and 'PENDING' or rec.st
+    local entry = { r = rid, e = rec.e, st = st, c = rec.c, u = rec.u, t = rec.t }
+    if rec.x then
+        entry.x = rec.x
+    end
+    redis.call('XADD', keys[5], '*', 'm', cmsgpack.pack(entry))
 end
 
 local function in_shard(id, s)
@@ -143,6 +194,7 @@ local function release(keys, rid, rec, counter)
     rec.st = 'CANCELLED'
     redis.call('HSET', keys[2], rid, cjson.encode(rec))
     redis.call('ZREM', keys[3], rid)
+    outbox(keys, rid, rec)
     return total
 end
 
@@ -188,7 +240,7 @@ end
 local function tk_event_init(keys, args)
     local s = keys_shard(keys)
     if not s then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local e = args[1]
     if not in_shard(e, s) then
@@ -237,7 +289,7 @@ end
 
 local function tk_avail(keys, args)
     if not keys_shard(keys) then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     expire_due(keys, now_ms(), EXPIRE_BATCH)
     local e = args[1]
@@ -264,7 +316,7 @@ end
 local function tk_reserve(keys, args)
     local s = keys_shard(keys)
     if not s then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local e, rid = args[1], args[2]
     if not in_shard(e, s) or not in_shard(rid, s) then
@@ -363,12 +415,13 @@ local function tk_reserve(keys, args)
     local rec = { e = e, st = 'PENDING', c = now, u = until_ms, l = held, t = tickets }
     redis.call('HSET', keys[2], rid, cjson.encode(rec))
     redis.call('ZADD', keys[3], until_ms, rid)
+    outbox(keys, rid, rec)
     return { 'OK', now, until_ms }
 end
 
 local function tk_get(keys, args)
     if not keys_shard(keys) then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local rec, blob = load_live(keys, args[1])
     if not rec then
@@ -379,7 +432,7 @@ end
 
 local function tk_cancel(keys, args)
     if not keys_shard(keys) then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local rid = args[1]
     local rec = load_live(keys, rid)
@@ -393,20 +446,196 @@ local function tk_cancel(keys, args)
     return { 'OK' }
 end
 
+
+-- finish_payment owns the PAYING -> COMPLETED / PENDING transition. On success the
+-- tickets move from held to sold and the revenue grows; on failure the transaction
+-- records the error and the hold is PENDING again until its own deadline (already
+-- passed: it expires at once, so no path completes or keeps an expired hold).
+local function finish_payment(keys, rid, rec, ok, err, now)
+    local inv, x = keys[1], rec.x
+    redis.call('ZREM', keys[4], rid)
+    if ok then
+        for _, line in ipairs(rec.l) do
+            local p = rec.e .. ':' .. line[1] .. ':'
+            redis.call('HINCRBY', inv, p .. 'held', -line[2])
+            redis.call('HINCRBY', inv, p .. 'sold', line[2])
+        end
+        redis.call('HINCRBY', inv, rec.e .. ':revenue', x.amt)
+        x.st, rec.st = 'COMPLETED', 'COMPLETED'
+    else
+        x.st, x.err, rec.st = 'ERROR', err, 'PENDING'
+    end
+    redis.call('HSET', keys[6], x.id, cjson.encode({ r = rid, st = x.st, err = x.err }))
+    if not ok and now >= rec.u then
+        release(keys, rid, rec, 'expired') -- writes the record and the outbox entry
+        return rec.st
+    end
+    if not ok then
+        redis.call('ZADD', keys[3], rec.u, rid)
+    end
+    redis.call('HSET', keys[2], rid, cjson.encode(rec))
+    outbox(keys, rid, rec)
+    return rec.st
+end
+
+-- timeout_payments fails the payments whose gateway did not answer in time.
+local function timeout_payments(keys, now, limit)
+    local due = redis.call('ZRANGEBYSCORE', keys[4], '-inf', now, 'LIMIT', 0, limit)
+    for _, rid in ipairs(due) do
+        local blob = redis.call('HGET', keys[2], rid)
+        local rec = blob and cjson.decode(blob)
+        if rec and rec.st == 'PAYING' then
+            finish_payment(keys, rid, rec, false, 'Payment gateway timed out', now)
+        else
+            redis.call('ZREM', keys[4], rid)
+        end
+    end
+    return #due
+end
+
+-- forget_persisted drops finished records whose grace after persistence ran out;
+-- reads of them are answered from PostgreSQL from then on.
+local function forget_persisted(keys, now, limit)
+    local due = redis.call('ZRANGEBYSCORE', keys[7], '-inf', now, 'LIMIT', 0, limit)
+    for _, member in ipairs(due) do
+        local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+        if kind == 'r' then
+            local blob = redis.call('HGET', keys[2], id)
+            local rec = blob and cjson.decode(blob)
+            if rec and (rec.st == 'COMPLETED' or rec.st == 'CANCELLED') then
+                redis.call('HDEL', keys[2], id)
+            end
+        else
+            redis.call('HDEL', keys[6], id)
+        end
+        redis.call('ZREM', keys[7], member)
+    end
+    return #due
+end
+
+local function tk_pay_start(keys, args)
+    local s = keys_shard(keys)
+    if not s then
+        return bad_call(BAD_KEYS)
+    end
+    local rid, tid = args[1], args[2]
+    local timeout = parse_int(args[3], 1)
+    if not in_shard(rid, s) or not in_shard(tid, s) or not timeout then
+        return bad_call('tk_pay_start R T gateway_timeout_ms, ids in the keys\' shard')
+    end
+    local rec = load_live(keys, rid)
+    if not rec then
+        return { 'ERR', 'not_found' }
+    end
+    if rec.st == 'PAYING' then
+        return { 'EXISTS', rec.x.id }
+    end
+    if rec.st ~= 'PENDING' then
+        return { 'ERR', 'state', rec.st }
+    end
+    local now, amount = now_ms(), 0
+    for _, t in ipairs(rec.t) do
+        amount = amount + t[3]
+    end
+    rec.st = 'PAYING'
+    rec.x = { id = tid, st = 'PENDING', amt = amount, d = now }
+    redis.call('HSET', keys[2], rid, cjson.encode(rec))
+    redis.call('ZREM', keys[3], rid)
+    redis.call('ZADD', keys[4], now + timeout, rid)
+    redis.call('HSET', keys[6], tid, cjson.encode({ r = rid, st = 'PENDING' }))
+    outbox(keys, rid, rec)
+    return { 'OK', tid, amount }
+end
+
+local function tk_pay_finish(keys, args)
+    local s = keys_shard(keys)
+    if not s then
+        return bad_call(BAD_KEYS)
+    end
+    local rid, tid, outcome, err = args[1], args[2], args[3], args[4]
+    if not in_shard(rid, s) or (outcome ~= 'ok' and outcome ~= 'fail') then
+        return bad_call('tk_pay_finish R T ok|fail error_message')
+    end
+    local blob = redis.call('HGET', keys[2], rid)
+    local rec = blob and cjson.decode(blob)
+    if not rec or rec.st ~= 'PAYING' or rec.x.id ~= tid then
+        return { 'ERR', 'stale', rec and rec.st or 'NOT_FOUND' }
+    end
+    return { 'OK', finish_payment(keys, rid, rec, outcome == 'ok', err ~= '' and err or 'Payment failed', now_ms()) }
+end
+
+local function tk_txn(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local blob = type(args[1]) == 'string' and redis.call('HGET', keys[6], args[1])
+    if not blob then
+        return { 'ERR', 'not_found' }
+    end
+    local x = cjson.decode(blob)
+    return { 'OK', x.st, x.err or '' }
+end
+
+local function tk_persisted(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local grace = parse_int(args[1], 0)
+    local nids = parse_int(args[2], 0)
+    if not grace or not nids or #args < 2 + nids then
+        return bad_call('tk_persisted grace_ms nids ids... members...')
+    end
+    if nids > 0 then
+        local ids = { unpack(args, 3, 2 + nids) }
+        redis.call('XACK', keys[5], 'writers', unpack(ids))
+        redis.call('XDEL', keys[5], unpack(ids))
+    end
+    local forget_at = now_ms() + grace
+    for i = 3 + nids, #args do
+        redis.call('ZADD', keys[7], forget_at, args[i])
+    end
+    return nids
+end
+
+-- tk_idem_claim claims an idempotency key for the request about to run, or hands
+-- back what the first request with that key answered. The claim expires on its own
+-- if the server dies before answering; the answer is stored with a plain SET.
+local function tk_idem_claim(keys, args)
+    if #keys ~= 1 or not string.match(keys[1], '^tk:idem:%x+$') then
+        return bad_call('tk_idem_claim tk:idem:<hash> claim_ms')
+    end
+    local claim = parse_int(args[1], 1)
+    if not claim then
+        return bad_call('tk_idem_claim claim_ms')
+    end
+    local stored = redis.call('GET', keys[1])
+    if not stored then
+        redis.call('SET', keys[1], '*', 'PX', claim)
+        return { 'CLAIMED' }
+    end
+    if stored == '*' then
+        return { 'BUSY' }
+    end
+    return { 'DONE', stored }
+end
+
 local function tk_expire(keys, args)
     if not keys_shard(keys) then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local limit = parse_int(args[1], 1)
     if not limit then
         return bad_call('tk_expire limit (integer >= 1)')
     end
-    return expire_due(keys, now_ms(), limit)
+    local now = now_ms()
+    timeout_payments(keys, now, limit)
+    forget_persisted(keys, now, limit)
+    return expire_due(keys, now, limit)
 end
 
 local function tk_stats(keys, args)
     if not keys_shard(keys) then
-        return bad_call('keys must be tk:{s}:inv, tk:{s}:res, tk:{s}:dl')
+        return bad_call(BAD_KEYS)
     end
     local e = args[1]
     local types = event_types(keys[1], e)
@@ -433,7 +662,13 @@ local function tk_stats(keys, args)
             per[#per + 1] = v
         end
     end
-    local out = { cap, avail, held, sold, tonumber(vals[1]) or 0, tonumber(vals[2]) or 0, tonumber(vals[3]) or 0, #types }
+    local lag = 0
+    local oldest = redis.call('XRANGE', keys[5], '-', '+', 'COUNT', 1)[1]
+    if oldest then
+        local t = redis.call('TIME')
+        lag = math.max(0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(string.match(oldest[1], '^(%d+)')))
+    end
+    local out = { cap, avail, held, sold, tonumber(vals[1]) or 0, tonumber(vals[2]) or 0, tonumber(vals[3]) or 0, #types, lag }
     for _, v in ipairs(per) do
         out[#out + 1] = v
     end
@@ -447,3 +682,8 @@ redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = {} }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
+redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
+redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = {} }
+redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
+redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
+redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }

@@ -16,6 +16,8 @@ PACKAGES=(
     redis-server redis-tools postgresql-15 postgresql-client-15
     # benchmarking, HTTP/2 client, plots, scripting helpers
     wrk nghttp2-client gnuplot-nox curl jq
+    # repository checks (tests/repo/test_compose.sh parses docker-compose.yml)
+    python3-yaml
     # ps/pgrep, runuser (used by scripts/services.sh)
     procps util-linux
 )

@@ -2,6 +2,7 @@
 # services.sh — run the project-local Redis 7 and PostgreSQL 15 that ticketd uses.
 #
 #   scripts/services.sh {start|stop|status|env} [dev|test]      (profile: dev)
+#   scripts/services.sh {start|stop}-{redis|postgres} [dev|test]   (one store alone)
 #
 # Each profile has its own ports and data so the dev server and the test suite never
 # share state:  dev = Redis 6390, PostgreSQL 5440;  test = Redis 6391, PostgreSQL 5441.
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 {start|stop|status|env} [dev|test]" >&2
+    echo "usage: $0 {start|stop|status|env|start-redis|stop-redis|start-postgres|stop-postgres} [dev|test]" >&2
     exit 2
 }
 
@@ -221,6 +222,11 @@ stop)
     stop_redis
     stop_pg
     ;;
+# one store alone, for the tests that take one down and bring it back
+start-redis) start_redis ;;
+stop-redis) stop_redis ;;
+start-postgres) start_pg ;;
+stop-postgres) stop_pg ;;
 status) status ;;
 env)
     echo "export TICKETD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"

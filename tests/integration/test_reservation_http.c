@@ -76,7 +76,7 @@ static long long inventory_field(const char *event, const char *type, const char
     redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(event, &keys);
-    redisReply *r = redisCommand(c, "HGET %s %s:%s:%s", keys.inv, event, type, field);
+    redisReply *r = redisCommand(c, "HGET %s %s:%s:%s", keys.names[TK_KEY_INV], event, type, field);
     long long v = r != NULL && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
     freeReplyObject(r);
     redisFree(c);

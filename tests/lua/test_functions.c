@@ -111,7 +111,10 @@ static void keys_for(const char *id, char inv[32], char res[32], char dl[32])
     snprintf(dl, 32, "tk:{%.4s}:dl", id);
 }
 
-/* FCALL fn with the three keys of id's shard and args; NULL on a connection error. */
+/* the library's other keys of id's shard, in KEYS order after inv, res, dl */
+static const char *const OTHER_KEYS[] = {"pay", "ob", "tx", "gc"};
+
+/* FCALL fn with the seven keys of id's shard and args; NULL on a connection error. */
 static redisReply *fcall_on(redisContext *c, const char *fn, const char *id, int argc, const char **args)
 {
     const char *argv[MAX_ARGS];
@@ -120,10 +123,15 @@ static redisReply *fcall_on(redisContext *c, const char *fn, const char *id, int
     keys_for(id, inv, res, dl);
     argv[n++] = "FCALL";
     argv[n++] = fn;
-    argv[n++] = "3";
+    char others[4][32];
+    argv[n++] = "7";
     argv[n++] = inv;
     argv[n++] = res;
     argv[n++] = dl;
+    for (int i = 0; i < 4; ++i) {
+        snprintf(others[i], sizeof(others[i]), "tk:{%.4s}:%s", id, OTHER_KEYS[i]);
+        argv[n++] = others[i];
+    }
     for (int i = 0; i < argc && n < MAX_ARGS; i++)
         argv[n++] = args[i];
     return redisCommandArgv(c, n, argv, NULL);
@@ -244,13 +252,13 @@ static void expect_err(redisReply *r, const char *reason, const char *arg, long 
 
 /* ---- inventory views -------------------------------------------------------------------- */
 
-/* Parses tk_stats: {cap, avail, held, sold, cancelled, expired, revenue, ntypes, (T cap avail held sold)*ntypes}. */
+/* Parses tk_stats: {cap, avail, held, sold, cancelled, expired, revenue, ntypes, lag_ms, (T cap avail held sold)*ntypes}. */
 static void stats_get(const char *ev, tk_stats_t *s)
 {
     redisReply *r = fcall("tk_stats", ev, ev, NULL);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_ge(r->elements, 8);
-    for (size_t i = 0; i < 8; i++)
+    ck_assert_uint_ge(r->elements, 9);
+    for (size_t i = 0; i < 9; i++)
         ck_assert_int_eq(r->element[i]->type, REDIS_REPLY_INTEGER);
     memset(s, 0, sizeof(*s));
     s->cap = r->element[0]->integer;
@@ -262,9 +270,10 @@ static void stats_get(const char *ev, tk_stats_t *s)
     s->revenue = r->element[6]->integer;
     s->ntypes = (size_t)r->element[7]->integer;
     ck_assert_uint_le(s->ntypes, 8);
-    ck_assert_uint_eq(r->elements, 8 + 5 * s->ntypes);
+    ck_assert_int_ge(r->element[8]->integer, 0); /* persistence lag */
+    ck_assert_uint_eq(r->elements, 9 + 5 * s->ntypes);
     for (size_t i = 0; i < s->ntypes; i++) {
-        redisReply **e = r->element + 8 + 5 * i;
+        redisReply **e = r->element + 9 + 5 * i;
         ck_assert_int_eq(e[0]->type, REDIS_REPLY_STRING);
         for (int k = 1; k < 5; k++)
             ck_assert_int_eq(e[k]->type, REDIS_REPLY_INTEGER);
@@ -932,26 +941,30 @@ START_TEST(test_stats_shape_totals_then_types)
     expect_ok(reserve(ev, rid, HOLD_MS, lines, 2), 0);
     redisReply *r = fcall("tk_stats", ev, ev, NULL);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(r->elements, 8 + 2 * 5);
+    ck_assert_uint_eq(r->elements, 9 + 2 * 5);
     long long want[] = {600, 593, 7, 0, 0, 0, 0, 2};
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(r->element[i]->integer, want[i]);
-    ck_assert_str_eq(r->element[8]->str, "VIP");
+    ck_assert_int_ge(r->element[8]->integer, 0); /* the reservation waits in the outbox */
+    ck_assert_str_eq(r->element[9]->str, "VIP");
     long long vip[] = {100, 97, 3, 0};
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(r->element[9 + i]->integer, vip[i]);
-    ck_assert_str_eq(r->element[13]->str, "Std");
+        ck_assert_int_eq(r->element[10 + i]->integer, vip[i]);
+    ck_assert_str_eq(r->element[14]->str, "Std");
     long long std[] = {500, 496, 4, 0};
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(r->element[14 + i]->integer, std[i]);
+        ck_assert_int_eq(r->element[15 + i]->integer, std[i]);
     freeReplyObject(r);
 
     /* read-only: FCALL_RO works; unknown events give an empty array */
     char inv[32], res[32], dl[32];
     keys_for(ev, inv, res, dl);
-    r = cmd("FCALL_RO tk_stats 3 %s %s %s %s", inv, res, dl, ev);
+    char others[4][32];
+    for (int i = 0; i < 4; ++i)
+        snprintf(others[i], sizeof(others[i]), "tk:{%.4s}:%s", ev, OTHER_KEYS[i]);
+    r = cmd("FCALL_RO tk_stats 7 %s %s %s %s %s %s %s %s", inv, res, dl, others[0], others[1], others[2], others[3], ev);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(r->elements, 18);
+    ck_assert_uint_eq(r->elements, 19);
     freeReplyObject(r);
     uuid_new(unknown);
     r = fcall("tk_stats", unknown, unknown, NULL);

@@ -235,6 +235,42 @@ int tk_test_run_ticketd(const char *const *env, const char *const *args, char *o
     return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 }
 
+int tk_test_pg_scalar(const char *database, const char *sql, char *out, size_t outsize)
+{
+    char url[256];
+    tk_test_pg_url(database, url, sizeof(url));
+    PGconn *conn = PQconnectdb(url);
+    int rc = -1;
+    out[0] = '\0';
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(conn, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            rc = 0;
+            if (PQntuples(res) > 0)
+                snprintf(out, outsize, "%s", PQgetvalue(res, 0, 0));
+        } else {
+            fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(conn));
+        }
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return rc;
+}
+
+long long tk_test_pg_count(const char *database, const char *sql)
+{
+    char out[64];
+    return tk_test_pg_scalar(database, sql, out, sizeof(out)) == 0 ? atoll(out) : -1;
+}
+
+int tk_test_services(const char *action)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "TICKETD_REDIS_PORT=%d TICKETD_PG_PORT=%d bash %s/scripts/services.sh %s test >/dev/null 2>&1",
+             tk_test_redis_port(), tk_test_pg_port(), TK_SOURCE_DIR, action);
+    return system(cmd);
+}
+
 size_t tk_test_server_log(const tk_test_server_t *s, char *buf, size_t bufsize)
 {
     FILE *f = fopen(s->log_path, "r");

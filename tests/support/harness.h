@@ -35,6 +35,12 @@ int tk_test_server_start(tk_test_server_t *s, const char *const *env, const char
 int tk_test_server_stop(tk_test_server_t *s);
 /* runs ticketd to completion with only the given environment; captures stdout+stderr */
 int tk_test_run_ticketd(const char *const *env, const char *const *args, char *output, size_t outsize);
+/* Runs sql on the named test database and copies the first column of the first row
+ * into out ("" for none). 0 on success, -1 when the query failed. */
+int tk_test_pg_scalar(const char *database, const char *sql, char *out, size_t outsize);
+long long tk_test_pg_count(const char *database, const char *sql);
+/* scripts/services.sh ACTION test on the test stores' ports (e.g. "stop-postgres") */
+int tk_test_services(const char *action);
 /* contents of the server's log so far */
 size_t tk_test_server_log(const tk_test_server_t *s, char *buf, size_t bufsize);
 

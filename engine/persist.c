@@ -1,0 +1,239 @@
+/*
+ * The batch writer's SQL. Staging tables are temporary (per session, emptied at each
+ * commit). Within a batch the same reservation may appear several times; DISTINCT ON
+ * keeps its final state (a finished status beats PENDING, then the latest entry).
+ */
+#include "engine/persist.h"
+#include "engine/money.h"
+#include "engine/timefmt.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char staging_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS stage_reservations (seq int, id uuid, event_id uuid, status text, "
+    "reservation_date timestamptz, pending_until timestamptz) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_tickets (id uuid, reservation_id uuid, event_id uuid, type text, price numeric) "
+    "ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_transactions (seq int, id uuid, reservation_id uuid, status text, amount numeric, "
+    "date timestamptz, error_type text) ON COMMIT DELETE ROWS";
+
+static const char merge_sql[] =
+    "INSERT INTO reservations (id, event_id, status, reservation_date, pending_until) "
+    "SELECT DISTINCT ON (id) id, event_id, status, reservation_date, pending_until FROM stage_reservations "
+    "ORDER BY id, status <> 'PENDING' DESC, seq DESC "
+    "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = now() "
+    "WHERE reservations.status = 'PENDING' AND EXCLUDED.status <> 'PENDING';"
+    "INSERT INTO ordered_tickets (id, reservation_id, event_id, type, price) "
+    "SELECT DISTINCT ON (id) id, reservation_id, event_id, type, price FROM stage_tickets ORDER BY id "
+    "ON CONFLICT (id) DO NOTHING;"
+    "INSERT INTO transactions (id, reservation_id, status, amount, date, error_type) "
+    "SELECT DISTINCT ON (id) id, reservation_id, status, amount, date, error_type FROM stage_transactions "
+    "ORDER BY id, status <> 'PENDING' DESC, seq DESC "
+    "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, error_type = EXCLUDED.error_type "
+    "WHERE transactions.status = 'PENDING' AND EXCLUDED.status <> 'PENDING'";
+
+static void set_error(char *err, size_t errsize, const char *what, PGconn *conn)
+{
+    snprintf(err, errsize, "%s: %s", what, PQerrorMessage(conn));
+    for (char *p = err; *p != '\0'; ++p)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errsize)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        set_error(err, errsize, "batch", conn);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* A growable text buffer for COPY rows. */
+typedef struct st_tk_copybuf_t {
+    char *data;
+    size_t len, cap;
+} tk_copybuf_t;
+
+static void put(tk_copybuf_t *b, const char *s, size_t len)
+{
+    if (b->cap - b->len < len + 1) {
+        while (b->cap - b->len < len + 1)
+            b->cap = b->cap == 0 ? 4096 : b->cap * 2;
+        if ((b->data = realloc(b->data, b->cap)) == NULL)
+            abort();
+    }
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+}
+
+/* a text-format COPY field: backslash, tab, newline and carriage return escaped */
+static void put_field(tk_copybuf_t *b, const char *s, char terminator)
+{
+    for (; *s != '\0'; ++s) {
+        switch (*s) {
+        case '\\':
+            put(b, "\\\\", 2);
+            break;
+        case '\t':
+            put(b, "\\t", 2);
+            break;
+        case '\n':
+            put(b, "\\n", 2);
+            break;
+        case '\r':
+            put(b, "\\r", 2);
+            break;
+        default:
+            put(b, s, 1);
+        }
+    }
+    put(b, &terminator, 1);
+}
+
+static void put_time(tk_copybuf_t *b, int64_t ms, char terminator)
+{
+    char t[TK_RFC3339_MAX];
+    tk_time_format_rfc3339(ms, t, sizeof(t));
+    put_field(b, t, terminator);
+}
+
+static void put_money(tk_copybuf_t *b, int64_t minor, char terminator)
+{
+    char m[32];
+    tk_money_format_sql(minor, m, sizeof(m));
+    put_field(b, m, terminator);
+}
+
+static void put_int(tk_copybuf_t *b, int64_t v, char terminator)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%" PRId64, v);
+    put_field(b, n, terminator);
+}
+
+static int copy_in(PGconn *conn, const char *sql, const tk_copybuf_t *rows, char *err, size_t errsize)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    if (ok)
+        ok = (rows->len == 0 || PQputCopyData(conn, rows->data, (int)rows->len) == 1) && PQputCopyEnd(conn, NULL) == 1;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
+    if (!ok)
+        set_error(err, errsize, sql, conn);
+    return ok ? 0 : -1;
+}
+
+int tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, char *err, size_t errsize)
+{
+    tk_copybuf_t reservations = {0}, tickets = {0}, transactions = {0};
+    for (size_t i = 0; i < n; ++i) {
+        const tk_outbox_record_t *r = recs + i;
+        put_int(&reservations, (int64_t)i, '\t');
+        put_field(&reservations, r->rid, '\t');
+        put_field(&reservations, r->event, '\t');
+        put_field(&reservations, r->status, '\t');
+        put_time(&reservations, r->created_ms, '\t');
+        put_time(&reservations, r->until_ms, '\n');
+        for (size_t j = 0; j < r->ntickets; ++j) {
+            put_field(&tickets, r->tickets[j].id, '\t');
+            put_field(&tickets, r->rid, '\t');
+            put_field(&tickets, r->event, '\t');
+            put_field(&tickets, r->tickets[j].type, '\t');
+            put_money(&tickets, r->tickets[j].price_minor, '\n');
+        }
+        if (r->has_txn) {
+            put_int(&transactions, (int64_t)i, '\t');
+            put_field(&transactions, r->txn_id, '\t');
+            put_field(&transactions, r->rid, '\t');
+            put_field(&transactions, r->txn_status, '\t');
+            put_money(&transactions, r->txn_amount_minor, '\t');
+            put_time(&transactions, r->txn_date_ms, '\t');
+            if (r->txn_error[0] != '\0')
+                put_field(&transactions, r->txn_error, '\n');
+            else
+                put(&transactions, "\\N\n", 3);
+        }
+    }
+
+    int rc = -1;
+    if (exec_ok(conn, "BEGIN", err, errsize) != 0)
+        goto Exit;
+    if (exec_ok(conn, staging_sql, err, errsize) != 0 ||
+        copy_in(conn, "COPY stage_reservations FROM STDIN", &reservations, err, errsize) != 0 ||
+        copy_in(conn, "COPY stage_tickets FROM STDIN", &tickets, err, errsize) != 0 ||
+        copy_in(conn, "COPY stage_transactions FROM STDIN", &transactions, err, errsize) != 0 ||
+        exec_ok(conn, merge_sql, err, errsize) != 0 || exec_ok(conn, "COMMIT", err, errsize) != 0) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+        goto Exit;
+    }
+    rc = 0;
+Exit:
+    free(reservations.data);
+    free(tickets.data);
+    free(transactions.data);
+    return rc;
+}
+
+int tk_persist_read_reservation(PGconn *conn, const char *rid, tk_stored_reservation_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *params[] = {rid};
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT r.status, r.event_id::text, (extract(epoch FROM r.reservation_date) * 1000)::bigint, "
+                     "(extract(epoch FROM r.pending_until) * 1000)::bigint, t.id::text, t.type, (t.price * 100)::bigint "
+                     "FROM reservations r LEFT JOIN ordered_tickets t ON t.reservation_id = r.id "
+                     "WHERE r.id = $1 ORDER BY t.type, t.id",
+                     1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    if (rows == 0) {
+        PQclear(res);
+        return 0;
+    }
+    snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 0));
+    snprintf(out->event, sizeof(out->event), "%s", PQgetvalue(res, 0, 1));
+    out->created_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    out->until_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    if ((out->tickets = calloc((size_t)rows, sizeof(*out->tickets))) == NULL)
+        abort();
+    for (int i = 0; i < rows; ++i) {
+        if (PQgetisnull(res, i, 4))
+            continue;
+        tk_outbox_ticket_t *t = out->tickets + out->ntickets++;
+        snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(res, i, 4));
+        snprintf(t->type, sizeof(t->type), "%s", PQgetvalue(res, i, 5));
+        t->price_minor = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+    }
+    PQclear(res);
+    return 1;
+}
+
+int tk_persist_read_transaction(PGconn *conn, const char *txn, char *status, size_t status_size, char *error, size_t error_size)
+{
+    const char *params[] = {txn};
+    PGresult *res = PQexecParams(conn, "SELECT status, coalesce(error_type, '') FROM transactions WHERE id = $1", 1, NULL, params,
+                                 NULL, NULL, 0);
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        rc = PQntuples(res) == 1;
+        if (rc) {
+            snprintf(status, status_size, "%s", PQgetvalue(res, 0, 0));
+            snprintf(error, error_size, "%s", PQgetvalue(res, 0, 1));
+        }
+    }
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/*
+ * GET /events/stats/?event_id=… (admin): the seed's ticket_counters plus the live
+ * block — capacity, available, held, sold, cancelled, expired and revenue, overall and
+ * per type, and the persistence lag — from the counters the Redis functions keep, in
+ * one read-only call; nothing scans reservations.
+ */
+#include "engine/inventory.h"
+#include "http/auth.h"
+#include "http/query.h"
+#include "http/respond.h"
+#include "http/routes.h"
+
+#include <string.h>
+
+typedef struct st_tk_stats_op_t {
+    tk_catalog_t *catalog; /* retained while Redis answers */
+    const tk_event_t *event;
+} tk_stats_op_t;
+
+static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s)
+{
+    tk_jsonw_t w;
+    tk_jsonw_init(&w, &req->pool, 512 + s->ntypes * 256);
+    tk_jsonw_lit(&w, "{\"ticket_counters\":{\"all_tickets_sold\":");
+    tk_jsonw_int(&w, s->sold);
+    tk_jsonw_lit(&w, ",\"ticket_types\":{");
+    for (size_t i = 0; i < s->ntypes; ++i) {
+        if (i != 0)
+            tk_jsonw_lit(&w, ",");
+        tk_jsonw_str(&w, s->types[i].name.base, s->types[i].name.len);
+        tk_jsonw_lit(&w, ":");
+        tk_jsonw_int(&w, s->types[i].sold);
+    }
+    tk_jsonw_lit(&w, "}},\"event\":");
+    tk_jsonw_raw(&w, ev->json.base, ev->json.len);
+    tk_jsonw_lit(&w, ",\"live\":{\"capacity\":");
+    tk_jsonw_int(&w, s->capacity);
+    tk_jsonw_lit(&w, ",\"available\":");
+    tk_jsonw_int(&w, s->available);
+    tk_jsonw_lit(&w, ",\"held\":");
+    tk_jsonw_int(&w, s->held);
+    tk_jsonw_lit(&w, ",\"sold\":");
+    tk_jsonw_int(&w, s->sold);
+    tk_jsonw_lit(&w, ",\"cancelled\":");
+    tk_jsonw_int(&w, s->cancelled);
+    tk_jsonw_lit(&w, ",\"expired\":");
+    tk_jsonw_int(&w, s->expired);
+    tk_jsonw_lit(&w, ",\"revenue\":");
+    tk_jsonw_money(&w, s->revenue_minor);
+    tk_jsonw_lit(&w, ",\"ticket_types\":{");
+    for (size_t i = 0; i < s->ntypes; ++i) {
+        const tk_type_stats_t *t = s->types + i;
+        if (i != 0)
+            tk_jsonw_lit(&w, ",");
+        tk_jsonw_str(&w, t->name.base, t->name.len);
+        tk_jsonw_lit(&w, ":{\"capacity\":");
+        tk_jsonw_int(&w, t->capacity);
+        tk_jsonw_lit(&w, ",\"available\":");
+        tk_jsonw_int(&w, t->available);
+        tk_jsonw_lit(&w, ",\"held\":");
+        tk_jsonw_int(&w, t->held);
+        tk_jsonw_lit(&w, ",\"sold\":");
+        tk_jsonw_int(&w, t->sold);
+        tk_jsonw_lit(&w, "}");
+    }
+    tk_jsonw_lit(&w, "},\"persistence_lag_ms\":");
+    tk_jsonw_int(&w, s->lag_ms);
+    tk_jsonw_lit(&w, "}}");
+    tk_respond_json(req, 200, &w);
+}
+
+static void on_stats(redisReply *reply, void *data)
+{
+    tk_async_t *op = data;
+    tk_stats_op_t *stats = tk_async_data(op);
+    h2o_req_t *req = tk_async_req(op);
+    if (req != NULL) {
+        tk_event_stats_t s;
+        if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0)
+            render_stats(req, stats->event, &s);
+        else
+            tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
+    }
+    tk_catalog_release(stats->catalog);
+    tk_async_finish(op);
+}
+
+int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
+{
+    if (tk_auth_admin(req, thread->config) != 0)
+        return 0;
+    h2o_iovec_t v;
+    char id[TK_UUID_LEN + 1];
+    int found = tk_query_get(tk_query_of(req), "event_id", &req->pool, &v);
+    if (found <= 0 || tk_uuid_normalize(v.base, v.len, id) != 0) {
+        tk_respond_error(req, 400, found == 0 ? "Missing event_id" : "Invalid event_id", "event_id must be an event's UUID");
+        return 0;
+    }
+    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
+    const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, id) : NULL;
+    if (ev == NULL) {
+        tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
+        return 0;
+    }
+    tk_async_t *op = tk_async_start(req, sizeof(tk_stats_op_t));
+    tk_stats_op_t *stats = tk_async_data(op);
+    tk_catalog_retain(catalog);
+    stats->catalog = catalog;
+    stats->event = ev;
+    if (tk_inventory_stats(thread->redis, ev, on_stats, op) != 0) {
+        tk_catalog_release(catalog);
+        tk_async_finish(op);
+        tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
+    }
+    return 0;
+}

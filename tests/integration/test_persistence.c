@@ -1,0 +1,345 @@
+/*
+ * Integration tests of the outbox writer (engine/writer.c, engine/persist.c) against
+ * real Redis and PostgreSQL: a 1,000-reservation funnel ends with exactly those rows,
+ * field by field; PostgreSQL stopped mid-sale loses and duplicates nothing; entries a
+ * crashed writer left pending are claimed by a live one; and reads of records that
+ * left Redis are answered from PostgreSQL.
+ */
+#include "engine/inventory.h"
+#include "tests/support/api.h"
+
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ADMIN_TOKEN "tk-test-only-admin-token-0123456789abcdef"
+#define AUTH "Authorization: Bearer " ADMIN_TOKEN "\r\n"
+#define FUNNEL_PROCS 10
+#define FUNNEL_EACH 100
+
+static tk_test_server_t server;
+static const char *const server_env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_PAYMENT_LATENCY_MS=0", NULL};
+
+static void start_server(void)
+{
+    ck_assert_int_eq(tk_test_server_start(&server, server_env, NULL), 0);
+}
+
+static void stop_server(void)
+{
+    tk_test_services("start-postgres"); /* whatever a failed test left behind */
+    tk_test_server_stop(&server);
+}
+
+static char *create_event(const tk_test_server_t *s, int amount)
+{
+    char body[512];
+    int status;
+    snprintf(body, sizeof(body),
+             "{\"name\": \"Persist\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": [{\"type\": \"A\", \"price\": 19.99, "
+             "\"amount\": %d}]}",
+             amount);
+    json_t *res = tk_api_call(s, "POST", "/admin/events", TK_JSON_HEADER AUTH, body, &status);
+    ck_assert_int_eq(status, 201);
+    char *id = strdup(json_string_value(json_object_get(json_object_get(res, "event"), "id")));
+    json_decref(res);
+    return id;
+}
+
+/* reserve one ticket; returns the reservation id (caller frees) or NULL when not 201 */
+static char *reserve_one(const tk_test_server_t *s, const char *event)
+{
+    char body[256];
+    int status;
+    snprintf(body, sizeof(body), "{\"event_id\": \"%s\", \"tickets\": [{\"type\": \"A\", \"amount\": 1}]}", event);
+    json_t *res = tk_api_call(s, "POST", "/events/reservation/", TK_JSON_HEADER, body, &status);
+    char *rid = status == 201 ? strdup(json_string_value(json_object_get(res, "reservation_id"))) : NULL;
+    json_decref(res);
+    return rid;
+}
+
+static int pay(const tk_test_server_t *s, const char *rid, const char *card)
+{
+    char body[256];
+    int status;
+    snprintf(body, sizeof(body), "{\"reservation_id\": \"%s\", \"card\": \"%s\"}", rid, card);
+    json_decref(tk_api_call(s, "PUT", "/events/reservation/", TK_JSON_HEADER, body, &status));
+    return status;
+}
+
+/* polls a count query until it reaches want (or 20 s); returns the last count */
+static long long await_count(const char *sql, long long want)
+{
+    long long n = -1;
+    for (int i = 0; i < 200 && (n = tk_test_pg_count(server.database, sql)) != want; ++i)
+        usleep(100 * 1000);
+    return n;
+}
+
+static long long await_count_quietly(const char *sql, long long want, int seconds)
+{
+    long long n = -1;
+    for (int i = 0; i < seconds * 10 && (n = tk_test_pg_count(server.database, sql)) != want; ++i)
+        usleep(100 * 1000);
+    return n;
+}
+
+START_TEST(funnel_of_1000_ends_with_exactly_those_rows)
+{
+    char *event = create_event(&server, FUNNEL_PROCS * FUNNEL_EACH);
+    for (int p = 0; p < FUNNEL_PROCS; ++p) {
+        if (fork() == 0) {
+            int bad = 0;
+            for (int i = 0; i < FUNNEL_EACH; ++i) {
+                char *rid = reserve_one(&server, event);
+                bad += rid == NULL || pay(&server, rid, "4242424242424242") != 202;
+                free(rid);
+            }
+            _exit(bad == 0 ? 0 : 1);
+        }
+    }
+    int wstatus, failures = 0;
+    while (wait(&wstatus) > 0)
+        failures += !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0;
+    ck_assert_int_eq(failures, 0);
+
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'COMPLETED'", event);
+    ck_assert_int_eq(await_count(sql, 1000), 1000);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 1000);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM transactions t JOIN reservations r ON r.id = t.reservation_id "
+             "WHERE r.event_id = '%s' AND t.status = 'COMPLETED' AND t.amount = 19.99 AND t.error_type IS NULL",
+             event);
+    ck_assert_int_eq(await_count(sql, 1000), 1000);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE event_id = '%s' AND type = 'A' AND price = 19.99",
+             event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 1000);
+
+    /* the live figures agree with the database, and the invariant holds */
+    char path[128];
+    int status;
+    snprintf(path, sizeof(path), "/events/stats/?event_id=%s", event);
+    json_t *stats = tk_api_call(&server, "GET", path, AUTH, NULL, &status);
+    json_t *live = json_object_get(stats, "live");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(stats, "ticket_counters"), "all_tickets_sold")), 1000);
+    ck_assert_int_eq(json_integer_value(json_object_get(live, "sold")), 1000);
+    ck_assert_int_eq(json_integer_value(json_object_get(live, "available")) + json_integer_value(json_object_get(live, "held")) +
+                         json_integer_value(json_object_get(live, "sold")),
+                     json_integer_value(json_object_get(live, "capacity")));
+    ck_assert(json_real_value(json_object_get(live, "revenue")) > 19989.0 &&
+              json_real_value(json_object_get(live, "revenue")) < 19991.0);
+    json_decref(stats);
+    free(event);
+}
+END_TEST
+
+START_TEST(rows_match_the_api_field_by_field)
+{
+    char *event = create_event(&server, 10);
+    char *paid = reserve_one(&server, event), *declined = reserve_one(&server, event), *cancelled = reserve_one(&server, event);
+    ck_assert_int_eq(pay(&server, paid, "4242424242424242"), 202);
+    ck_assert_int_eq(pay(&server, declined, "4000000000000002"), 202);
+    char body[128], path[128], sql[512], value[256];
+    int status;
+    snprintf(body, sizeof(body), "{\"reservation_id\": \"%s\"}", cancelled);
+    json_decref(tk_api_call(&server, "DELETE", "/events/reservation/", TK_JSON_HEADER, body, &status));
+    ck_assert_int_eq(status, 200);
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status <> 'PENDING'", event);
+    ck_assert_int_eq(await_count(sql, 2), 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM transactions WHERE reservation_id = '%s' AND status = 'ERROR'", declined);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+
+    snprintf(path, sizeof(path), "/events/reservation/?reservation_id=%s", paid);
+    json_t *doc = tk_api_call(&server, "GET", path, NULL, NULL, &status);
+    json_t *r = json_object_get(doc, "reservation"), *ticket = json_array_get(json_object_get(doc, "tickets"), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT concat_ws('|', event_id, status, to_char(reservation_date AT TIME ZONE 'UTC', "
+             "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+             "to_char(pending_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) FROM reservations WHERE id = '%s'",
+             paid);
+    ck_assert_int_eq(tk_test_pg_scalar(server.database, sql, value, sizeof(value)), 0);
+    char want[256], created[40], until[40];
+    /* the API omits ".000" on whole seconds; PostgreSQL's to_char always has it */
+    snprintf(created, sizeof(created), "%s", json_string_value(json_object_get(r, "reservation_date")));
+    snprintf(until, sizeof(until), "%s", json_string_value(json_object_get(r, "pending_until")));
+    if (strlen(created) == 20)
+        strcpy(created + 19, ".000Z");
+    if (strlen(until) == 20)
+        strcpy(until + 19, ".000Z");
+    snprintf(want, sizeof(want), "%s|COMPLETED|%s|%s", event, created, until);
+    ck_assert_str_eq(value, want);
+    snprintf(sql, sizeof(sql),
+             "SELECT concat_ws('|', id, reservation_id, event_id, type, price) FROM ordered_tickets WHERE reservation_id = '%s'",
+             paid);
+    tk_test_pg_scalar(server.database, sql, value, sizeof(value));
+    snprintf(want, sizeof(want), "%s|%s|%s|A|19.99", json_string_value(json_object_get(ticket, "id")), paid, event);
+    ck_assert_str_eq(value, want);
+    json_decref(doc);
+
+    snprintf(sql, sizeof(sql), "SELECT concat_ws('|', status, amount, error_type) FROM transactions WHERE reservation_id = '%s'",
+             declined);
+    tk_test_pg_scalar(server.database, sql, value, sizeof(value));
+    ck_assert_str_eq(value, "ERROR|19.99|Your card has been declined");
+    snprintf(sql, sizeof(sql), "SELECT status FROM reservations WHERE id = '%s'", declined);
+    tk_test_pg_scalar(server.database, sql, value, sizeof(value));
+    ck_assert_str_eq(value, "PENDING");
+    snprintf(sql, sizeof(sql), "SELECT status FROM reservations WHERE id = '%s'", cancelled);
+    tk_test_pg_scalar(server.database, sql, value, sizeof(value));
+    ck_assert_str_eq(value, "CANCELLED");
+    free(paid);
+    free(declined);
+    free(cancelled);
+    free(event);
+}
+END_TEST
+
+START_TEST(postgres_down_mid_sale_loses_and_duplicates_nothing)
+{
+    char *event = create_event(&server, 100);
+    ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
+    int sold = 0;
+    for (int i = 0; i < 40; ++i) {
+        char *rid = reserve_one(&server, event); /* sales go on without the database */
+        ck_assert_ptr_nonnull(rid);
+        sold += pay(&server, rid, "4242424242424242") == 202;
+        free(rid);
+    }
+    ck_assert_int_eq(sold, 40);
+    sleep(1);
+    ck_assert_int_eq(tk_test_services("start-postgres"), 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'COMPLETED'", event);
+    ck_assert_int_eq(await_count(sql, 40), 40);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 40);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM transactions t JOIN reservations r ON r.id = t.reservation_id WHERE r.event_id = '%s'", event);
+    ck_assert_int_eq(await_count(sql, 40), 40);
+    free(event);
+}
+END_TEST
+
+/* Reads every new outbox entry of id's shard as consumer "crashed-writer" and never
+ * acknowledges them: what a writer that died after reading leaves behind. */
+static long long read_as_crashed_writer(const char *id)
+{
+    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
+    tk_shard_keys_t keys;
+    tk_shard_keys(id, &keys);
+    redisReply *r = redisCommand(c, "XREADGROUP GROUP writers crashed-writer COUNT 10000 STREAMS %s >", keys.names[TK_KEY_OB]);
+    long long n =
+        r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? (long long)r->element[0]->element[1]->elements : 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static long long pending_of_crashed_writer(const char *id)
+{
+    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
+    tk_shard_keys_t keys;
+    tk_shard_keys(id, &keys);
+    redisReply *r = redisCommand(c, "XPENDING %s writers - + 10000 crashed-writer", keys.names[TK_KEY_OB]);
+    long long n = r != NULL && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+START_TEST(entries_left_by_a_crashed_writer_are_claimed)
+{
+    char *event = create_event(&server, 100);
+    /* with the database away the live writer stops reading; a "crashed" consumer takes the entries */
+    ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
+    free(reserve_one(&server, event));
+    sleep(1);
+    for (int i = 0; i < 30; ++i) {
+        char *rid = reserve_one(&server, event);
+        ck_assert_ptr_nonnull(rid);
+        ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 202);
+        free(rid);
+    }
+    long long taken = read_as_crashed_writer(event);
+    ck_assert_int_ge(taken, 30);
+    ck_assert_int_ge(pending_of_crashed_writer(event), 30);
+    ck_assert_int_eq(tk_test_services("start-postgres"), 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'COMPLETED'", event);
+    /* the live writer claims them once they have been idle for the claim time */
+    ck_assert_int_eq(await_count_quietly(sql, 30, 30), 30);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 31);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 31);
+    ck_assert_int_eq(pending_of_crashed_writer(event), 0);
+    free(event);
+}
+END_TEST
+
+START_TEST(reads_fall_back_to_postgres_once_records_leave_redis)
+{
+    char *event = create_event(&server, 10);
+    char *rid = reserve_one(&server, event);
+    ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 202);
+    char sql[256], path[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s' AND status = 'COMPLETED'", rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM transactions WHERE reservation_id = '%s' AND status = 'COMPLETED'", rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    char txn[64];
+    snprintf(sql, sizeof(sql), "SELECT id FROM transactions WHERE reservation_id = '%s'", rid);
+    tk_test_pg_scalar(server.database, sql, txn, sizeof(txn));
+
+    int status;
+    snprintf(path, sizeof(path), "/events/reservation/?reservation_id=%s", rid);
+    json_t *live = tk_api_call(&server, "GET", path, NULL, NULL, &status);
+    /* what the writer's grace period does later, now */
+    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
+    tk_shard_keys_t keys;
+    tk_shard_keys(rid, &keys);
+    freeReplyObject(redisCommand(c, "HDEL %s %s", keys.names[TK_KEY_RES], rid));
+    freeReplyObject(redisCommand(c, "HDEL %s %s", keys.names[TK_KEY_TX], txn));
+    redisFree(c);
+    json_t *stored = tk_api_call(&server, "GET", path, NULL, NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(json_equal(live, stored), "the document from PostgreSQL differs from the live one");
+    json_decref(live);
+    json_decref(stored);
+    snprintf(path, sizeof(path), "/transactions/list/?transaction_id=%s", txn);
+    json_t *t = tk_api_call(&server, "GET", path, NULL, NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(t, "status")), "COMPLETED");
+    ck_assert(json_is_null(json_object_get(t, "transaction_error")));
+    json_decref(t);
+    /* a finished reservation that left Redis still cannot be paid or cancelled */
+    ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 409);
+    free(rid);
+    free(event);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("persistence");
+    TCase *tc = tcase_create("persistence");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, start_server, stop_server);
+    tcase_add_test(tc, funnel_of_1000_ends_with_exactly_those_rows);
+    tcase_add_test(tc, rows_match_the_api_field_by_field);
+    tcase_add_test(tc, postgres_down_mid_sale_loses_and_duplicates_nothing);
+    tcase_add_test(tc, entries_left_by_a_crashed_writer_are_claimed);
+    tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed != 0;
+}
