@@ -165,7 +165,8 @@ void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
     size_t len = (size_t)head_len + cookie.len + body.len;
     char *stored = h2o_mem_alloc_pool(&req->pool, len);
     memcpy(stored, head, (size_t)head_len);
-    memcpy(stored + head_len, cookie.base, cookie.len);
+    if (cookie.len != 0)
+        memcpy(stored + head_len, cookie.base, cookie.len);
     memcpy(stored + head_len + cookie.len, body.base, body.len);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", TK_IDEMPOTENCY_TTL_MS);

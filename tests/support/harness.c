@@ -217,6 +217,18 @@ int tk_test_server_stop(tk_test_server_t *s)
     }
     if (s->database[0] != '\0')
         tk_test_drop_database(s->database);
+    /* a sanitizer report in the server's log is the reason behind "no HTTP response" */
+    static char log[65536];
+    tk_test_server_log(s, log, sizeof(log));
+    const char *report = strstr(log, "runtime error");
+    if (report == NULL)
+        report = strstr(log, "ERROR: AddressSanitizer");
+    if (report == NULL)
+        report = strstr(log, "ERROR: LeakSanitizer");
+    if (report != NULL) {
+        fprintf(stderr, "harness: ticketd on port %d reported:\n%.4000s\n", s->port, report);
+        return -1;
+    }
     return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 }
 
