@@ -5,7 +5,8 @@ ticketd (Redis 7.0, loaded with FUNCTION LOAD REPLACE, embedded in the binary).
 
 Every function checks everything first and writes only after that, so a call
 that is refused changes nothing. The one exception is the lazy expiry of holds
-that are already past their deadline (tk_avail, tk_reserve, tk_get, tk_cancel).
+that are already past their deadline (tk_avail, tk_reserve, tk_get, tk_cancel,
+tk_pay_start).
 Those holds would be released anyway, so releasing them early is not a change a
 caller could tell apart from the sweeper having run. Time comes from
 redis.call('TIME'), in unix milliseconds.
@@ -82,7 +83,9 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  fails payments whose gateway deadline passed, and forgets up to
                  `limit` persisted records whose grace ran out. dl entries that are
                  no longer PENDING are only removed.
-                 -> integer number expired
+                 -> integer number of holds released from dl (holds released
+                    because their payment timed out past until are counted in
+                    E:expired, not here)
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
                  -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
@@ -140,7 +143,7 @@ local function bad_call(msg)
     return redis.error_reply('ERR ticketd: ' .. msg)
 end
 
--- keys_shard checks that KEYS are exactly inv, res, dl of one shard and
+-- keys_shard checks that KEYS are exactly the seven keys of one shard and
 -- returns that shard. An id whose prefix is not this shard would be stored
 -- where no later call could find it.
 local KEY_NAMES = { 'inv', 'res', 'dl', 'pay', 'ob', 'tx', 'gc' }
@@ -506,7 +509,11 @@ local function forget_persisted(keys, now, limit)
                 redis.call('HDEL', keys[2], id)
             end
         else
-            redis.call('HDEL', keys[6], id)
+            local blob = redis.call('HGET', keys[6], id)
+            local x = blob and cjson.decode(blob)
+            if x and x.st ~= 'PENDING' then
+                redis.call('HDEL', keys[6], id)
+            end
         end
         redis.call('ZREM', keys[7], member)
     end
@@ -522,6 +529,9 @@ local function tk_pay_start(keys, args)
     local timeout = parse_int(args[3], 1)
     if not in_shard(rid, s) or not in_shard(tid, s) or not timeout then
         return bad_call('tk_pay_start R T gateway_timeout_ms, ids in the keys\' shard')
+    end
+    if redis.call('HEXISTS', keys[6], tid) == 1 then
+        return bad_call('transaction id already used')
     end
     local rec = load_live(keys, rid)
     if not rec then

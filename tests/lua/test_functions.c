@@ -4,6 +4,8 @@
  * with FUNCTION LOAD REPLACE from $TICKETD_SOURCE_DIR/lua/ticketd.lua (else TK_SOURCE_DIR).
  * Every test makes fresh random event and reservation ids, so runs never collide and the
  * database is never flushed. After every change a test checks avail + held + sold == cap.
+ * Outbox entries (stream tk:{s}:ob, field "m") are decoded with msgpack-c. The lag test trims
+ * its shard's outbox, and the persistence test acknowledges entries of its shard as group "writers".
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* asprintf */
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <msgpack.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -475,6 +478,258 @@ static long long expire_sweep(const char *id, const char *limit)
 static int64_t future(void)
 {
     return now_ms() + DAY_MS;
+}
+
+/* ---- payments and the outbox ------------------------------------------------------------ */
+
+#define GATEWAY_MS "30000"
+#define DECLINED "Your card has been declined"
+#define TIMED_OUT "Payment gateway timed out"
+#define OB_MAX_TICKETS 8
+
+/* The key tk:{s}:name of id's shard. */
+static void shard_key(const char *id, const char *name, char out[32])
+{
+    snprintf(out, 32, "tk:{%.4s}:%s", id, name);
+}
+
+static redisReply *pay_start(const char *rid, const char *tid, const char *timeout_ms)
+{
+    return fcall("tk_pay_start", rid, rid, tid, timeout_ms, NULL);
+}
+
+/* tk_pay_start that must answer {"OK", tid, amount}; returns amount. */
+static long long pay_start_ok(const char *rid, const char *tid, const char *timeout_ms)
+{
+    redisReply *r = pay_start(rid, tid, timeout_ms);
+    expect_ok(r, 1);
+    ck_assert_uint_eq(r->elements, 3);
+    ck_assert_int_eq(r->element[1]->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(r->element[1]->str, tid);
+    ck_assert_int_eq(r->element[2]->type, REDIS_REPLY_INTEGER);
+    long long amount = r->element[2]->integer;
+    freeReplyObject(r);
+    return amount;
+}
+
+static redisReply *pay_finish(const char *rid, const char *tid, const char *outcome, const char *msg)
+{
+    return fcall("tk_pay_finish", rid, rid, tid, outcome, msg, NULL);
+}
+
+/* Reply is exactly {"OK", status}; frees it. */
+static void expect_ok_status(redisReply *r, const char *status)
+{
+    char buf[512];
+    expect_ok(r, 1);
+    ck_assert_msg(r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, status) == 0,
+                  "expected OK %s, got %s", status, describe(r, buf, sizeof(buf)));
+    freeReplyObject(r);
+}
+
+/* tk_txn(tid) is exactly {"OK", status, err}. */
+static void expect_txn(const char *tid, const char *status, const char *err)
+{
+    char buf[512];
+    redisReply *r = fcall("tk_txn", tid, tid, NULL);
+    expect_ok(r, 1);
+    describe(r, buf, sizeof(buf));
+    ck_assert_msg(r->elements == 3, "tk_txn: %s", buf);
+    ck_assert_msg(strcmp(r->element[1]->str, status) == 0 && strcmp(r->element[2]->str, err) == 0, "tk_txn: want %s '%s', got %s",
+                  status, err, buf);
+    freeReplyObject(r);
+}
+
+/* The score of rid in its shard's pay set, -1 when absent. */
+static long long pay_has(const char *rid)
+{
+    char pay[32];
+    shard_key(rid, "pay", pay);
+    redisReply *r = cmd("ZSCORE %s %s", pay, rid);
+    long long score = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return score;
+}
+
+/* HEXISTS on the hash `name` (res, tx) of id's shard. */
+static int shard_hexists(const char *name, const char *id)
+{
+    char key[32];
+    shard_key(id, name, key);
+    redisReply *r = cmd("HEXISTS %s %s", key, id);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    int yes = (int)r->integer;
+    freeReplyObject(r);
+    return yes;
+}
+
+static long long stream_len(const char *ob)
+{
+    redisReply *r = cmd("XLEN %s", ob);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The millisecond part of the oldest entry of the stream ob, -1 when it is empty. */
+static long long stream_oldest_ms(const char *ob)
+{
+    redisReply *r = cmd("XRANGE %s - + COUNT 1", ob);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    long long ms = r->elements == 0 ? -1 : atoll(r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return ms;
+}
+
+/* One outbox entry, decoded from its msgpack field "m". */
+typedef struct {
+    char sid[48]; /* stream entry id */
+    char r[UUID_LEN + 1], e[UUID_LEN + 1], st[16];
+    long long c, u;
+    int nt;
+    struct {
+        char id[UUID_LEN + 1], type[32];
+        long long price;
+    } t[OB_MAX_TICKETS];
+    int has_x, has_err;
+    char xid[UUID_LEN + 1], xst[16], xerr[128];
+    long long amt, d;
+} ob_entry_t;
+
+static int mp_key_is(const msgpack_object *k, const char *name)
+{
+    ck_assert_int_eq(k->type, MSGPACK_OBJECT_STR);
+    return k->via.str.size == strlen(name) && memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
+static void mp_str(const msgpack_object *o, char *out, size_t size)
+{
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_lt(o->via.str.size, size);
+    snprintf(out, size, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+}
+
+static long long mp_int(const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (long long)o->via.u64;
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    return (long long)o->via.i64;
+}
+
+/* The transaction map x: keys id, st, amt, d, and err on failure. */
+static void ob_decode_x(const msgpack_object *o, ob_entry_t *e)
+{
+    unsigned seen = 0;
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    e->has_x = 1;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (mp_key_is(k, "id"))
+            mp_str(v, e->xid, sizeof(e->xid)), seen |= 1;
+        else if (mp_key_is(k, "st"))
+            mp_str(v, e->xst, sizeof(e->xst)), seen |= 2;
+        else if (mp_key_is(k, "amt"))
+            e->amt = mp_int(v), seen |= 4;
+        else if (mp_key_is(k, "d"))
+            e->d = mp_int(v), seen |= 8;
+        else if (mp_key_is(k, "err"))
+            mp_str(v, e->xerr, sizeof(e->xerr)), e->has_err = 1;
+        else
+            ck_abort_msg("unexpected key %.*s in x", (int)k->via.str.size, k->via.str.ptr);
+    }
+    ck_assert_msg(seen == 15, "x lacks id, st, amt or d (seen %#x)", seen);
+}
+
+/* The whole reservation {r, e, st, c, u, t[, x]} as msgpack; nothing else is allowed. */
+static void ob_decode(const char *data, size_t len, ob_entry_t *e)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    unsigned seen = 0;
+    msgpack_unpacked_init(&up);
+    ck_assert_int_eq(msgpack_unpack_next(&up, data, len, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(off, len);
+    const msgpack_object *o = &up.data;
+    ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (mp_key_is(k, "r")) {
+            mp_str(v, e->r, sizeof(e->r)), seen |= 1;
+        } else if (mp_key_is(k, "e")) {
+            mp_str(v, e->e, sizeof(e->e)), seen |= 2;
+        } else if (mp_key_is(k, "st")) {
+            mp_str(v, e->st, sizeof(e->st)), seen |= 4;
+        } else if (mp_key_is(k, "c")) {
+            e->c = mp_int(v), seen |= 8;
+        } else if (mp_key_is(k, "u")) {
+            e->u = mp_int(v), seen |= 16;
+        } else if (mp_key_is(k, "t")) {
+            seen |= 32;
+            ck_assert_int_eq(v->type, MSGPACK_OBJECT_ARRAY);
+            ck_assert_uint_le(v->via.array.size, OB_MAX_TICKETS);
+            e->nt = (int)v->via.array.size;
+            for (int j = 0; j < e->nt; j++) {
+                const msgpack_object *t = &v->via.array.ptr[j];
+                ck_assert_int_eq(t->type, MSGPACK_OBJECT_ARRAY);
+                ck_assert_uint_eq(t->via.array.size, 3);
+                mp_str(&t->via.array.ptr[0], e->t[j].id, sizeof(e->t[j].id));
+                mp_str(&t->via.array.ptr[1], e->t[j].type, sizeof(e->t[j].type));
+                e->t[j].price = mp_int(&t->via.array.ptr[2]);
+            }
+        } else if (mp_key_is(k, "x")) {
+            ob_decode_x(v, e);
+        } else {
+            ck_abort_msg("unexpected key %.*s in an outbox entry", (int)k->via.str.size, k->via.str.ptr);
+        }
+    }
+    ck_assert_msg(seen == 63, "outbox entry lacks one of r, e, st, c, u, t (seen %#x)", seen);
+    msgpack_unpacked_destroy(&up);
+}
+
+/* The outbox entries of reservation rid, oldest first, at most max; returns how many. */
+static int outbox_for(const char *rid, ob_entry_t *out, int max)
+{
+    char ob[32];
+    int n = 0;
+    shard_key(rid, "ob", ob);
+    redisReply *r = cmd("XRANGE %s - +", ob);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *entry = r->element[i], *fields = entry->element[1];
+        ck_assert_uint_eq(fields->elements, 2);
+        ck_assert_str_eq(fields->element[0]->str, "m");
+        ob_entry_t e;
+        memset(&e, 0, sizeof(e));
+        snprintf(e.sid, sizeof(e.sid), "%s", entry->element[0]->str);
+        ob_decode(fields->element[1]->str, fields->element[1]->len, &e);
+        if (strcmp(e.r, rid) != 0)
+            continue;
+        ck_assert_int_lt(n, max);
+        out[n++] = e;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* Creates the consumer group "writers" of ob unless it exists. */
+static void writers_group(const char *ob)
+{
+    redisReply *r = cmd("XGROUP CREATE %s writers 0 MKSTREAM", ob);
+    ck_assert_msg(r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0),
+                  "XGROUP CREATE: %s", r->str);
+    freeReplyObject(r);
+}
+
+/* Whether the stream entry sid is in the pending list of the group "writers". */
+static int pending_has(const char *ob, const char *sid)
+{
+    redisReply *r = cmd("XPENDING %s writers %s %s 10", ob, sid, sid);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    int yes = r->elements > 0;
+    freeReplyObject(r);
+    return yes;
 }
 
 /* ---- fixture ---------------------------------------------------------------------------- */
@@ -975,6 +1230,645 @@ START_TEST(test_stats_shape_totals_then_types)
 }
 END_TEST
 
+/* ---- tk_pay_start ----------------------------------------------------------------------- */
+
+START_TEST(test_pay_start_makes_pending_paying_with_amount_then_exists)
+{
+    tk_uuid_t ev, rid, tid, other;
+    char needle[128];
+    event_new(ev, future(), "VIP", "3", "35000", "Std", "10", "1000", NULL);
+    res_id_new(ev, rid);
+    tk_line_t lines[] = {{"VIP", "2"}, {"Std", "1"}};
+    expect_ok(reserve(ev, rid, HOLD_MS, lines, 2), 0);
+    res_id_new(ev, tid);
+    int64_t t0 = now_ms();
+    ck_assert_int_eq(pay_start_ok(rid, tid, GATEWAY_MS), 2 * 35000 + 1000);
+    int64_t t1 = now_ms();
+    assert_invariant(ev);
+
+    char *blob = blob_get(rid);
+    assert_status(blob, "PAYING");
+    snprintf(needle, sizeof(needle), "\"id\":\"%s\"", tid);
+    ck_assert_msg(strstr(blob, needle) != NULL, "want %s in %s", needle, blob);
+    ck_assert_ptr_nonnull(strstr(blob, "\"amt\":71000"));
+    free(blob);
+    ck_assert_int_eq(dl_has(rid), -1);
+    long long deadline = pay_has(rid);
+    ck_assert_int_ge(deadline, t0 + 30000 - 5);
+    ck_assert_int_le(deadline, t1 + 30000 + 5);
+    expect_txn(tid, "PENDING", "");
+    /* tickets stay held while the gateway works */
+    tk_type_stats_t vip = stats_type(ev, "VIP"), std = stats_type(ev, "Std");
+    ck_assert(vip.held == 2 && vip.sold == 0 && std.held == 1 && std.sold == 0);
+
+    /* a payment is in flight: the same one is named, nothing new starts */
+    res_id_new(ev, other);
+    redisReply *r = pay_start(rid, other, GATEWAY_MS);
+    char buf[512];
+    describe(r, buf, sizeof(buf));
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 2 && strcmp(r->element[0]->str, "EXISTS") == 0 &&
+                      strcmp(r->element[1]->str, tid) == 0,
+                  "expected EXISTS %s, got %s", tid, buf);
+    freeReplyObject(r);
+    ck_assert_int_eq(shard_hexists("tx", other), 0);
+    ck_assert_int_eq(pay_has(rid), deadline);
+    expect_txn(tid, "PENDING", "");
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_start_unknown_is_not_found)
+{
+    tk_uuid_t rid, tid;
+    uuid_new(rid);
+    res_id_new(rid, tid);
+    expect_err(pay_start(rid, tid, GATEWAY_MS), "not_found", NULL, -1);
+    ck_assert_int_eq(shard_hexists("tx", tid), 0);
+    ck_assert_int_eq(pay_has(rid), -1);
+}
+END_TEST
+
+START_TEST(test_pay_start_cancelled_or_completed_is_state)
+{
+    tk_uuid_t ev, gone, done, tid;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    tk_line_t line = {"A", "2"};
+    res_id_new(ev, gone);
+    expect_ok(reserve(ev, gone, HOLD_MS, &line, 1), 0);
+    expect_ok(fcall("tk_cancel", gone, gone, NULL), 0);
+    res_id_new(ev, tid);
+    expect_err(pay_start(gone, tid, GATEWAY_MS), "state", "CANCELLED", -1);
+    ck_assert_int_eq(shard_hexists("tx", tid), 0);
+    ck_assert_int_eq(pay_has(gone), -1);
+
+    res_id_new(ev, done);
+    expect_ok(reserve(ev, done, HOLD_MS, &line, 1), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(done, tid, GATEWAY_MS);
+    expect_ok_status(pay_finish(done, tid, "ok", ""), "COMPLETED");
+    res_id_new(ev, tid);
+    expect_err(pay_start(done, tid, GATEWAY_MS), "state", "COMPLETED", -1);
+    ck_assert_int_eq(shard_hexists("tx", tid), 0);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.avail == 8 && s.held == 0 && s.sold == 2 && s.revenue == 200 && s.cancelled == 2);
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_start_on_expired_hold_is_state_cancelled)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "3"};
+    expect_ok(reserve(ev, rid, 50, &line, 1), 0);
+    sleep_ms(120);
+    res_id_new(ev, tid);
+    expect_err(pay_start(rid, tid, GATEWAY_MS), "state", "CANCELLED", -1);
+    ck_assert_int_eq(shard_hexists("tx", tid), 0);
+    ck_assert_int_eq(pay_has(rid), -1);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.sold == 0 && s.expired == 3 && s.revenue == 0);
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_start_txn_outside_the_shard_is_a_redis_error)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "1"};
+    expect_ok(reserve(ev, rid, HOLD_MS, &line, 1), 0);
+    do
+        uuid_new(tid);
+    while (memcmp(tid, ev, 4) == 0);
+    redisReply *r = pay_start(rid, tid, GATEWAY_MS);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    res_id_new(ev, tid);
+    r = pay_start(rid, tid, "0"); /* a gateway timeout must be >= 1 ms */
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    char *blob = blob_get(rid);
+    assert_status(blob, "PENDING");
+    free(blob);
+    ck_assert_int_eq(pay_has(rid), -1);
+    ck_assert_int_ge(dl_has(rid), 0);
+}
+END_TEST
+
+/* ---- tk_pay_finish ---------------------------------------------------------------------- */
+
+START_TEST(test_pay_finish_ok_sells_tickets_then_cancel_and_second_finish_refused)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "VIP", "3", "35000", "Std", "10", "1000", NULL);
+    res_id_new(ev, rid);
+    tk_line_t lines[] = {{"VIP", "2"}, {"Std", "1"}};
+    expect_ok(reserve(ev, rid, HOLD_MS, lines, 2), 0);
+    res_id_new(ev, tid);
+    long long amount = pay_start_ok(rid, tid, GATEWAY_MS);
+    expect_ok_status(pay_finish(rid, tid, "ok", ""), "COMPLETED");
+    assert_invariant(ev);
+
+    tk_type_stats_t vip = stats_type(ev, "VIP"), std = stats_type(ev, "Std");
+    ck_assert(vip.avail == 1 && vip.held == 0 && vip.sold == 2);
+    ck_assert(std.avail == 9 && std.held == 0 && std.sold == 1);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert_int_eq(s.revenue, amount);
+    ck_assert(s.cancelled == 0 && s.expired == 0);
+    expect_txn(tid, "COMPLETED", "");
+    char *blob = blob_get(rid);
+    assert_status(blob, "COMPLETED");
+    free(blob);
+    ck_assert_int_eq(pay_has(rid), -1);
+    ck_assert_int_eq(dl_has(rid), -1);
+
+    expect_err(fcall("tk_cancel", rid, rid, NULL), "state", "COMPLETED", -1);
+    expect_err(pay_finish(rid, tid, "ok", ""), "stale", "COMPLETED", -1);
+    expect_err(pay_finish(rid, tid, "fail", DECLINED), "stale", "COMPLETED", -1);
+    stats_get(ev, &s);
+    ck_assert(s.revenue == amount && s.sold == 3 && s.held == 0 && s.cancelled == 0);
+    expect_txn(tid, "COMPLETED", "");
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_finish_fail_back_to_pending_then_retry_with_new_txn)
+{
+    tk_uuid_t ev, rid, t1, t2;
+    event_new(ev, future(), "A", "10", "2500", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "2"};
+    redisReply *r = reserve(ev, rid, HOLD_MS, &line, 1);
+    expect_ok(r, 1);
+    long long until = r->element[2]->integer;
+    freeReplyObject(r);
+    res_id_new(ev, t1);
+    ck_assert_int_eq(pay_start_ok(rid, t1, GATEWAY_MS), 5000);
+    expect_ok_status(pay_finish(rid, t1, "fail", DECLINED), "PENDING");
+    assert_invariant(ev);
+
+    expect_txn(t1, "ERROR", DECLINED);
+    char *blob = blob_get(rid);
+    assert_status(blob, "PENDING");
+    ck_assert_int_eq(blob_int(blob, "u"), until);
+    ck_assert_ptr_nonnull(strstr(blob, DECLINED));
+    free(blob);
+    ck_assert_int_eq(dl_has(rid), until);
+    ck_assert_int_eq(pay_has(rid), -1);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.held == 2 && s.sold == 0 && s.revenue == 0 && s.expired == 0 && s.cancelled == 0);
+
+    /* retry with a new transaction; the old one stays failed and can no longer finish */
+    res_id_new(ev, t2);
+    ck_assert_int_eq(pay_start_ok(rid, t2, GATEWAY_MS), 5000);
+    expect_txn(t2, "PENDING", "");
+    expect_txn(t1, "ERROR", DECLINED);
+    ck_assert_int_eq(dl_has(rid), -1);
+    expect_err(pay_finish(rid, t1, "ok", ""), "stale", "PAYING", -1);
+    expect_ok_status(pay_finish(rid, t2, "ok", ""), "COMPLETED");
+    expect_txn(t2, "COMPLETED", "");
+    stats_get(ev, &s);
+    ck_assert(s.held == 0 && s.sold == 2 && s.revenue == 5000);
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_finish_fail_without_message_says_payment_failed)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "1"};
+    expect_ok(reserve(ev, rid, HOLD_MS, &line, 1), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, GATEWAY_MS);
+    expect_ok_status(pay_finish(rid, tid, "fail", ""), "PENDING");
+    expect_txn(tid, "ERROR", "Payment failed");
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_finish_fail_after_until_expires_at_once)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "A", "10", "100", "B", "10", "300", NULL);
+    res_id_new(ev, rid);
+    tk_line_t lines[] = {{"A", "2"}, {"B", "1"}};
+    expect_ok(reserve(ev, rid, 100, lines, 2), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, GATEWAY_MS);
+    sleep_ms(150);
+    /* past until, but PAYING: nothing expired it */
+    char *blob = blob_get(rid);
+    assert_status(blob, "PAYING");
+    free(blob);
+    expect_ok_status(pay_finish(rid, tid, "fail", DECLINED), "CANCELLED");
+    assert_invariant(ev);
+    expect_txn(tid, "ERROR", DECLINED);
+    blob = blob_get(rid);
+    assert_status(blob, "CANCELLED");
+    free(blob);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.avail == 20 && s.held == 0 && s.sold == 0 && s.expired == 3 && s.cancelled == 0 && s.revenue == 0);
+    ck_assert_int_eq(dl_has(rid), -1);
+    ck_assert_int_eq(pay_has(rid), -1);
+    /* one outbox entry for the failure and the expiry together */
+    ob_entry_t e[4];
+    ck_assert_int_eq(outbox_for(rid, e, 4), 3);
+    ck_assert_str_eq(e[2].st, "CANCELLED");
+    ck_assert_str_eq(e[2].xst, "ERROR");
+    ck_assert_str_eq(e[2].xerr, DECLINED);
+    res_id_new(ev, tid);
+    expect_err(pay_start(rid, tid, GATEWAY_MS), "state", "CANCELLED", -1);
+}
+END_TEST
+
+START_TEST(test_paying_hold_survives_its_until_only_the_gateway_timeout_fails_it)
+{
+    tk_uuid_t ev, rid, tid;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "2"};
+    expect_ok(reserve(ev, rid, 50, &line, 1), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, "400");
+    long long deadline = pay_has(rid);
+    sleep_ms(120); /* until has passed, the gateway deadline has not */
+    expire_sweep(ev, "200");
+    char *blob = blob_get(rid);
+    assert_status(blob, "PAYING");
+    free(blob);
+    expect_txn(tid, "PENDING", "");
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.held == 2 && s.expired == 0);
+    ck_assert_int_eq(pay_has(rid), deadline);
+    assert_invariant(ev);
+
+    long long wait = deadline - now_ms() + 30;
+    if (wait > 0)
+        sleep_ms((long)wait);
+    expire_sweep(ev, "200");
+    blob = blob_raw(rid);
+    assert_status(blob, "CANCELLED");
+    free(blob);
+    expect_txn(tid, "ERROR", TIMED_OUT);
+    stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.sold == 0 && s.expired == 2);
+    ck_assert_int_eq(pay_has(rid), -1);
+    ck_assert_int_eq(dl_has(rid), -1);
+    /* the gateway's late answer changes nothing */
+    expect_err(pay_finish(rid, tid, "ok", ""), "stale", "CANCELLED", -1);
+    stats_get(ev, &s);
+    ck_assert(s.sold == 0 && s.revenue == 0);
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_gateway_timeout_returns_a_live_hold_to_pending)
+{
+    tk_uuid_t ev, rid, tid, again;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "2"};
+    redisReply *r = reserve(ev, rid, HOLD_MS, &line, 1);
+    expect_ok(r, 1);
+    long long until = r->element[2]->integer;
+    freeReplyObject(r);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, "50");
+    sleep_ms(120);
+    /* nothing but the sweep fails it: a read still sees PAYING */
+    char *blob = blob_get(rid);
+    assert_status(blob, "PAYING");
+    free(blob);
+    expire_sweep(ev, "200");
+    blob = blob_raw(rid);
+    assert_status(blob, "PENDING");
+    free(blob);
+    expect_txn(tid, "ERROR", TIMED_OUT);
+    ck_assert_int_eq(dl_has(rid), until);
+    ck_assert_int_eq(pay_has(rid), -1);
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.held == 2 && s.expired == 0 && s.sold == 0);
+    /* the late answer of the gateway is stale; a new attempt may start */
+    expect_err(pay_finish(rid, tid, "ok", ""), "stale", "PENDING", -1);
+    res_id_new(ev, again);
+    pay_start_ok(rid, again, GATEWAY_MS);
+    expect_txn(again, "PENDING", "");
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_pay_finish_with_wrong_txn_is_stale_and_changes_nothing)
+{
+    tk_uuid_t ev, rid, tid, wrong, pending, unknown;
+    event_new(ev, future(), "A", "10", "100", NULL);
+    tk_line_t line = {"A", "2"};
+    res_id_new(ev, rid);
+    expect_ok(reserve(ev, rid, HOLD_MS, &line, 1), 0);
+    res_id_new(ev, pending);
+    expect_ok(reserve(ev, pending, HOLD_MS, &line, 1), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, GATEWAY_MS);
+    char *inv_before = inv_snapshot(ev), *blob_before = blob_raw(rid), *pend_before = blob_raw(pending);
+    long long deadline = pay_has(rid);
+
+    res_id_new(ev, wrong);
+    expect_err(pay_finish(rid, wrong, "ok", ""), "stale", "PAYING", -1);
+    expect_err(pay_finish(rid, wrong, "fail", DECLINED), "stale", "PAYING", -1);
+    /* no payment in flight, or no reservation at all */
+    expect_err(pay_finish(pending, tid, "ok", ""), "stale", "PENDING", -1);
+    res_id_new(ev, unknown);
+    expect_err(pay_finish(unknown, tid, "ok", ""), "stale", "NOT_FOUND", -1);
+
+    char *inv_after = inv_snapshot(ev), *blob_after = blob_raw(rid), *pend_after = blob_raw(pending);
+    ck_assert_str_eq(inv_before, inv_after);
+    ck_assert_str_eq(blob_before, blob_after);
+    ck_assert_str_eq(pend_before, pend_after);
+    ck_assert_int_eq(pay_has(rid), deadline);
+    expect_txn(tid, "PENDING", "");
+    expect_err(fcall("tk_txn", wrong, wrong, NULL), "not_found", NULL, -1);
+    ck_assert_int_eq(res_exists(unknown), 0);
+    assert_invariant(ev);
+    free(inv_before);
+    free(inv_after);
+    free(blob_before);
+    free(blob_after);
+    free(pend_before);
+    free(pend_after);
+}
+END_TEST
+
+/* ---- the outbox ------------------------------------------------------------------------- */
+
+/* entry is the whole reservation rid of ev with the tickets of the last reserve call */
+static void assert_ob_whole(const ob_entry_t *e, const char *rid, const char *ev, long long created, long long until,
+                            const char *const *types, const long long *prices)
+{
+    ck_assert_str_eq(e->r, rid);
+    ck_assert_str_eq(e->e, ev);
+    ck_assert_int_eq(e->c, created);
+    ck_assert_int_eq(e->u, until);
+    ck_assert_int_eq(e->nt, last_ntickets);
+    for (int i = 0; i < e->nt; i++) {
+        ck_assert_str_eq(e->t[i].id, last_tickets[i]);
+        ck_assert_str_eq(e->t[i].type, types[i]);
+        ck_assert_int_eq(e->t[i].price, prices[i]);
+    }
+}
+
+START_TEST(test_outbox_reserve_pay_complete_three_whole_entries)
+{
+    static const char *const types[] = {"VIP", "VIP", "Std"};
+    static const long long prices[] = {35000, 35000, 1000};
+    tk_uuid_t ev, rid, tid;
+    ob_entry_t e[4];
+    event_new(ev, future(), "VIP", "3", "35000", "Std", "10", "1000", NULL);
+    res_id_new(ev, rid);
+    tk_line_t lines[] = {{"VIP", "2"}, {"Std", "1"}};
+    redisReply *r = reserve(ev, rid, HOLD_MS, lines, 2);
+    expect_ok(r, 1);
+    long long created = r->element[1]->integer, until = r->element[2]->integer;
+    freeReplyObject(r);
+    ck_assert_int_eq(outbox_for(rid, e, 4), 1);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, GATEWAY_MS);
+    ck_assert_int_eq(outbox_for(rid, e, 4), 2);
+    expect_ok_status(pay_finish(rid, tid, "ok", ""), "COMPLETED");
+
+    ck_assert_int_eq(outbox_for(rid, e, 4), 3);
+    static const char *const want[] = {"PENDING", "PENDING", "COMPLETED"};
+    for (int i = 0; i < 3; i++) {
+        assert_ob_whole(&e[i], rid, ev, created, until, types, prices);
+        ck_assert_str_eq(e[i].st, want[i]); /* PAYING shows as PENDING */
+    }
+    ck_assert_int_eq(e[0].has_x, 0);
+    for (int i = 1; i < 3; i++) {
+        ck_assert_int_eq(e[i].has_x, 1);
+        ck_assert_str_eq(e[i].xid, tid);
+        ck_assert_int_eq(e[i].amt, 71000);
+        ck_assert_int_eq(e[i].has_err, 0);
+        ck_assert_int_ge(e[i].d, created);
+    }
+    ck_assert_int_eq(e[1].d, e[2].d);
+    ck_assert_str_eq(e[1].xst, "PENDING");
+    ck_assert_str_eq(e[2].xst, "COMPLETED");
+}
+END_TEST
+
+START_TEST(test_outbox_failed_payment_then_cancel_carries_the_error)
+{
+    static const char *const types[] = {"A"};
+    static const long long prices[] = {700};
+    tk_uuid_t ev, rid, tid;
+    ob_entry_t e[5];
+    event_new(ev, future(), "A", "10", "700", NULL);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "1"};
+    redisReply *r = reserve(ev, rid, HOLD_MS, &line, 1);
+    expect_ok(r, 1);
+    long long created = r->element[1]->integer, until = r->element[2]->integer;
+    freeReplyObject(r);
+    res_id_new(ev, tid);
+    pay_start_ok(rid, tid, GATEWAY_MS);
+    expect_ok_status(pay_finish(rid, tid, "fail", DECLINED), "PENDING");
+    expect_ok(fcall("tk_cancel", rid, rid, NULL), 0);
+
+    ck_assert_int_eq(outbox_for(rid, e, 5), 4);
+    static const char *const want[] = {"PENDING", "PENDING", "PENDING", "CANCELLED"};
+    for (int i = 0; i < 4; i++) {
+        assert_ob_whole(&e[i], rid, ev, created, until, types, prices);
+        ck_assert_str_eq(e[i].st, want[i]);
+    }
+    ck_assert_str_eq(e[1].xst, "PENDING");
+    ck_assert_int_eq(e[1].has_err, 0);
+    for (int i = 2; i < 4; i++) {
+        ck_assert_str_eq(e[i].xid, tid);
+        ck_assert_str_eq(e[i].xst, "ERROR");
+        ck_assert_int_eq(e[i].has_err, 1);
+        ck_assert_str_eq(e[i].xerr, DECLINED);
+        ck_assert_int_eq(e[i].amt, 700);
+    }
+}
+END_TEST
+
+/* ---- tk_persisted and forgetting -------------------------------------------------------- */
+
+START_TEST(test_persisted_acks_deletes_then_expire_forgets_only_finished)
+{
+    tk_uuid_t ev, done, open, tid;
+    ob_entry_t e[8];
+    char ob[32], gc[32], mdone[48], mopen[48], mtx[48];
+    event_new(ev, future(), "A", "10", "100", NULL);
+    shard_key(ev, "ob", ob);
+    shard_key(ev, "gc", gc);
+    writers_group(ob);
+    tk_line_t line = {"A", "1"};
+    res_id_new(ev, done);
+    expect_ok(reserve(ev, done, HOLD_MS, &line, 1), 0);
+    res_id_new(ev, tid);
+    pay_start_ok(done, tid, GATEWAY_MS);
+    expect_ok_status(pay_finish(done, tid, "ok", ""), "COMPLETED");
+    res_id_new(ev, open);
+    expect_ok(reserve(ev, open, HOLD_MS, &line, 1), 0);
+
+    /* a writer reads them: they are pending in the group */
+    redisReply *r = cmd("XREADGROUP GROUP writers test COUNT 100000 STREAMS %s >", ob);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    const char *ids[4];
+    ck_assert_int_eq(outbox_for(done, e, 8), 3);
+    ck_assert_int_eq(outbox_for(open, e + 3, 5), 1);
+    for (int i = 0; i < 4; i++) {
+        ids[i] = e[i].sid;
+        ck_assert_msg(pending_has(ob, ids[i]), "%s not pending", ids[i]);
+    }
+
+    /* committed: acknowledged, deleted, the finished records (and a pending one by mistake) scheduled */
+    snprintf(mdone, sizeof(mdone), "r:%s", done);
+    snprintf(mtx, sizeof(mtx), "x:%s", tid);
+    snprintf(mopen, sizeof(mopen), "r:%s", open);
+    long long len = stream_len(ob);
+    r = fcall("tk_persisted", ev, "0", "4", ids[0], ids[1], ids[2], ids[3], mdone, mtx, mopen, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(r->integer, 4);
+    freeReplyObject(r);
+    ck_assert_int_eq(stream_len(ob), len - 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(!pending_has(ob, ids[i]), "%s still pending", ids[i]);
+    ck_assert_int_eq(outbox_for(done, e, 8), 0);
+    ck_assert_int_eq(outbox_for(open, e, 8), 0);
+
+    /* the sweep forgets the finished reservation and its transaction, not the open hold */
+    expire_sweep(ev, "200");
+    ck_assert_int_eq(shard_hexists("res", done), 0);
+    ck_assert_int_eq(shard_hexists("tx", tid), 0);
+    ck_assert_ptr_null(blob_get(done));
+    expect_err(fcall("tk_txn", tid, tid, NULL), "not_found", NULL, -1);
+    ck_assert_int_eq(shard_hexists("res", open), 1);
+    char *blob = blob_get(open);
+    assert_status(blob, "PENDING");
+    free(blob);
+    ck_assert_int_ge(dl_has(open), 0);
+    r = cmd("ZMSCORE %s %s %s %s", gc, mdone, mtx, mopen);
+    for (size_t i = 0; i < r->elements; i++)
+        ck_assert_int_eq(r->element[i]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    /* inventory is not touched by forgetting */
+    tk_stats_t s;
+    stats_get(ev, &s);
+    ck_assert(s.sold == 1 && s.held == 1 && s.avail == 8 && s.revenue == 100);
+    assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_persisted_grace_keeps_records_until_it_runs_out)
+{
+    tk_uuid_t ev, rid;
+    char gc[32], member[48];
+    event_new(ev, future(), "A", "10", "100", NULL);
+    shard_key(ev, "gc", gc);
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "1"};
+    expect_ok(reserve(ev, rid, HOLD_MS, &line, 1), 0);
+    expect_ok(fcall("tk_cancel", rid, rid, NULL), 0);
+    snprintf(member, sizeof(member), "r:%s", rid);
+    int64_t t0 = now_ms();
+    redisReply *r = fcall("tk_persisted", ev, "60000", "0", member, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    r = cmd("ZSCORE %s %s", gc, member);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_int_ge(atoll(r->str), t0 + 60000 - 5);
+    ck_assert_int_le(atoll(r->str), now_ms() + 60000 + 5);
+    freeReplyObject(r);
+    expire_sweep(ev, "200");
+    ck_assert_int_eq(shard_hexists("res", rid), 1);
+    /* a malformed call (fewer ids than nids) is a Redis error */
+    r = fcall("tk_persisted", ev, "0", "2", "0-1", NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+END_TEST
+
+/* ---- tk_stats lag_ms -------------------------------------------------------------------- */
+
+static long long stats_lag(const char *ev)
+{
+    redisReply *r = fcall("tk_stats", ev, ev, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_ge(r->elements, 9);
+    ck_assert_int_eq(r->element[8]->type, REDIS_REPLY_INTEGER);
+    long long lag = r->element[8]->integer;
+    freeReplyObject(r);
+    return lag;
+}
+
+/* lag_ms is now - the oldest entry's time, bounded by the clock read before and after the call */
+static void assert_lag(const char *ev, const char *ob)
+{
+    long long oldest = stream_oldest_ms(ob);
+    int64_t t0 = now_ms();
+    long long lag = stats_lag(ev);
+    int64_t t1 = now_ms();
+    if (oldest < 0) {
+        ck_assert_int_eq(lag, 0);
+        return;
+    }
+    ck_assert_int_ge(lag, t0 - oldest - 5);
+    ck_assert_int_le(lag, t1 - oldest + 5);
+}
+
+START_TEST(test_stats_lag_ms_is_the_age_of_the_oldest_unpersisted_entry)
+{
+    tk_uuid_t ev, rid;
+    char ob[32];
+    event_new(ev, future(), "A", "10", "100", NULL);
+    shard_key(ev, "ob", ob);
+    freeReplyObject(cmd("XTRIM %s MAXLEN 0", ob));
+    assert_lag(ev, ob);
+    if (stream_len(ob) == 0)
+        ck_assert_int_eq(stats_lag(ev), 0);
+
+    res_id_new(ev, rid);
+    tk_line_t line = {"A", "1"};
+    expect_ok(reserve(ev, rid, HOLD_MS, &line, 1), 0);
+    sleep_ms(60);
+    ck_assert_int_ge(stats_lag(ev), 50);
+    assert_lag(ev, ob);
+
+    /* once every entry is persisted, nothing lags */
+    redisReply *all = cmd("XRANGE %s - +", ob);
+    const char *args[MAX_ARGS];
+    char nids[16];
+    int n = 0;
+    args[n++] = "0";
+    args[n++] = nids;
+    for (size_t i = 0; i < all->elements && n < MAX_ARGS; i++)
+        args[n++] = all->element[i]->element[0]->str;
+    snprintf(nids, sizeof(nids), "%d", n - 2);
+    redisReply *r = fcall_on(rc, "tk_persisted", ev, n, args);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(r->integer, n - 2);
+    freeReplyObject(r);
+    freeReplyObject(all);
+    ck_assert_int_eq(stream_len(ob), 0);
+    ck_assert_int_eq(stats_lag(ev), 0);
+    assert_invariant(ev);
+}
+END_TEST
+
 /* ---- race ------------------------------------------------------------------------------- */
 
 #define RACE_PROCS 20
@@ -1161,6 +2055,23 @@ static Suite *functions_suite(void)
     tcase_add_test(tc, test_cancel_after_expiry_is_state_cancelled);
     tcase_add_test(tc, test_cancel_or_get_unknown_is_not_found);
     tcase_add_test(tc, test_stats_shape_totals_then_types);
+    tcase_add_test(tc, test_pay_start_makes_pending_paying_with_amount_then_exists);
+    tcase_add_test(tc, test_pay_start_unknown_is_not_found);
+    tcase_add_test(tc, test_pay_start_cancelled_or_completed_is_state);
+    tcase_add_test(tc, test_pay_start_on_expired_hold_is_state_cancelled);
+    tcase_add_test(tc, test_pay_start_txn_outside_the_shard_is_a_redis_error);
+    tcase_add_test(tc, test_pay_finish_ok_sells_tickets_then_cancel_and_second_finish_refused);
+    tcase_add_test(tc, test_pay_finish_fail_back_to_pending_then_retry_with_new_txn);
+    tcase_add_test(tc, test_pay_finish_fail_without_message_says_payment_failed);
+    tcase_add_test(tc, test_pay_finish_fail_after_until_expires_at_once);
+    tcase_add_test(tc, test_paying_hold_survives_its_until_only_the_gateway_timeout_fails_it);
+    tcase_add_test(tc, test_gateway_timeout_returns_a_live_hold_to_pending);
+    tcase_add_test(tc, test_pay_finish_with_wrong_txn_is_stale_and_changes_nothing);
+    tcase_add_test(tc, test_outbox_reserve_pay_complete_three_whole_entries);
+    tcase_add_test(tc, test_outbox_failed_payment_then_cancel_carries_the_error);
+    tcase_add_test(tc, test_persisted_acks_deletes_then_expire_forgets_only_finished);
+    tcase_add_test(tc, test_persisted_grace_keeps_records_until_it_runs_out);
+    tcase_add_test(tc, test_stats_lag_ms_is_the_age_of_the_oldest_unpersisted_entry);
     tcase_add_test(tc, test_race_200_clients_100_tickets_exactly_100_held);
     suite_add_tcase(s, tc);
     return s;
