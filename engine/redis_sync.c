@@ -53,19 +53,37 @@ int tk_redis_sync_load_functions(redisContext *c, char *err, size_t errsize)
     return ok ? 0 : -1;
 }
 
+/* the value of one CONFIG GET parameter into buf; -1 when it cannot be read */
+static int config_get(redisContext *c, const char *name, char *buf, size_t bufsize)
+{
+    redisReply *reply = redisCommand(c, "CONFIG GET %s", name);
+    int ok =
+        reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_STRING;
+    if (ok)
+        snprintf(buf, bufsize, "%s", reply->element[1]->str);
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
 int tk_redis_sync_durability_warning(redisContext *c, char *warn, size_t warnsize)
 {
-    redisReply *reply = redisCommand(c, "CONFIG GET appendonly");
-    int rc = -1;
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[1]->type == REDIS_REPLY_STRING) {
-        rc = strcmp(reply->element[1]->str, "yes") != 0;
-        if (rc)
-            snprintf(warn, warnsize, "Redis runs without AOF (appendonly %s): a crash loses holds and payments; set appendonly yes",
-                     reply->element[1]->str);
+    char appendonly[16], appendfsync[16];
+    if (config_get(c, "appendonly", appendonly, sizeof(appendonly)) != 0 ||
+        config_get(c, "appendfsync", appendfsync, sizeof(appendfsync)) != 0)
+        return -1;
+    if (strcmp(appendonly, "yes") != 0) {
+        snprintf(warn, warnsize, "Redis runs without AOF (appendonly %s): a crash loses holds and payments; set appendonly yes",
+                 appendonly);
+        return 1;
     }
-    freeReplyObject(reply);
-    return rc;
+    if (strcmp(appendfsync, "always") != 0) {
+        snprintf(
+            warn, warnsize,
+            "Redis fsyncs its AOF with appendfsync %s: a crash can lose acknowledged holds and payments; set appendfsync always",
+            appendfsync);
+        return 1;
+    }
+    return 0;
 }
 
 int tk_redis_sync_integer(redisContext *c, long long *out, const char *fmt, ...)

@@ -89,7 +89,7 @@ static int check_stores(const tk_config_t *config, FILE *out, PGconn **pg_out, r
         else
             tk_log_warn("config", "%s", warn);
     } else if (out != NULL) {
-        fprintf(out, "ok    Redis at %s:%u answers with AOF on\n", config->redis.host, config->redis.port);
+        fprintf(out, "ok    Redis at %s:%u answers with AOF on, fsynced on every write\n", config->redis.host, config->redis.port);
     }
 
     if (pg_out != NULL && redis_out != NULL && failures == 0) {

@@ -115,7 +115,7 @@ start_redis() {
     else
         rm_stale "$pidfile" redis-server
         redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
-            --dir "$REDIS_DIR" --appendonly yes --appendfsync everysec --save '' \
+            --dir "$REDIS_DIR" --appendonly yes --appendfsync always --save '' \
             --pidfile "$pidfile" --logfile "$REDIS_DIR/redis.log"
     fi
     if ! wait_until redis_up; then

@@ -219,16 +219,18 @@ START_TEST(development_generates_a_token_loads_demo_and_logs_text)
 }
 END_TEST
 
-/* Starts a throw-away redis-server without AOF on a free port; returns its pid. */
-static pid_t start_redis_without_aof(int port)
+/* Starts a throw-away redis-server on a free port with the given AOF settings; returns its pid.
+ * Its AOF (if any) goes to /tmp/tk-test-aof-<port>, removed by stop_redis. */
+static pid_t start_redis(int port, const char *appendonly, const char *appendfsync)
 {
-    char port_arg[16];
+    char port_arg[16], aof_dir[48];
     snprintf(port_arg, sizeof(port_arg), "%d", port);
+    snprintf(aof_dir, sizeof(aof_dir), "tk-test-aof-%d", port);
     pid_t pid = fork();
     if (pid == 0) {
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--appendonly", "no", "--save", "",
-               "--dir", "/tmp", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--appendonly", appendonly,
+               "--appendfsync", appendfsync, "--save", "", "--dir", "/tmp", "--appenddirname", aof_dir, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 100; ++i) {
@@ -241,10 +243,19 @@ static pid_t start_redis_without_aof(int port)
     return pid;
 }
 
+static void stop_redis(pid_t pid, int port)
+{
+    char cmd[64];
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf /tmp/tk-test-aof-%d", port);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 START_TEST(warns_when_redis_runs_without_aof)
 {
     int port = tk_test_free_port();
-    pid_t redis = start_redis_without_aof(port);
+    pid_t redis = start_redis(port, "no", "everysec");
     char env_redis[64], out[16384];
     snprintf(env_redis, sizeof(env_redis), "TICKETD_REDIS_URL=redis://127.0.0.1:%d/0", port);
     const char *env[] = {"TICKETD_SECRET=" GOOD_SECRET, env_redis, pg_env, NULL};
@@ -259,13 +270,27 @@ START_TEST(warns_when_redis_runs_without_aof)
         tk_test_server_stop(&s);
         tk_test_server_log(&s, log, sizeof(log));
     }
-    kill(redis, SIGTERM);
-    waitpid(redis, NULL, 0);
+    stop_redis(redis, port);
 
     ck_assert_int_eq(status, 0); /* a warning, not a refusal */
     ck_assert_ptr_nonnull(strstr(out, "WARN  Redis runs without AOF"));
     ck_assert_int_eq(started, 0);
     ck_assert_ptr_nonnull(strstr(log, "\"level\":\"warn\",\"component\":\"config\",\"msg\":\"Redis runs without AOF"));
+}
+END_TEST
+
+START_TEST(warns_when_redis_fsyncs_only_every_second)
+{
+    int port = tk_test_free_port();
+    pid_t redis = start_redis(port, "yes", "everysec");
+    char env_redis[64], out[16384];
+    snprintf(env_redis, sizeof(env_redis), "TICKETD_REDIS_URL=redis://127.0.0.1:%d/0", port);
+    const char *env[] = {"TICKETD_SECRET=" GOOD_SECRET, env_redis, pg_env, NULL};
+    const char *args[] = {"--check-config", NULL};
+    int status = tk_test_run_ticketd(env, args, out, sizeof(out));
+    stop_redis(redis, port);
+    ck_assert_int_eq(status, 0);
+    ck_assert_msg(strstr(out, "WARN  Redis fsyncs its AOF with appendfsync everysec") != NULL, "output: %s", out);
 }
 END_TEST
 
@@ -333,6 +358,7 @@ int main(void)
     tcase_add_test(tc, production_starts_with_an_empty_catalog_and_json_logs);
     tcase_add_test(tc, development_generates_a_token_loads_demo_and_logs_text);
     tcase_add_test(tc, warns_when_redis_runs_without_aof);
+    tcase_add_test(tc, warns_when_redis_fsyncs_only_every_second);
     tcase_add_test(tc, warns_when_postgres_runs_without_fsync);
     tcase_add_test(tc, warns_when_postgres_commits_asynchronously);
     suite_add_tcase(suite, tc);
