@@ -27,6 +27,7 @@ static const struct {
     [TK_SET_THREADS] = {"TICKETD_THREADS", NULL /* number of cores */},
     [TK_SET_PAYMENT_LATENCY_MS] = {"TICKETD_PAYMENT_LATENCY_MS", "200"},
     [TK_SET_LOG_LEVEL] = {"TICKETD_LOG_LEVEL", "info"},
+    [TK_SET_MAX_INFLIGHT] = {"TICKETD_MAX_INFLIGHT", "4096"},
 };
 
 const char *tk_setting_name(tk_setting_t setting)
@@ -186,6 +187,9 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     v = lookup(cfg, TK_SET_LOG_LEVEL, getenv_fn, ctx);
     if (tk_log_parse_level(v, &cfg->log_level) != 0)
         FAIL("TICKETD_LOG_LEVEL: '%s' is not one of debug, info, warn, error", v);
+    v = lookup(cfg, TK_SET_MAX_INFLIGHT, getenv_fn, ctx);
+    if (parse_int_in_range(v, 1, 1000000, &cfg->max_inflight) != 0)
+        FAIL("TICKETD_MAX_INFLIGHT: '%s' is not a whole number from 1 to 1000000", v);
     return 0;
 }
 
@@ -270,6 +274,9 @@ void tk_config_print(const tk_config_t *cfg, FILE *out)
             break;
         case TK_SET_LOG_LEVEL:
             snprintf(value, sizeof(value), "%s", tk_log_level_name(cfg->log_level));
+            break;
+        case TK_SET_MAX_INFLIGHT:
+            snprintf(value, sizeof(value), "%d", cfg->max_inflight);
             break;
         case TK_SET__COUNT:
             break;

@@ -33,6 +33,7 @@ typedef enum en_tk_setting_t {
     TK_SET_THREADS,
     TK_SET_PAYMENT_LATENCY_MS,
     TK_SET_LOG_LEVEL,
+    TK_SET_MAX_INFLIGHT,
     TK_SET__COUNT
 } tk_setting_t;
 
@@ -59,6 +60,7 @@ typedef struct st_tk_config_t {
     int threads;
     int payment_latency_ms;
     tk_log_level_t log_level;
+    int max_inflight; /* Redis commands in flight per loop before writes get 503 */
     tk_source_t source[TK_SET__COUNT];
 } tk_config_t;
 

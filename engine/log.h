@@ -9,6 +9,7 @@
 #define TK_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum en_tk_log_level_t { TK_LOG_DEBUG = 0, TK_LOG_INFO, TK_LOG_WARN, TK_LOG_ERROR } tk_log_level_t;
 typedef enum en_tk_log_format_t { TK_LOG_TEXT = 0, TK_LOG_JSON } tk_log_format_t;
@@ -19,6 +20,11 @@ void tk_log_init(tk_log_level_t level, tk_log_format_t format);
 int tk_log_parse_level(const char *s, tk_log_level_t *level);
 const char *tk_log_level_name(tk_log_level_t level);
 void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One access-log record at info level: JSON fields in production, a readable line in
+ * development. The path is logged without its query string, which can carry
+ * reservation ids (bearer secrets). */
+void tk_log_request(const char *method, size_t method_len, const char *path, size_t path_len, int status, uint64_t duration_us,
+                    size_t bytes);
 /* copies url into buf with the password (if any) replaced by "***" */
 void tk_log_redact_url(const char *url, char *buf, size_t bufsize);
 

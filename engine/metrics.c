@@ -78,6 +78,11 @@ void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms)
     __atomic_store_n(&outbox_lag_ms, lag_ms, __ATOMIC_RELAXED);
 }
 
+int64_t tk_metrics_outbox_depth(void)
+{
+    return __atomic_load_n(&outbox_depth, __ATOMIC_RELAXED);
+}
+
 typedef struct st_tk_text_t {
     char *buf;
     size_t len, cap;
@@ -186,6 +191,8 @@ char *tk_metrics_render(size_t *len)
     emit_counter(t, "ticketd_payments_failed_total", "Payments declined or failed.", SUM(m->payments_failed));
     emit_counter(t, "ticketd_soldout_fast_path_total", "Sold-out answers given without a Redis round trip.",
                  SUM(m->soldout_fast_path));
+    emit_counter(t, "ticketd_overload_refusals_total", "Writes refused with 503 because a queue was full or the server draining.",
+                 SUM(m->overload_refusals));
 
     uint64_t round_trips = 0, depth = 0;
     for (size_t i = 0; i < n; ++i) {

@@ -14,7 +14,7 @@ static struct {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     tk_job_t *head, **tail;
-    size_t queued, limit;
+    size_t queued, running, limit;
     int stopping;
     pthread_t *threads;
     size_t nthreads;
@@ -76,9 +76,13 @@ static void *worker_main(void *arg)
         if ((pool.head = job->next) == NULL)
             pool.tail = &pool.head;
         --pool.queued;
+        ++pool.running;
         pthread_mutex_unlock(&pool.mutex);
 
         job->run(job, &conn);
+        pthread_mutex_lock(&pool.mutex);
+        --pool.running;
+        pthread_mutex_unlock(&pool.mutex);
         h2o_multithread_send_message(job->origin, &job->super);
     }
     tk_worker_conn_dispose(&conn);
@@ -128,6 +132,14 @@ int tk_workers_submit(tk_job_t *job)
     }
     pthread_mutex_unlock(&pool.mutex);
     return rc;
+}
+
+int tk_workers_idle(void)
+{
+    pthread_mutex_lock(&pool.mutex);
+    int idle = pool.queued == 0 && pool.running == 0;
+    pthread_mutex_unlock(&pool.mutex);
+    return idle;
 }
 
 void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)

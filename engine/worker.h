@@ -34,6 +34,8 @@ int tk_workers_start(const tk_config_t *config, size_t nthreads, size_t queue_li
 void tk_workers_stop(void);
 /* 0 when queued; -1 when the queue is full or the pool is stopped (done is not called) */
 int tk_workers_submit(tk_job_t *job);
+/* whether no job is queued or running */
+int tk_workers_idle(void);
 /* the receiver callback each loop registers for completions */
 void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 /* (re)connects what is missing or broken; 0 when both connections are usable */

@@ -17,6 +17,8 @@
 #include "http/server.h"
 
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,7 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "  TICKETD_THREADS             HTTP event-loop threads (number of cores)\n"
                             "  TICKETD_PAYMENT_LATENCY_MS  simulated payment gateway delay (200)\n"
                             "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
+                            "  TICKETD_MAX_INFLIGHT        Redis commands in flight per loop before writes get 503 (4096)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
                             "  --check-config  print the effective settings and whether production would start;\n"
@@ -213,6 +216,13 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     tk_jsonr_init();
+    /* SIGINT/SIGTERM belong to the server's sigwait: block them before any thread exists,
+     * so every thread inherits the mask and none can be killed by them mid-drain */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0 ||
         tk_writer_start(&config) != 0) {
         fprintf(stderr, "ticketd: cannot start background threads\n");

@@ -8,6 +8,8 @@
 #include "http/router.h"
 #include "http/server.h"
 
+#include "engine/log.h"
+
 #include <sys/time.h>
 
 #include <string.h>
@@ -78,6 +80,8 @@ void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_
     int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
                  (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
     tk_metrics_observe_request(&tk_thread_of(req)->metrics, tk_router_slot(req), status, us > 0 ? (uint64_t)us : 0);
+    tk_log_request(req->method.base, req->method.len, req->path_normalized.base, req->path_normalized.len, status,
+                   us > 0 ? (uint64_t)us : 0, body.len);
     h2o_send_inline(req, body.base, body.len);
 }
 

@@ -10,21 +10,45 @@
 
 #include <string.h>
 
+/* Admission control for routes that change state. Their work queues are bounded: when
+ * this thread's Redis pipeline (TICKETD_MAX_INFLIGHT) or the process's unpersisted outbox is past its limit,
+ * or the server is draining for shutdown, they get 503 + Retry-After at once instead of
+ * joining a queue that only grows. Reads are always admitted. */
+#define OUTBOX_LIMIT 1000000 /* outbox entries waiting for PostgreSQL, all shards */
+
+static int admit(h2o_req_t *req, tk_thread_t *thread)
+{
+    const char *why = NULL;
+    if (__atomic_load_n(&tk_server_draining, __ATOMIC_RELAXED))
+        why = "The server is shutting down; try again";
+    else if (tk_redis_in_flight(thread->redis) >= (size_t)thread->config->max_inflight)
+        why = "Too many requests in progress; try again";
+    else if (tk_metrics_outbox_depth() >= OUTBOX_LIMIT)
+        why = "Sales are paused while the database catches up; try again";
+    if (why == NULL)
+        return 1;
+    tk_metrics_inc(&thread->metrics.overload_refusals);
+    tk_respond_unavailable(req, why);
+    return 0;
+}
+
+enum { READ = 0, WRITE = 1, IDEMPOTENT_WRITE = 3 };
+
 static const struct {
     const char *method;
     const char *path; /* without the trailing slash */
     tk_route_fn fn;
-    int idempotent; /* honours Idempotency-Key */
+    int kind; /* WRITE: admission-controlled; IDEMPOTENT_WRITE: also honours Idempotency-Key */
 } routes[] = {
     {"GET", "/events/event", tk_route_events_list},
     {"POST", "/events/event", tk_route_event_detail},
     {"GET", "/events/reservation", tk_route_reservation_read},
-    {"POST", "/events/reservation", tk_route_reservation_create, 1},
-    {"PUT", "/events/reservation", tk_route_payment_start, 1},
-    {"DELETE", "/events/reservation", tk_route_reservation_cancel},
+    {"POST", "/events/reservation", tk_route_reservation_create, IDEMPOTENT_WRITE},
+    {"PUT", "/events/reservation", tk_route_payment_start, IDEMPOTENT_WRITE},
+    {"DELETE", "/events/reservation", tk_route_reservation_cancel, WRITE},
     {"GET", "/transactions/list", tk_route_transaction_status},
     {"GET", "/events/stats", tk_route_event_stats},
-    {"POST", "/admin/events", tk_route_admin_create_event},
+    {"POST", "/admin/events", tk_route_admin_create_event, WRITE},
     {"GET", "/healthz", tk_route_healthz},
     {"GET", "/metrics", tk_route_metrics},
     {"GET", "/openapi.yaml", tk_route_openapi},
@@ -66,9 +90,12 @@ int tk_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i) {
         if (!h2o_memis(path.base, path.len, routes[i].path, strlen(routes[i].path)))
             continue;
-        if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method)))
-            return routes[i].idempotent ? tk_idempotency_run(req, tk_thread_of(req), routes[i].fn)
-                                        : routes[i].fn(req, tk_thread_of(req));
+        if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
+            tk_thread_t *thread = tk_thread_of(req);
+            if ((routes[i].kind & WRITE) && !admit(req, thread))
+                return 0;
+            return routes[i].kind == IDEMPOTENT_WRITE ? tk_idempotency_run(req, thread, routes[i].fn) : routes[i].fn(req, thread);
+        }
         allow_len +=
             (size_t)snprintf(allow + allow_len, sizeof(allow) - allow_len, "%s%s", allow_len ? ", " : "", routes[i].method);
     }

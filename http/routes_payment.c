@@ -65,6 +65,7 @@ static void on_recorded(redisReply *reply, void *data)
     else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING &&
              strcmp(reply->element[0]->str, "ERR") == 0)
         tk_log_warn("payment", "gateway answered transaction %s after it was given up on", charge->txn);
+    __atomic_fetch_sub(&charge->thread->charges_in_flight, 1, __ATOMIC_RELAXED);
     free(charge);
 }
 
@@ -115,6 +116,7 @@ static void on_pay_started(redisReply *reply, void *data)
         /* charge even if the client left: the transaction exists and must be settled */
         tk_charge_t *charge = h2o_mem_alloc(sizeof(*charge));
         *charge = (tk_charge_t){.thread = pay->thread, .retry = {.cb = on_retry}};
+        __atomic_fetch_add(&pay->thread->charges_in_flight, 1, __ATOMIC_RELAXED);
         memcpy(charge->rid, pay->rid, sizeof(charge->rid));
         snprintf(charge->txn, sizeof(charge->txn), "%.*s", (int)result.txn.len, result.txn.base);
         tk_gateway_t *gw = pay->thread->gateway;

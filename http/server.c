@@ -4,6 +4,7 @@
  */
 #include "http/server.h"
 #include "engine/log.h"
+#include "engine/timefmt.h"
 #include "engine/worker.h"
 #include "http/router.h"
 
@@ -17,7 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define DRAIN_TIMEOUT_MS 10000
+
 static h2o_globalconf_t globalconf;
+int tk_server_draining;
 
 static int bind_listener(const tk_config_t *config, char *err, size_t errsize)
 {
@@ -54,6 +58,28 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_accept(&thread->accept_ctx, sock);
 }
 
+/* On the loop thread: stop accepting. Connections already open are served until exit. */
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    tk_thread_t *thread = H2O_STRUCT_FROM_MEMBER(tk_thread_t, control_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    if (thread->listener != NULL) {
+        h2o_socket_read_stop(thread->listener);
+        h2o_socket_close(thread->listener);
+        thread->listener = NULL;
+    }
+}
+
+/* Whether no thread has a Redis command, a gateway charge or a worker job outstanding. */
+static int quiescent(tk_thread_t *threads, size_t nthreads)
+{
+    for (size_t i = 0; i < nthreads; ++i)
+        if (tk_redis_in_flight(threads[i].redis) != 0 || __atomic_load_n(&threads[i].charges_in_flight, __ATOMIC_RELAXED) != 0)
+            return 0;
+    return tk_workers_idle();
+}
+
 static void *thread_main(void *arg)
 {
     tk_thread_t *thread = arg;
@@ -67,6 +93,8 @@ static void *thread_main(void *arg)
         thread->sweeper = tk_sweeper_start(thread->ctx.loop, thread->redis, &thread->catalog, &thread->metrics.holds_expired);
     thread->queue = h2o_multithread_create_queue(thread->ctx.loop);
     h2o_multithread_register_receiver(thread->queue, &thread->job_receiver, tk_workers_on_complete);
+    h2o_multithread_register_receiver(thread->queue, &thread->control_receiver, on_control);
+    __atomic_store_n(&thread->ready, 1, __ATOMIC_RELEASE);
     thread->accept_ctx = (h2o_accept_ctx_t){.ctx = &thread->ctx, .hosts = globalconf.hosts};
     thread->listener = h2o_evloop_socket_create(thread->ctx.loop, thread->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thread->listener->data = thread;
@@ -101,7 +129,7 @@ int tk_server_run(const tk_config_t *config)
         }
     }
 
-    /* SIGINT/SIGTERM are taken by sigwait below; loop threads inherit the mask */
+    /* SIGINT/SIGTERM are taken by sigwait below; main blocked them before starting any thread */
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
@@ -119,6 +147,19 @@ int tk_server_run(const tk_config_t *config)
 
     int sig = 0;
     sigwait(&signals, &sig);
-    tk_log_info("server", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    tk_log_info("server", "received %s: no new connections, finishing what is in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    __atomic_store_n(&tk_server_draining, 1, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < nthreads; ++i) {
+        while (!__atomic_load_n(&threads[i].ready, __ATOMIC_ACQUIRE))
+            usleep(1000);
+        h2o_multithread_send_message(&threads[i].control_receiver, &threads[i].stop_message);
+    }
+    int64_t deadline = tk_time_mono_ms() + DRAIN_TIMEOUT_MS;
+    while (!quiescent(threads, nthreads) && tk_time_mono_ms() < deadline)
+        usleep(20 * 1000);
+    if (quiescent(threads, nthreads))
+        tk_log_info("server", "in-flight work finished");
+    else
+        tk_log_warn("server", "gave up waiting for in-flight work after %d ms", DRAIN_TIMEOUT_MS);
     return 0;
 }

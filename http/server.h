@@ -32,8 +32,12 @@ typedef struct st_tk_thread_t {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t job_receiver;
     h2o_socket_t *listener;
+    h2o_multithread_receiver_t control_receiver; /* "stop accepting", from the main thread */
+    h2o_multithread_message_t stop_message;
+    uint64_t charges_in_flight; /* gateway charges not yet recorded in Redis (read by the main thread) */
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
+    int ready; /* set by the loop thread once it can receive messages */
     pthread_t tid;
 } tk_thread_t;
 
@@ -41,6 +45,9 @@ static inline tk_thread_t *tk_thread_of(h2o_req_t *req)
 {
     return H2O_STRUCT_FROM_MEMBER(tk_thread_t, ctx, req->conn->ctx);
 }
+
+/* set once SIGTERM or SIGINT arrived: new writes are refused while in-flight work finishes */
+extern int tk_server_draining;
 
 /* Binds the listening sockets (failing fast with a one-line reason), starts the loop
  * threads and blocks until SIGINT or SIGTERM. Returns the process exit status. */

@@ -42,6 +42,7 @@ static const env_entry_t full_env[] = {
     {"TICKETD_THREADS", "3"},
     {"TICKETD_PAYMENT_LATENCY_MS", "0"},
     {"TICKETD_LOG_LEVEL", "debug"},
+    {"TICKETD_MAX_INFLIGHT", "64"},
     {NULL, NULL},
 };
 
@@ -92,6 +93,7 @@ START_TEST(test_load_empty_environment_gives_documented_defaults)
     ck_assert_int_eq(cfg.max_per_type, 5);
     ck_assert_int_eq(cfg.payment_latency_ms, 200);
     ck_assert_int_eq(cfg.log_level, TK_LOG_INFO);
+    ck_assert_int_eq(cfg.max_inflight, 4096);
 }
 END_TEST
 
@@ -138,6 +140,7 @@ START_TEST(test_load_full_environment_takes_every_value)
     ck_assert_int_eq(cfg.threads, 3);
     ck_assert_int_eq(cfg.payment_latency_ms, 0);
     ck_assert_int_eq(cfg.log_level, TK_LOG_DEBUG);
+    ck_assert_int_eq(cfg.max_inflight, 64);
 }
 END_TEST
 
@@ -273,6 +276,8 @@ END_TEST
 
 START_TEST(test_load_refuses_bad_log_level)
 {
+    assert_refused("TICKETD_MAX_INFLIGHT", "0");
+    assert_refused("TICKETD_MAX_INFLIGHT", "lots");
     assert_refused("TICKETD_LOG_LEVEL", "verbose");
     assert_refused("TICKETD_LOG_LEVEL", "INFO");
     tk_config_t cfg;
