@@ -18,6 +18,8 @@ PACKAGES=(
     wrk nghttp2-client gnuplot-nox curl jq
     # repository checks (tests/repo/test_compose.sh parses docker-compose.yml)
     python3-yaml
+    # the admin dashboard's browser test (tests/ui/test_dashboard.sh)
+    chromium
     # ps/pgrep, runuser (used by scripts/services.sh)
     procps util-linux
 )
