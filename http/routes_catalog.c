@@ -5,6 +5,7 @@
  */
 #include "engine/inventory.h"
 #include "engine/timefmt.h"
+#include "http/event_call.h"
 #include "http/jsonr.h"
 #include "http/query.h"
 #include "http/respond.h"
@@ -84,30 +85,19 @@ void tk_render_event_detail(tk_jsonw_t *w, const tk_event_t *ev, const int64_t *
     tk_jsonw_lit(w, "]}");
 }
 
-typedef struct st_tk_detail_op_t {
-    tk_catalog_t *catalog; /* retained while Redis answers */
-    const tk_event_t *event;
-} tk_detail_op_t;
-
-static void on_avail(redisReply *reply, void *data)
+static void on_avail(h2o_req_t *req, redisReply *reply, const tk_event_t *ev)
 {
-    tk_async_t *op = data;
-    tk_detail_op_t *detail = tk_async_data(op);
-    h2o_req_t *req = tk_async_req(op);
-    if (req != NULL) {
-        const tk_event_t *ev = detail->event;
-        int64_t *left = h2o_mem_alloc_pool(&req->pool, sizeof(*left) * (ev->ntypes + 1));
-        if (reply == NULL || tk_inventory_parse_avail(reply, ev, left) != 0) {
-            tk_respond_unavailable(req, "Live availability is unavailable right now; try again");
-        } else {
-            tk_jsonw_t w;
-            tk_jsonw_init(&w, &req->pool, 256 + ev->ntypes * 200);
-            tk_render_event_detail(&w, ev, left);
-            tk_respond_json(req, 200, &w);
-        }
+    if (req == NULL)
+        return;
+    int64_t *left = h2o_mem_alloc_pool(&req->pool, sizeof(*left) * (ev->ntypes + 1));
+    if (reply == NULL || tk_inventory_parse_avail(reply, ev, left) != 0) {
+        tk_respond_unavailable(req, "Live availability is unavailable right now; try again");
+        return;
     }
-    tk_catalog_release(detail->catalog);
-    tk_async_finish(op);
+    tk_jsonw_t w;
+    tk_jsonw_init(&w, &req->pool, 256 + ev->ntypes * 200);
+    tk_render_event_detail(&w, ev, left);
+    tk_respond_json(req, 200, &w);
 }
 
 int tk_route_event_detail(h2o_req_t *req, tk_thread_t *thread)
@@ -124,21 +114,6 @@ int tk_route_event_detail(h2o_req_t *req, tk_thread_t *thread)
         tk_respond_error(req, 400, "Invalid event_id", "event_id must be an event's UUID");
         return 0;
     }
-    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
-    const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, id) : NULL;
-    if (ev == NULL) {
-        tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
-        return 0;
-    }
-    tk_async_t *op = tk_async_start(req, sizeof(tk_detail_op_t));
-    tk_detail_op_t *detail = tk_async_data(op);
-    tk_catalog_retain(catalog);
-    detail->catalog = catalog;
-    detail->event = ev;
-    if (tk_inventory_avail(thread->redis, ev, on_avail, op) != 0) {
-        tk_catalog_release(catalog);
-        tk_async_finish(op);
-        tk_respond_unavailable(req, "Live availability is unavailable right now; try again");
-    }
+    tk_event_call(req, thread, id, tk_inventory_avail, on_avail, "Live availability is unavailable right now; try again");
     return 0;
 }

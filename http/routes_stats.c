@@ -6,16 +6,12 @@
  */
 #include "engine/inventory.h"
 #include "http/auth.h"
+#include "http/event_call.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
 #include <string.h>
-
-typedef struct st_tk_stats_op_t {
-    tk_catalog_t *catalog; /* retained while Redis answers */
-    const tk_event_t *event;
-} tk_stats_op_t;
 
 static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s)
 {
@@ -69,20 +65,15 @@ static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_st
     tk_respond_json(req, 200, &w);
 }
 
-static void on_stats(redisReply *reply, void *data)
+static void on_stats(h2o_req_t *req, redisReply *reply, const tk_event_t *ev)
 {
-    tk_async_t *op = data;
-    tk_stats_op_t *stats = tk_async_data(op);
-    h2o_req_t *req = tk_async_req(op);
-    if (req != NULL) {
-        tk_event_stats_t s;
-        if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0)
-            render_stats(req, stats->event, &s);
-        else
-            tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
-    }
-    tk_catalog_release(stats->catalog);
-    tk_async_finish(op);
+    tk_event_stats_t s;
+    if (req == NULL)
+        return;
+    if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0)
+        render_stats(req, ev, &s);
+    else
+        tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
 }
 
 int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
@@ -96,21 +87,6 @@ int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
         tk_respond_error(req, 400, found == 0 ? "Missing event_id" : "Invalid event_id", "event_id must be an event's UUID");
         return 0;
     }
-    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
-    const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, id) : NULL;
-    if (ev == NULL) {
-        tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
-        return 0;
-    }
-    tk_async_t *op = tk_async_start(req, sizeof(tk_stats_op_t));
-    tk_stats_op_t *stats = tk_async_data(op);
-    tk_catalog_retain(catalog);
-    stats->catalog = catalog;
-    stats->event = ev;
-    if (tk_inventory_stats(thread->redis, ev, on_stats, op) != 0) {
-        tk_catalog_release(catalog);
-        tk_async_finish(op);
-        tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
-    }
+    tk_event_call(req, thread, id, tk_inventory_stats, on_stats, "Live statistics are unavailable right now; try again");
     return 0;
 }
