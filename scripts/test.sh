@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh               normal build in build/
 #   scripts/test.sh --sanitize    Debug build with ASan + UBSan in build-asan/
+#   scripts/test.sh --tsan        Debug build with TSan in build-tsan/, integration tests only
 #
 # Starts the *test* Redis and PostgreSQL (ports 6391/5441, never the dev ones) and
 # hands them to the tests as TICKETD_TEST_REDIS_URL / TICKETD_TEST_PG_URL (and
@@ -16,6 +17,7 @@ cd "$REPO"
 
 BUILD_DIR=build
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+CTEST_SELECT=()
 case "${1:-}" in
 "") ;;
 --sanitize)
@@ -24,8 +26,16 @@ case "${1:-}" in
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     ;;
+--tsan)
+    # the threaded parts (loops, workers, refresher, writer, metrics) under ThreadSanitizer:
+    # the integration tests drive a TSan-built server; a race aborts it and fails its test
+    BUILD_DIR=build-tsan
+    CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_TSAN=ON)
+    CTEST_SELECT=(-L integration -E "test_dashboard|fault_")
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    ;;
 *)
-    echo "usage: $0 [--sanitize]" >&2
+    echo "usage: $0 [--sanitize | --tsan]" >&2
     exit 2
     ;;
 esac
@@ -57,5 +67,5 @@ export TICKETD_SOURCE_DIR=$REPO
 
 # --no-tests=error: a build that registers no test must not pass as green.
 rc=0
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j1 --no-tests=error || rc=$?
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j1 --no-tests=error "${CTEST_SELECT[@]}" || rc=$?
 exit "$rc"

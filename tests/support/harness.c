@@ -225,6 +225,8 @@ int tk_test_server_stop(tk_test_server_t *s)
         report = strstr(log, "ERROR: AddressSanitizer");
     if (report == NULL)
         report = strstr(log, "ERROR: LeakSanitizer");
+    if (report == NULL)
+        report = strstr(log, "WARNING: ThreadSanitizer");
     if (report != NULL) {
         fprintf(stderr, "harness: ticketd on port %d reported:\n%.4000s\n", s->port, report);
         return -1;
