@@ -20,7 +20,8 @@ static int read_int(const msgpack_object *o, int64_t *out)
         *out = (int64_t)o->via.u64;
     else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         *out = o->via.i64;
-    else if (o->type == MSGPACK_OBJECT_FLOAT64 && o->via.f64 == (double)(int64_t)o->via.f64)
+    else if (o->type == MSGPACK_OBJECT_FLOAT64 && o->via.f64 >= -9223372036854775808.0 && o->via.f64 < 9223372036854775808.0 &&
+             o->via.f64 == (double)(int64_t)o->via.f64)
         *out = (int64_t)o->via.f64; /* Lua numbers are doubles; cmsgpack keeps integral ones as ints, but be lenient */
     else
         return -1;
@@ -48,7 +49,7 @@ static int one_of(const char *s, const char *a, const char *b, const char *c)
 
 static int decode_tickets(const msgpack_object *o, tk_outbox_record_t *rec)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY)
+    if (o->type != MSGPACK_OBJECT_ARRAY || rec->tickets != NULL /* "t" given twice */)
         return -1;
     rec->tickets = calloc(o->via.array.size + 1, sizeof(*rec->tickets));
     if (rec->tickets == NULL)

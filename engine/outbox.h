@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TK_OUTBOX_TYPE_MAX 64
+#define TK_OUTBOX_TYPE_MAX 256 /* bytes: 64 characters of up to 4 bytes each */
 #define TK_OUTBOX_ERROR_MAX 200
 
 typedef struct st_tk_outbox_ticket_t {

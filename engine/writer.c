@@ -1,8 +1,12 @@
 /*
  * The writer loop: read (own pending entries first, then new ones) → decode → one
  * PostgreSQL transaction → tk_persisted (XACK + XDEL, and schedule finished records to
- * be forgotten). A batch that fails is retried from the pending list with backoff; a
- * malformed entry is logged and acknowledged so it cannot wedge the stream.
+ * be forgotten). A batch that fails because PostgreSQL is away is retried from the
+ * pending list with backoff. A batch PostgreSQL rejects for its data is written again
+ * record by record; a record that still fails, or an entry that cannot be decoded, is
+ * moved to the shard's dead-letter stream tk:{s}:dead with the reason — kept for an
+ * operator, logged, counted — so one bad record can neither stall the sale's
+ * persistence nor vanish.
  */
 #include "engine/writer.h"
 #include "engine/catalog.h"
@@ -38,6 +42,9 @@ typedef struct st_tk_batch_entry_t {
     char id[32];
     int decoded;
     tk_outbox_record_t rec;
+    char *raw; /* the entry's msgpack bytes, for the dead-letter stream */
+    size_t raw_len;
+    int set_aside; /* moved to tk:{s}:dead: not in PostgreSQL, so Redis keeps the record */
 } tk_batch_entry_t;
 
 typedef struct st_tk_writer_t {
@@ -126,9 +133,11 @@ static void measure_outbox(tk_writer_t *w)
 
 static void clear_batch(tk_writer_t *w)
 {
-    for (size_t i = 0; i < w->nbatch; ++i)
+    for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].decoded)
             tk_outbox_record_dispose(&w->batch[i].rec);
+        free(w->batch[i].raw);
+    }
     w->nbatch = 0;
 }
 
@@ -175,11 +184,13 @@ static int read_entries(tk_writer_t *w)
             snprintf(b->shard, sizeof(b->shard), "%.4s", shard);
             snprintf(b->id, sizeof(b->id), "%s", entry->element[0]->str);
             redisReply *fields = entry->element[1];
-            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING)
-                b->decoded = tk_outbox_decode(fields->element[1]->str, fields->element[1]->len, &b->rec) == 0;
-            if (!b->decoded)
-                tk_log_error("writer", "outbox entry %s of shard %s is malformed or deleted; acknowledging it unwritten", b->id,
-                             b->shard);
+            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING) {
+                b->raw_len = fields->element[1]->len;
+                if ((b->raw = malloc(b->raw_len + 1)) == NULL)
+                    abort();
+                memcpy(b->raw, fields->element[1]->str, b->raw_len);
+                b->decoded = tk_outbox_decode(b->raw, b->raw_len, &b->rec) == 0;
+            }
         }
     }
     freeReplyObject(r);
@@ -216,11 +227,11 @@ static int acknowledge(tk_writer_t *w)
             tk_batch_entry_t *b = w->batch + j;
             if (strcmp(b->shard, shard) != 0)
                 continue;
-            if (b->decoded && tk_outbox_record_is_final(&b->rec)) {
+            if (b->decoded && !b->set_aside && tk_outbox_record_is_final(&b->rec)) {
                 snprintf(members[nmembers], 40, "r:%s", b->rec.rid);
                 argv[argc] = members[nmembers], argvlen[argc++] = strlen(members[nmembers++]);
             }
-            if (b->decoded && b->rec.has_txn && strcmp(b->rec.txn_status, "PENDING") != 0) {
+            if (b->decoded && !b->set_aside && b->rec.has_txn && strcmp(b->rec.txn_status, "PENDING") != 0) {
                 snprintf(members[nmembers], 40, "x:%s", b->rec.txn_id);
                 argv[argc] = members[nmembers], argvlen[argc++] = strlen(members[nmembers++]);
             }
@@ -245,14 +256,62 @@ static int acknowledge(tk_writer_t *w)
     return 0;
 }
 
+/* Moves one entry to its shard's dead-letter stream with the reason. */
+static int set_aside(tk_writer_t *w, tk_batch_entry_t *b, const char *why)
+{
+    char key[TK_KEY_LEN + 8];
+    snprintf(key, sizeof(key), "tk:{%s}:dead", b->shard);
+    const char *argv[] = {"XADD", key, "*", "id", b->id, "m", b->raw != NULL ? b->raw : "", "err", why};
+    size_t argvlen[] = {4, strlen(key), 1, 2, strlen(b->id), 1, b->raw != NULL ? b->raw_len : 0, 3, strlen(why)};
+    redisReply *r = redisCommandArgv(w->conn.redis, 9, argv, argvlen);
+    int ok = r != NULL && r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    if (ok) {
+        /* acknowledged at once, so a retried batch does not set it aside twice */
+        tk_shard_keys_t keys;
+        tk_shard_keys(b->shard, &keys);
+        freeReplyObject(redisCommand(w->conn.redis, "XACK %s " TK_WRITER_GROUP " %s", keys.names[TK_KEY_OB], b->id));
+        freeReplyObject(redisCommand(w->conn.redis, "XDEL %s %s", keys.names[TK_KEY_OB], b->id));
+        b->set_aside = 1;
+        tk_log_error("writer", "outbox entry %s of shard %s set aside in %s: %s", b->id, b->shard, key, why);
+        pthread_mutex_lock(&stats_mutex);
+        ++stats.dead_letters;
+        pthread_mutex_unlock(&stats_mutex);
+    }
+    return ok ? 0 : -1;
+}
+
+/* After PostgreSQL refused a batch for its data: write record by record, and set aside
+ * what still fails. -1 when the database went away meanwhile (retry the batch later). */
+static int isolate_rejected(tk_writer_t *w)
+{
+    char err[512];
+    for (size_t i = 0; i < w->nbatch; ++i) {
+        tk_batch_entry_t *b = w->batch + i;
+        if (!b->decoded)
+            continue; /* set aside by write_batch already */
+        if (tk_persist_batch(w->conn.pg, &b->rec, 1, err, sizeof(err)) == 0)
+            continue;
+        if (PQstatus(w->conn.pg) != CONNECTION_OK || set_aside(w, b, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Writes the decoded entries of the batch; 0 when committed (or nothing to write). */
 static int write_batch(tk_writer_t *w, char *err, size_t errsize)
 {
     tk_outbox_record_t *recs = malloc(sizeof(*recs) * (w->nbatch + 1));
     size_t n = 0;
-    for (size_t i = 0; i < w->nbatch; ++i)
+    for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].decoded)
             recs[n++] = w->batch[i].rec;
+        else if (set_aside(w, w->batch + i, "not a well-formed outbox entry") != 0) {
+            free(recs);
+            snprintf(err, errsize, "cannot set aside the malformed entry %s", w->batch[i].id);
+            return -1;
+        }
+    }
     int rc = n == 0 ? 0 : tk_persist_batch(w->conn.pg, recs, n, err, errsize);
     free(recs);
     if (rc == 0) {
@@ -319,7 +378,12 @@ static void *writer_main(void *arg)
             w->pending_mode = 0; /* our pending list is empty: on to new entries */
             continue;
         }
-        if (write_batch(w, err, sizeof(err)) != 0) {
+        int written = write_batch(w, err, sizeof(err)) == 0;
+        if (!written && w->conn.pg != NULL && PQstatus(w->conn.pg) == CONNECTION_OK) {
+            tk_log_warn("writer", "PostgreSQL rejected a batch of %zu entries, writing them one by one: %s", w->nbatch, err);
+            written = isolate_rejected(w) == 0;
+        }
+        if (!written) {
             if (!failing++)
                 tk_log_warn("writer", "PostgreSQL write failed, %zu entries wait in Redis: %s", w->nbatch, err);
             pthread_mutex_lock(&stats_mutex);

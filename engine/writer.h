@@ -4,7 +4,8 @@
  * and acknowledges entries only after their batch committed. Several writers, in one
  * process or many, share the work through the consumer group; entries a crashed writer
  * left pending are claimed (XAUTOCLAIM) once idle. While PostgreSQL is down the backlog
- * waits in Redis and sales go on; the writer never touches an HTTP thread.
+ * waits in Redis and sales go on; the writer never touches an HTTP thread. A record
+ * PostgreSQL refuses for its data goes to the dead-letter stream tk:{s}:dead.
  */
 #ifndef TK_WRITER_H
 #define TK_WRITER_H
@@ -22,7 +23,7 @@ int tk_writer_start(const tk_config_t *config);
 void tk_writer_stop(int timeout_ms);
 
 typedef struct st_tk_writer_stats_t {
-    uint64_t batches, records, failures;
+    uint64_t batches, records, failures, dead_letters;
     int64_t last_commit_ms;
 } tk_writer_stats_t;
 

@@ -325,6 +325,43 @@ START_TEST(reads_fall_back_to_postgres_once_records_leave_redis)
 }
 END_TEST
 
+START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
+{
+    char *event = create_event(&server, 10);
+    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
+    tk_shard_keys_t keys;
+    tk_shard_keys(event, &keys);
+    redisReply *r = redisCommand(c, "XADD %s * m %b", keys.names[TK_KEY_OB], "\xc1garbage", (size_t)8);
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+    char bad_id[64];
+    snprintf(bad_id, sizeof(bad_id), "%s", r->str);
+    freeReplyObject(r);
+    char *rid = reserve_one(&server, event);
+    ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 202);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s' AND status = 'COMPLETED'", rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    /* the bad entry waits in the dead-letter stream with its reason, out of the outbox */
+    char dead[32];
+    snprintf(dead, sizeof(dead), "tk:{%.4s}:dead", event);
+    r = redisCommand(c, "XRANGE %s - +", dead);
+    int found = 0;
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i) {
+        redisReply *fields = r->element[i]->element[1];
+        for (size_t j = 0; j + 1 < fields->elements; j += 2)
+            found |= strcmp(fields->element[j]->str, "id") == 0 && strcmp(fields->element[j + 1]->str, bad_id) == 0;
+    }
+    freeReplyObject(r);
+    ck_assert_msg(found, "entry %s is not in %s", bad_id, dead);
+    r = redisCommand(c, "XRANGE %s %s %s", keys.names[TK_KEY_OB], bad_id, bad_id);
+    ck_assert_int_eq(r->elements, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    free(rid);
+    free(event);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("persistence");
@@ -336,6 +373,7 @@ int main(void)
     tcase_add_test(tc, postgres_down_mid_sale_loses_and_duplicates_nothing);
     tcase_add_test(tc, entries_left_by_a_crashed_writer_are_claimed);
     tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
+    tcase_add_test(tc, a_malformed_entry_is_set_aside_and_persistence_goes_on);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
