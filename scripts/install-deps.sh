@@ -12,6 +12,8 @@ PACKAGES=(
     # libraries the C code links against
     libh2o-evloop-dev libh2o-dev libhiredis-dev libpq-dev libmsgpack-dev
     libjansson-dev check libssl-dev zlib1g-dev
+    # fuzzing (tests/fuzz/run.sh): clang with libFuzzer and the sanitizer runtimes; llvm-cov for coverage
+    clang libclang-rt-14-dev llvm-14
     # services the engine talks to
     redis-server redis-tools postgresql-15 postgresql-client-15
     # benchmarking, HTTP/2 client, plots, scripting helpers
