@@ -25,6 +25,8 @@ case "${1:-}" in
     CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_ASAN=ON -DTICKETD_UBSAN=ON)
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    # the fault scenarios (minutes of outages) run once, in the normal build
+    CTEST_SELECT=(-LE fault)
     ;;
 --tsan)
     # the threaded parts (loops, workers, refresher, writer, metrics) under ThreadSanitizer:
