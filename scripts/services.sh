@@ -173,11 +173,16 @@ start_pg() {
 }
 
 # `shutdown` (not `nosave`): with AOF on, Redis fsyncs the log and loses nothing.
+# Only our own server (its pid file in our data dir) is stopped, as for PostgreSQL:
+# a Redis someone else runs on the same port is left alone.
 stop_redis() {
-    if redis_up; then
+    local pidfile=$REDIS_DIR/redis.pid
+    if pid_alive "$pidfile" redis-server; then
         redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
         wait_until redis_down || die "redis on port $REDIS_PORT did not stop"
         log "redis stopped"
+    elif redis_up; then
+        log "redis on port $REDIS_PORT is not ours ($REDIS_DIR); left alone"
     else
         log "redis not running"
     fi
