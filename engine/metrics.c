@@ -212,7 +212,9 @@ char *tk_metrics_render(size_t *len)
     emit_counter(t, "ticketd_writer_batches_total", "Outbox batches committed to PostgreSQL.", ws.batches);
     emit_counter(t, "ticketd_writer_records_total", "Outbox records committed to PostgreSQL.", ws.records);
     emit_counter(t, "ticketd_writer_failures_total", "Outbox batches that failed and were retried.", ws.failures);
-    emit_counter(t, "ticketd_writer_dead_letters_total", "Outbox entries PostgreSQL refused, moved to tk:{s}:dead.", ws.dead_letters);
+    emit_counter(t, "ticketd_writer_ack_calls_total", "tk_persisted calls (one per shard of a committed batch).", ws.ack_calls);
+    emit_counter(t, "ticketd_writer_dead_letters_total", "Outbox entries PostgreSQL refused, moved to tk:{s}:dead.",
+                 ws.dead_letters);
     int64_t ob_depth = __atomic_load_n(&outbox_depth, __ATOMIC_RELAXED), lag = __atomic_load_n(&outbox_lag_ms, __ATOMIC_RELAXED);
     if (ob_depth >= 0) {
         emit(t,

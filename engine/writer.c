@@ -203,8 +203,9 @@ static int acknowledge(tk_writer_t *w)
 {
     for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].shard[0] == '\0')
-            continue; /* done with an earlier shard */
-        const char *shard = w->batch[i].shard;
+            continue;                 /* done with an earlier shard */
+        char shard[TK_SHARD_LEN + 1]; /* a copy: the loop below clears each entry's shard as it is done */
+        memcpy(shard, w->batch[i].shard, sizeof(shard));
         tk_shard_keys_t keys;
         tk_shard_keys(shard, &keys);
         size_t cap = TK_FCALL_PREFIX_LEN + 2 + 3 * (w->nbatch - i), argc = 0;
@@ -241,6 +242,9 @@ static int acknowledge(tk_writer_t *w)
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
         redisReply *r = redisCommandArgv(w->conn.redis, (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+        pthread_mutex_lock(&stats_mutex);
+        ++stats.ack_calls;
+        pthread_mutex_unlock(&stats_mutex);
         if (!ok)
             tk_log_error("writer", "acknowledging shard %s failed: %s", shard,
                          r == NULL                      ? w->conn.redis->errstr

@@ -24,6 +24,7 @@ void tk_writer_stop(int timeout_ms);
 
 typedef struct st_tk_writer_stats_t {
     uint64_t batches, records, failures, dead_letters;
+    uint64_t ack_calls; /* tk_persisted calls: one per shard of a batch */
     int64_t last_commit_ms;
 } tk_writer_stats_t;
 

@@ -362,6 +362,39 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
 }
 END_TEST
 
+/* a counter from /metrics */
+static long long metric(const char *name)
+{
+    tk_http_response_t res;
+    ck_assert_int_eq(tk_http_request(server.port, "GET", "/metrics", NULL, NULL, 0, &res), 0);
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "\n%s ", name);
+    const char *at = strstr(res.body, pattern);
+    long long v = at != NULL ? atoll(at + strlen(pattern)) : -1;
+    tk_http_response_free(&res);
+    return v;
+}
+
+START_TEST(a_batch_is_acknowledged_with_one_call_per_shard)
+{
+    char *event = create_event(&server, 100);
+    ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
+    for (int i = 0; i < 40; ++i) /* 40 entries of one shard pile up in the outbox */
+        free(reserve_one(&server, event));
+    long long batches = metric("ticketd_writer_batches_total"), calls = metric("ticketd_writer_ack_calls_total");
+    ck_assert_int_eq(tk_test_services("start-postgres"), 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s'", event);
+    ck_assert_int_eq(await_count(sql, 40), 40);
+    usleep(300 * 1000);
+    long long more_batches = metric("ticketd_writer_batches_total") - batches,
+              more_calls = metric("ticketd_writer_ack_calls_total") - calls;
+    ck_assert_int_ge(more_batches, 1);
+    ck_assert_msg(more_calls <= more_batches, "%lld tk_persisted calls for %lld batches of one shard", more_calls, more_batches);
+    free(event);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("persistence");
@@ -374,6 +407,7 @@ int main(void)
     tcase_add_test(tc, entries_left_by_a_crashed_writer_are_claimed);
     tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
     tcase_add_test(tc, a_malformed_entry_is_set_aside_and_persistence_goes_on);
+    tcase_add_test(tc, a_batch_is_acknowledged_with_one_call_per_shard);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
