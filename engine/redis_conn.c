@@ -1,6 +1,9 @@
 /*
- * Connection state machine: DOWN → CONNECTING → READY → (error) → DOWN, with the
- * reconnect delay doubling from 50 ms to 3.2 s and reset on success. Per-command
+ * Connection state machine: DOWN → CONNECTING → (PING answers PONG) → READY →
+ * (error) → DOWN, with the reconnect delay doubling from 50 ms to 3.2 s and reset on
+ * success. A Redis that accepts connections while still loading its AOF answers PING
+ * with LOADING: the connection is dropped and retried, so no command is sent before
+ * Redis can run it. Per-command
  * bookkeeping lives in a free list owned by the connection, so sending a command does
  * not allocate once the list is warm.
  */
@@ -10,6 +13,7 @@
 #include "engine/timefmt.h"
 
 #include <hiredis/async.h>
+#include <string.h>
 
 #define BACKOFF_STEPS 7 /* 50 ms … 3.2 s */
 #define STALL_LIMIT_MS 3000
@@ -67,6 +71,21 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_reconnect(r);
         return;
     }
+    /* READY once PING answers PONG (see on_ready_ping) */
+}
+
+static void on_ready_ping(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    tk_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    if (rep == NULL)
+        return; /* the connection failed; on_disconnect reconnects */
+    if (rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "PONG") != 0) {
+        tk_log_warn("redis", "%s:%u is not ready (%s); retrying", r->url.host, r->url.port,
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return;
+    }
     if (r->backoff_step != 0)
         tk_log_info("redis", "connected to %s:%u", r->url.host, r->url.port);
     r->state = TK_REDIS_READY;
@@ -112,6 +131,7 @@ static void start_connect(tk_redis_t *r)
         redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", r->url.password);
     if (r->url.db != 0)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", r->url.db);
+    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
 }
 
 /* Drops a connection whose oldest command has waited too long, so callers get an

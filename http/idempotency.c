@@ -96,6 +96,8 @@ static void on_claim(redisReply *reply, void *data)
         active_claims = claim;
         claim->handler(req, claim->thread);
     } else if (strcmp(verdict, "BUSY") == 0) {
+        /* the first request is running, or died with its claim (which lapses in TK_IDEMPOTENCY_CLAIM_MS) */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("2"));
         tk_respond_error(req, 409, "Request in progress", "A request with this Idempotency-Key is still being processed");
     } else if (strcmp(verdict, "DONE") != 0 || reply->elements != 2 ||
                replay(req, reply->element[1]->str, reply->element[1]->len) != 0) {

@@ -53,7 +53,12 @@ static void record_answer(tk_charge_t *charge);
 static void on_recorded(redisReply *reply, void *data)
 {
     tk_charge_t *charge = data;
-    if (reply == NULL) {
+    /* No reply, or a transient error (LOADING after a restart, BUSY, READONLY): the
+     * gateway's answer must not be lost, so try again. Only "ERR ticketd: …" — a call
+     * the library refuses as malformed — is final. */
+    if (reply == NULL || (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ERR ticketd:", 12) != 0)) {
+        if (reply != NULL)
+            tk_log_warn("payment", "recording transaction %s: %s; retrying", charge->txn, reply->str);
         h2o_timeout_link(charge->thread->ctx.loop, &charge->thread->retry_timeout, &charge->retry);
         return;
     }
