@@ -25,15 +25,15 @@ case "${1:-}" in
     CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_ASAN=ON -DTICKETD_UBSAN=ON)
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    # the fault scenarios (minutes of outages) run once, in the normal build
-    CTEST_SELECT=(-LE fault)
+    # the fault scenarios (minutes of outages) and the bench smoke run once, in the normal build
+    CTEST_SELECT=(-LE "fault|bench")
     ;;
 --tsan)
     # the threaded parts (loops, workers, refresher, writer, metrics) under ThreadSanitizer:
     # the integration tests drive a TSan-built server; a race aborts it and fails its test
     BUILD_DIR=build-tsan
     CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_TSAN=ON)
-    CTEST_SELECT=(-L integration -E "test_dashboard|fault_")
+    CTEST_SELECT=(-L integration -E "test_dashboard|fault_|bench_")
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     ;;
 *)
