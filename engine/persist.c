@@ -1,8 +1,8 @@
 /*
  * The batch writer's SQL. Staging tables are temporary (per session, emptied at each
  * commit). COPY + merge was measured against libpq pipeline mode (one INSERT … ON
- * CONFLICT per row) in bench/writer/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may appear several times; DISTINCT ON
- * keeps its final state (a finished status beats PENDING, then the latest entry).
+ * CONFLICT per row) in bench/writer/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may
+ * appear several times; DISTINCT ON keeps its final state (a finished status beats PENDING, then the latest entry).
  */
 #include "engine/persist.h"
 #include "engine/money.h"

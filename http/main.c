@@ -182,6 +182,9 @@ int main(int argc, char **argv)
     if (config.env == TK_ENV_DEVELOPMENT)
         tk_config_fill_development(&config);
 
+    /* the port first: a busy one is the only thing reported, before any store is touched */
+    if (tk_server_bind(&config) != 0)
+        return 1;
     PGconn *pg;
     redisContext *redis;
     if (check_stores(&config, NULL, &pg, &redis) != 0)
@@ -228,7 +231,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ticketd: cannot start background threads\n");
         return 1;
     }
-    int status = tk_server_run(&config);
+    int status = tk_server_run();
     tk_writer_stop(5000);
     tk_refresher_stop();
     tk_workers_stop();

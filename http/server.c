@@ -104,7 +104,10 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int tk_server_run(const tk_config_t *config)
+static tk_thread_t *threads; /* lives until the process exits: the loop threads run on it */
+static size_t nthreads;
+
+int tk_server_bind(const tk_config_t *config)
 {
     char err[256];
     h2o_config_init(&globalconf);
@@ -117,18 +120,26 @@ int tk_server_run(const tk_config_t *config)
     handler->on_req = tk_router_on_req;
     tk_router_name_metrics();
 
-    size_t nthreads = (size_t)config->threads;
-    tk_thread_t *threads = aligned_alloc(64, (sizeof(*threads) * nthreads + 63) / 64 * 64);
+    nthreads = (size_t)config->threads;
+    threads = aligned_alloc(64, (sizeof(*threads) * nthreads + 63) / 64 * 64);
     memset(threads, 0, sizeof(*threads) * nthreads);
     for (size_t i = 0; i < nthreads; ++i) {
         threads[i].index = i;
         threads[i].config = config;
         if ((threads[i].listen_fd = bind_listener(config, err, sizeof(err))) == -1) {
             fprintf(stderr, "ticketd: %s\n", err);
+            for (size_t j = 0; j < i; ++j)
+                close(threads[j].listen_fd);
+            free(threads);
+            threads = NULL;
             return 1;
         }
     }
+    return 0;
+}
 
+int tk_server_run(void)
+{
     /* SIGINT/SIGTERM are taken by sigwait below; main blocked them before starting any thread */
     sigset_t signals;
     sigemptyset(&signals);
@@ -143,7 +154,8 @@ int tk_server_run(const tk_config_t *config)
             return 1;
         }
     }
-    tk_log_info("server", "listening on %s:%u with %zu loop threads", config->listen_host, config->listen_port, nthreads);
+    tk_log_info("server", "listening on %s:%u with %zu loop threads", threads[0].config->listen_host,
+                threads[0].config->listen_port, nthreads);
 
     int sig = 0;
     sigwait(&signals, &sig);

@@ -49,8 +49,10 @@ static inline tk_thread_t *tk_thread_of(h2o_req_t *req)
 /* set once SIGTERM or SIGINT arrived: new writes are refused while in-flight work finishes */
 extern int tk_server_draining;
 
-/* Binds the listening sockets (failing fast with a one-line reason), starts the loop
- * threads and blocks until SIGINT or SIGTERM. Returns the process exit status. */
-int tk_server_run(const tk_config_t *config);
+/* Binds the listening sockets; on failure prints a one-line reason and returns 1. */
+int tk_server_bind(const tk_config_t *config);
+/* Starts the loop threads on the bound sockets and blocks until SIGINT or SIGTERM, then
+ * drains. Returns the process exit status. */
+int tk_server_run(void);
 
 #endif

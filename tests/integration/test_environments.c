@@ -7,7 +7,10 @@
 #include "tests/support/api.h"
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +104,27 @@ START_TEST(unreachable_stores_fail_fast_naming_where)
     const char *no_pg[] = {"TICKETD_ENV=development", redis_env, pg_bad, NULL};
     assert_refused(no_pg, NULL, "PostgreSQL");
     assert_refused(no_pg, NULL, where);
+}
+END_TEST
+
+START_TEST(a_busy_port_is_refused_with_one_line)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    char listen_env[64];
+    snprintf(listen_env, sizeof(listen_env), "TICKETD_LISTEN=127.0.0.1:%d", ntohs(addr.sin_port));
+    char db[64], url[256], env_pg[300];
+    ck_assert_int_eq(tk_test_create_database(db), 0);
+    tk_test_pg_url(db, url, sizeof(url));
+    snprintf(env_pg, sizeof(env_pg), "TICKETD_PG_URL=%s", url);
+    const char *env[] = {"TICKETD_ENV=development", listen_env, redis_env, env_pg, NULL};
+    assert_refused(env, NULL, "cannot listen on 127.0.0.1:");
+    tk_test_drop_database(db);
+    close(fd);
 }
 END_TEST
 
@@ -351,6 +375,7 @@ int main(void)
     tcase_add_test(tc, production_refuses_demo);
     tcase_add_test(tc, malformed_settings_are_refused_in_both_modes);
     tcase_add_test(tc, unreachable_stores_fail_fast_naming_where);
+    tcase_add_test(tc, a_busy_port_is_refused_with_one_line);
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, check_config_reports_problems_and_exits_1);
     tcase_add_test(tc, check_config_passes_a_safe_production_setup);

@@ -16,7 +16,7 @@ redis_port=${TICKETD_TEST_REDIS_PORT:-6391}
 pg_port=${TICKETD_TEST_PG_PORT:-5441}
 token=tk-test-only-admin-token-0123456789abcdef
 db=tk_ui_$$
-port=$((20000 + $$ % 20000))
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 out=${TICKETD_UI_OUT:-$(mktemp -d /tmp/tk-dashboard.XXXXXX)}
 J='Content-Type: application/json'
 
