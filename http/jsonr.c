@@ -106,3 +106,21 @@ int tk_jsonr_uuid(json_t *obj, const char *key, char *out)
         return -1;
     return tk_uuid_normalize(json_string_value(v), json_string_length(v), out) == 0 ? 0 : -2;
 }
+
+int tk_jsonr_require_uuid(h2o_req_t *req, json_t *obj, const char *key, char *out)
+{
+    char error[64], message[128];
+    switch (tk_jsonr_uuid(obj, key, out)) {
+    case 0:
+        return 0;
+    case -1:
+        snprintf(error, sizeof(error), "Missing %s", key);
+        snprintf(message, sizeof(message), "The request body needs \"%s\", a UUID", key);
+        break;
+    default:
+        snprintf(error, sizeof(error), "Invalid %s", key);
+        snprintf(message, sizeof(message), "%s must be a UUID", key);
+    }
+    tk_respond_error(req, 400, error, message);
+    return -1;
+}

@@ -20,5 +20,8 @@ json_t *tk_jsonr_request_object(h2o_req_t *req);
 /* obj[key] as a canonical lower-case UUID into out[37]: 0 ok, -1 missing or not a string,
  * -2 a string that is not a UUID */
 int tk_jsonr_uuid(json_t *obj, const char *key, char *out);
+/* As tk_jsonr_uuid for a field the request must carry: 0 and the UUID, or answers 400
+ * ("Missing <key>" / "Invalid <key>") and returns -1. */
+int tk_jsonr_require_uuid(h2o_req_t *req, json_t *obj, const char *key, char *out);
 
 #endif

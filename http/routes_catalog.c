@@ -106,14 +106,8 @@ int tk_route_event_detail(h2o_req_t *req, tk_thread_t *thread)
     if (body == NULL)
         return 0;
     char id[TK_UUID_LEN + 1];
-    switch (tk_jsonr_uuid(body, "event_id", id)) {
-    case -1:
-        tk_respond_error(req, 400, "Missing event_id", "Send {\"event_id\": \"<event id>\"}");
+    if (tk_jsonr_require_uuid(req, body, "event_id", id) != 0)
         return 0;
-    case -2:
-        tk_respond_error(req, 400, "Invalid event_id", "event_id must be an event's UUID");
-        return 0;
-    }
     tk_event_call(req, thread, id, tk_inventory_avail, on_avail, "Live availability is unavailable right now; try again");
     return 0;
 }

@@ -154,14 +154,8 @@ int tk_route_payment_start(h2o_req_t *req, tk_thread_t *thread)
     if (body == NULL)
         return 0;
     char rid[TK_UUID_LEN + 1];
-    switch (tk_jsonr_uuid(body, "reservation_id", rid)) {
-    case -1:
-        tk_respond_error(req, 400, "Missing reservation_id", "Send {\"reservation_id\": \"<reservation id>\"}");
+    if (tk_jsonr_require_uuid(req, body, "reservation_id", rid) != 0)
         return 0;
-    case -2:
-        tk_respond_error(req, 400, "Invalid reservation_id", "reservation_id must be a reservation's UUID");
-        return 0;
-    }
     json_t *card = json_object_get(body, "card");
     const char *card_number = TK_CARD_DEFAULT;
     if (card != NULL) {

@@ -154,14 +154,8 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     if (body == NULL)
         return 0;
     char event_id[TK_UUID_LEN + 1];
-    switch (tk_jsonr_uuid(body, "event_id", event_id)) {
-    case -1:
-        tk_respond_error(req, 400, "Missing event_id", "Send {\"event_id\": \"<event id>\", \"tickets\": [...]}");
+    if (tk_jsonr_require_uuid(req, body, "event_id", event_id) != 0)
         return 0;
-    case -2:
-        tk_respond_error(req, 400, "Invalid event_id", "event_id must be an event's UUID");
-        return 0;
-    }
     tk_reserve_line_t lines[MAX_LINES];
     size_t nlines;
     if (read_lines(req, json_object_get(body, "tickets"), lines, &nlines) != 0)

@@ -149,16 +149,10 @@ fault_init() {
     psql_admin "CREATE DATABASE $FAULT_DB" >/dev/null
 }
 
+# free_port: a port the kernel says is free now (a random pick can land on an
+# ephemeral port some outgoing connection holds, and then bind fails)
 free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        ss -Hltn "sport = :$p" | grep -q . || {
-            echo "$p"
-            return 0
-        }
-    done
-    return 1
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # fault_start_ticketd: starts ticketd (a new process on the same port when one ran
