@@ -128,7 +128,7 @@ int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler)
     snprintf(claim_ms, sizeof(claim_ms), "%d", TK_IDEMPOTENCY_CLAIM_MS);
     const char *argv[] = {"FCALL", "tk_idem_claim", "1", claim->key, claim_ms};
     size_t argvlen[] = {5, 13, 1, REDIS_KEY_LEN, strlen(claim_ms)};
-    if (tk_redis_command(thread->redis, on_claim, op, 5, argv, argvlen) != 0) {
+    if (tk_redis_command(thread->engine.redis, on_claim, op, 5, argv, argvlen) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Idempotency keys cannot be checked right now; try again");
     }
@@ -150,7 +150,7 @@ void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
         return;
     forget_claim(claim);
     claim->req = NULL;
-    tk_redis_t *redis = claim->thread->redis;
+    tk_redis_t *redis = claim->thread->engine.redis;
     if (status >= 500) {
         /* not an answer worth keeping: free the key so the client may retry */
         const char *argv[] = {"DEL", claim->key};

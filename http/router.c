@@ -21,7 +21,7 @@ static int admit(h2o_req_t *req, tk_thread_t *thread)
     const char *why = NULL;
     if (__atomic_load_n(&tk_server_draining, __ATOMIC_RELAXED))
         why = "The server is shutting down; try again";
-    else if (tk_redis_in_flight(thread->redis) >= (size_t)thread->config->max_inflight)
+    else if (tk_engine_in_flight(&thread->engine) >= (size_t)thread->config->max_inflight)
         why = "Too many requests in progress; try again";
     else if (tk_metrics_outbox_depth() >= OUTBOX_LIMIT)
         why = "Sales are paused while the database catches up; try again";

@@ -37,7 +37,7 @@ int tk_route_events_list(h2o_req_t *req, tk_thread_t *thread)
     }
     if (size > MAX_PAGE_SIZE)
         size = MAX_PAGE_SIZE;
-    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
+    tk_catalog_t *catalog = tk_catalog_current(&thread->engine.catalog);
     size_t first_upcoming = catalog != NULL ? tk_catalog_first_upcoming(catalog, tk_time_now_ms()) : 0;
     size_t total = catalog != NULL ? catalog->nevents - first_upcoming : 0;
     tk_page_t p;

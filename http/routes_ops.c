@@ -6,6 +6,7 @@
  */
 #include "engine/metrics.h"
 #include "engine/refresher.h"
+#include "engine/redis_conn.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
@@ -46,7 +47,7 @@ int tk_route_healthz(h2o_req_t *req, tk_thread_t *thread)
     static const char *argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     tk_async_t *op = tk_async_start(req, 0);
-    if (tk_redis_command(thread->redis, on_ping, op, 1, argv, argvlen) != 0) {
+    if (tk_redis_command(thread->engine.redis, on_ping, op, 1, argv, argvlen) != 0) {
         tk_async_finish(op);
         respond_health(req, 0);
     }

@@ -7,6 +7,7 @@
  * status from Redis while it is live and from PostgreSQL after.
  */
 #include "engine/log.h"
+#include "engine/payment.h"
 #include "engine/reservation.h"
 #include "http/jsonr.h"
 #include "http/lookup.h"
@@ -59,7 +60,7 @@ static void on_recorded(redisReply *reply, void *data)
     if (reply == NULL || (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ERR ticketd:", 12) != 0)) {
         if (reply != NULL)
             tk_log_warn("payment", "recording transaction %s: %s; retrying", charge->txn, reply->str);
-        h2o_timeout_link(charge->thread->ctx.loop, &charge->thread->retry_timeout, &charge->retry);
+        h2o_timeout_link(charge->thread->ctx.loop, &charge->thread->engine.retry_timeout, &charge->retry);
         return;
     }
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
@@ -70,7 +71,7 @@ static void on_recorded(redisReply *reply, void *data)
     else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING &&
              strcmp(reply->element[0]->str, "ERR") == 0)
         tk_log_warn("payment", "gateway answered transaction %s after it was given up on", charge->txn);
-    __atomic_fetch_sub(&charge->thread->charges_in_flight, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&charge->thread->engine.charges_in_flight, 1, __ATOMIC_RELAXED);
     free(charge);
 }
 
@@ -81,9 +82,9 @@ static void on_retry(h2o_timeout_entry_t *entry)
 
 static void record_answer(tk_charge_t *charge)
 {
-    if (tk_reservation_pay_finish(charge->thread->redis, charge->rid, charge->txn, charge->approved, charge->error, on_recorded,
-                                  charge) != 0)
-        h2o_timeout_link(charge->thread->ctx.loop, &charge->thread->retry_timeout, &charge->retry);
+    if (tk_reservation_pay_finish(charge->thread->engine.redis, charge->rid, charge->txn, charge->approved, charge->error,
+                                  on_recorded, charge) != 0)
+        h2o_timeout_link(charge->thread->ctx.loop, &charge->thread->engine.retry_timeout, &charge->retry);
 }
 
 static void on_charged(tk_charge_outcome_t outcome, const char *error, void *data)
@@ -121,10 +122,10 @@ static void on_pay_started(redisReply *reply, void *data)
         /* charge even if the client left: the transaction exists and must be settled */
         tk_charge_t *charge = h2o_mem_alloc(sizeof(*charge));
         *charge = (tk_charge_t){.thread = pay->thread, .retry = {.cb = on_retry}};
-        __atomic_fetch_add(&pay->thread->charges_in_flight, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&pay->thread->engine.charges_in_flight, 1, __ATOMIC_RELAXED);
         memcpy(charge->rid, pay->rid, sizeof(charge->rid));
         snprintf(charge->txn, sizeof(charge->txn), "%.*s", (int)result.txn.len, result.txn.base);
-        tk_gateway_t *gw = pay->thread->gateway;
+        tk_gateway_t *gw = pay->thread->engine.gateway;
         if (gw->charge(gw, charge->txn, pay->card, result.amount_minor, on_charged, charge) != 0)
             on_charged(TK_CHARGE_FAILED, "Payment gateway unavailable", charge);
     }
@@ -177,8 +178,8 @@ int tk_route_payment_start(h2o_req_t *req, tk_thread_t *thread)
     snprintf(pay->card, sizeof(pay->card), "%s", card_number);
     char txn[TK_UUID_LEN + 1];
     tk_uuid_v4_in_shard(txn, rid);
-    if (tk_reservation_pay_start(thread->redis, rid, txn, GATEWAY_TIMEOUT_MS + thread->config->payment_latency_ms, on_pay_started,
-                                 op) != 0) {
+    if (tk_reservation_pay_start(thread->engine.redis, rid, txn, GATEWAY_TIMEOUT_MS + thread->config->payment_latency_ms,
+                                 on_pay_started, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Payments are unavailable right now; try again");
     }
@@ -250,7 +251,7 @@ int tk_route_transaction_status(h2o_req_t *req, tk_thread_t *thread)
     tk_txn_op_t *get = tk_async_data(op);
     get->thread = thread;
     memcpy(get->txn, txn, sizeof(get->txn));
-    if (tk_reservation_txn(thread->redis, get->txn, on_txn, op) != 0) {
+    if (tk_reservation_txn(thread->engine.redis, get->txn, on_txn, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Transactions are unavailable right now; try again");
     }

@@ -98,7 +98,7 @@ static void on_reserved(redisReply *reply, void *data)
     tk_reserve_result_t result;
     tk_reservation_parse_reserve(reply, &result);
     if (result.outcome == TK_RESERVE_INSUFFICIENT && result.available == 0)
-        tk_soldout_mark(&reserve->thread->soldout, reserve->event, result.type.base, result.type.len, tk_time_now_ms());
+        tk_soldout_mark(&reserve->thread->engine.soldout, reserve->event, result.type.base, result.type.len, tk_time_now_ms());
     if (req == NULL)
         goto Exit;
     const tk_config_t *config = reserve->thread->config;
@@ -161,7 +161,7 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     if (read_lines(req, json_object_get(body, "tickets"), lines, &nlines) != 0)
         return 0;
 
-    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
+    tk_catalog_t *catalog = tk_catalog_current(&thread->engine.catalog);
     const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, event_id) : NULL;
     if (ev == NULL) {
         tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
@@ -185,7 +185,7 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
         }
     }
     /* exact only for the first line: an earlier short line would be named first */
-    if (tk_soldout_check(&thread->soldout, ev->id, lines[0].type.base, lines[0].type.len, now)) {
+    if (tk_soldout_check(&thread->engine.soldout, ev->id, lines[0].type.base, lines[0].type.len, now)) {
         tk_metrics_inc(&thread->metrics.soldout_fast_path);
         respond_insufficient(req, lines[0].type);
         return 0;
@@ -196,7 +196,7 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     reserve->thread = thread;
     memcpy(reserve->event, ev->id, sizeof(reserve->event));
     tk_uuid_v4_in_shard(reserve->rid, ev->id);
-    if (tk_reservation_reserve(thread->redis, ev, reserve->rid, (int64_t)thread->config->hold_seconds * 1000,
+    if (tk_reservation_reserve(thread->engine.redis, ev, reserve->rid, (int64_t)thread->config->hold_seconds * 1000,
                                thread->config->max_per_type, lines, nlines, &req->pool, on_reserved, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
@@ -271,7 +271,7 @@ static void render_reservation(h2o_req_t *req, tk_thread_t *thread, const char *
         tk_jsonw_lit(&w, "\"}");
     }
     tk_jsonw_lit(&w, "],\"event\":");
-    tk_catalog_t *catalog = tk_catalog_current(&thread->catalog);
+    tk_catalog_t *catalog = tk_catalog_current(&thread->engine.catalog);
     const tk_event_t *ev = catalog != NULL ? tk_catalog_find(catalog, view->event) : NULL;
     if (ev != NULL) {
         tk_jsonw_raw(&w, ev->json.base, ev->json.len);
@@ -343,7 +343,7 @@ int tk_route_reservation_read(h2o_req_t *req, tk_thread_t *thread)
     tk_reservation_op_t *get = tk_async_data(op);
     get->thread = thread;
     memcpy(get->rid, rid, sizeof(get->rid));
-    if (tk_reservation_get(thread->redis, get->rid, on_got, op) != 0) {
+    if (tk_reservation_get(thread->engine.redis, get->rid, on_got, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
     }
@@ -429,7 +429,7 @@ int tk_route_reservation_cancel(h2o_req_t *req, tk_thread_t *thread)
     }
     tk_async_t *op = tk_async_start(req, TK_UUID_LEN + 1);
     memcpy(tk_async_data(op), rid, TK_UUID_LEN + 1);
-    if (tk_reservation_cancel(thread->redis, rid, on_cancelled, op) != 0) {
+    if (tk_reservation_cancel(thread->engine.redis, rid, on_cancelled, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
     }

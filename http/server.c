@@ -75,7 +75,7 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 static int quiescent(tk_thread_t *threads, size_t nthreads)
 {
     for (size_t i = 0; i < nthreads; ++i)
-        if (tk_redis_in_flight(threads[i].redis) != 0 || __atomic_load_n(&threads[i].charges_in_flight, __ATOMIC_RELAXED) != 0)
+        if (tk_engine_busy(&threads[i].engine))
             return 0;
     return tk_workers_idle();
 }
@@ -84,13 +84,8 @@ static void *thread_main(void *arg)
 {
     tk_thread_t *thread = arg;
     h2o_context_init(&thread->ctx, h2o_evloop_create(), &globalconf);
-    thread->redis = tk_redis_create(thread->ctx.loop, &thread->config->redis);
-    thread->metrics.redis = thread->redis;
+    tk_engine_init(&thread->engine, thread->ctx.loop, thread->config, &thread->metrics, thread->index == 0);
     tk_metrics_register(&thread->metrics);
-    thread->gateway = tk_gateway_simulator_create(thread->ctx.loop, thread->config->payment_latency_ms);
-    h2o_timeout_init(thread->ctx.loop, &thread->retry_timeout, 500);
-    if (thread->index == 0)
-        thread->sweeper = tk_sweeper_start(thread->ctx.loop, thread->redis, &thread->catalog, &thread->metrics.holds_expired);
     thread->queue = h2o_multithread_create_queue(thread->ctx.loop);
     h2o_multithread_register_receiver(thread->queue, &thread->job_receiver, tk_workers_on_complete);
     h2o_multithread_register_receiver(thread->queue, &thread->control_receiver, on_control);

@@ -6,13 +6,9 @@
 #ifndef TK_SERVER_H
 #define TK_SERVER_H
 
-#include "engine/catalog.h"
 #include "engine/config.h"
+#include "engine/engine.h"
 #include "engine/metrics.h"
-#include "engine/payment.h"
-#include "engine/redis_conn.h"
-#include "engine/soldout.h"
-#include "engine/sweeper.h"
 
 #include <h2o.h>
 #include <h2o/multithread.h>
@@ -23,18 +19,12 @@ typedef struct st_tk_thread_t {
     tk_metrics_t metrics;
     size_t index;
     const tk_config_t *config;
-    tk_redis_t *redis;
-    tk_catalog_cache_t catalog;
-    tk_soldout_t soldout;
-    tk_sweeper_t *sweeper; /* on the first thread only */
-    tk_gateway_t *gateway;
-    h2o_timeout_t retry_timeout; /* for recording gateway answers while Redis is away */
+    tk_engine_t engine; /* Redis, catalog, sold-out table, gateway, sweeper of this loop */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t job_receiver;
     h2o_socket_t *listener;
     h2o_multithread_receiver_t control_receiver; /* "stop accepting", from the main thread */
     h2o_multithread_message_t stop_message;
-    uint64_t charges_in_flight; /* gateway charges not yet recorded in Redis (read by the main thread) */
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     int ready; /* set by the loop thread once it can receive messages */

@@ -1,0 +1,36 @@
+/*
+ * Per-loop engine state: creating the connection, the gateway and the sweeper a loop
+ * thread needs, and the questions the server asks about it while draining.
+ */
+#include "engine/engine.h"
+#include "engine/payment.h"
+#include "engine/redis_conn.h"
+#include "engine/sweeper.h"
+
+void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config, tk_metrics_t *metrics, int run_sweeper)
+{
+    e->config = config;
+    e->loop = loop;
+    e->metrics = metrics;
+    e->redis = tk_redis_create(loop, &config->redis);
+    metrics->redis = e->redis;
+    e->gateway = tk_gateway_simulator_create(loop, config->payment_latency_ms);
+    h2o_timeout_init(loop, &e->retry_timeout, 500);
+    if (run_sweeper)
+        e->sweeper = tk_sweeper_start(loop, e->redis, &e->catalog, &metrics->holds_expired);
+}
+
+tk_catalog_t *tk_engine_catalog(tk_engine_t *e)
+{
+    return tk_catalog_current(&e->catalog);
+}
+
+int tk_engine_busy(tk_engine_t *e)
+{
+    return tk_redis_in_flight(e->redis) != 0 || __atomic_load_n(&e->charges_in_flight, __ATOMIC_RELAXED) != 0;
+}
+
+size_t tk_engine_in_flight(tk_engine_t *e)
+{
+    return tk_redis_in_flight(e->redis);
+}

@@ -1,0 +1,47 @@
+/*
+ * The engine as http/ sees it. Each event-loop thread owns one tk_engine_t: its
+ * pipelined Redis connection, its view of the catalog, its sold-out table, its payment
+ * gateway and (on the first loop) the expiry sweeper. Routes hand the engine typed
+ * requests and get typed results back through callbacks (engine/shop.h and siblings);
+ * the Redis and PostgreSQL conversations, retries and decoding stay on this side.
+ * Pointers to store-specific types are opaque here, so including this header pulls in
+ * no hiredis or libpq header.
+ */
+#ifndef TK_ENGINE_H
+#define TK_ENGINE_H
+
+#include "engine/catalog.h"
+#include "engine/config.h"
+#include "engine/metrics.h"
+#include "engine/soldout.h"
+
+#include <h2o.h>
+#include <stdint.h>
+
+struct st_tk_redis_t;
+struct st_tk_sweeper_t;
+struct st_tk_gateway_t;
+
+typedef struct st_tk_engine_t {
+    const tk_config_t *config;
+    h2o_loop_t *loop;
+    tk_metrics_t *metrics; /* the loop thread's counters */
+    struct st_tk_redis_t *redis;
+    tk_catalog_cache_t catalog;
+    tk_soldout_t soldout;
+    struct st_tk_gateway_t *gateway;
+    struct st_tk_sweeper_t *sweeper; /* on the first loop of a process only */
+    h2o_timeout_t retry_timeout;     /* for recording gateway answers while Redis is away */
+    uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
+} tk_engine_t;
+
+/* Sets up e on the calling loop thread; run_sweeper on exactly one loop per process. */
+void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config, tk_metrics_t *metrics, int run_sweeper);
+/* The catalog as this loop sees it (NULL before the first load); valid for the current callback. */
+tk_catalog_t *tk_engine_catalog(tk_engine_t *e);
+/* Whether e still has Redis commands or gateway charges outstanding (read from another thread). */
+int tk_engine_busy(tk_engine_t *e);
+/* Redis commands sent and not yet answered on e's connection (its own thread only). */
+size_t tk_engine_in_flight(tk_engine_t *e);
+
+#endif
