@@ -4,6 +4,7 @@
  */
 #include "engine/uuid.h"
 
+#include <h2o/string_.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,18 +49,14 @@ void tk_random_bytes(void *buf, size_t n)
     rnd.used += n;
 }
 
-static const char hexdigits[] = "0123456789abcdef";
-
 void tk_random_hex(char *out, size_t n)
 {
     uint8_t b[256];
     while (n > 0) {
         size_t chunk = n < sizeof(b) ? n : sizeof(b);
         tk_random_bytes(b, chunk);
-        for (size_t i = 0; i < chunk; ++i) {
-            *out++ = hexdigits[b[i] >> 4];
-            *out++ = hexdigits[b[i] & 15];
-        }
+        h2o_hex_encode(out, b, chunk); /* lower case, NUL-terminated */
+        out += 2 * chunk;
         n -= chunk;
     }
     *out = '\0';
@@ -68,17 +65,12 @@ void tk_random_hex(char *out, size_t n)
 void tk_uuid_v4(char *out)
 {
     uint8_t b[16];
+    char hex[33];
     tk_random_bytes(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hexdigits[b[i] >> 4];
-        *p++ = hexdigits[b[i] & 15];
-    }
-    *p = '\0';
+    h2o_hex_encode(hex, b, sizeof(b));
+    snprintf(out, TK_UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 void tk_uuid_v4_in_shard(char *out, const char *shard)
