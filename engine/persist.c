@@ -1,7 +1,7 @@
 /*
  * The batch writer's SQL. Staging tables are temporary (per session, emptied at each
  * commit). COPY + merge was measured against libpq pipeline mode (one INSERT … ON
- * CONFLICT per row) in bench/writer/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may
+ * CONFLICT per row) in tests/perf/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may
  * appear several times; DISTINCT ON keeps its final state (a finished status beats PENDING, then the latest entry).
  */
 #include "engine/persist.h"
@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* Bounded column types: unbounded text/numeric give the staging tables TOAST tables,
- * which ON COMMIT DELETE ROWS must empty at every commit too (bench/writer/README.md
+ * which ON COMMIT DELETE ROWS must empty at every commit too (tests/perf/README.md
  * measured 7.5 ms against 0.3 ms per COMMIT). The bounds are the decoder's own limits. */
 static const char staging_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS stage_reservations (seq int, id uuid, event_id uuid, status varchar(16), "
