@@ -59,12 +59,6 @@ typedef struct st_tk_writer_t {
     size_t nbatch;
 } tk_writer_t;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
 {
     for (size_t i = 0; i < catalog->nshards; ++i) {
@@ -351,7 +345,7 @@ static void *writer_main(void *arg)
         if (tk_worker_conn_ensure(&w->conn, err, sizeof(err)) != 0) {
             if (!failing++)
                 tk_log_warn("writer", "cannot reach the stores, the outbox waits in Redis: %s", err);
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
@@ -360,7 +354,7 @@ static void *writer_main(void *arg)
             ensure_groups(w, catalog);
         if (w->ngrouped == 0) {
             idle = 1;
-            sleep_ms(READ_BLOCK_MS);
+            tk_time_sleep_ms(READ_BLOCK_MS);
             continue;
         }
         int64_t now = tk_time_mono_ms();
@@ -374,7 +368,7 @@ static void *writer_main(void *arg)
         }
         if (read_entries(w) != 0) {
             clear_batch(w);
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             continue;
         }
         idle = w->nbatch == 0;
@@ -395,7 +389,7 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&stats_mutex);
             clear_batch(w);
             w->pending_mode = 1;
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
