@@ -1,11 +1,13 @@
 /*
  * UUID generation and validation. Randomness comes from getrandom(2) through a small
- * per-thread buffer, so minting the ids of a reservation is not a system call each.
+ * per-thread buffer, so minting the ids of a reservation is not a system call each; a
+ * forked child drops the buffer it inherited.
  */
 #include "engine/uuid.h"
 
 #include <h2o/string_.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,19 @@ static __thread struct {
     uint8_t bytes[512];
     size_t used;
 } rnd = {.used = sizeof(rnd.bytes)};
+
+/* A forked child starts with its parent's buffer; it must not hand out the same bytes, so
+ * the child of a fork discards the (forking thread's) buffer. */
+static void on_fork_child(void)
+{
+    memset(rnd.bytes, 0, sizeof(rnd.bytes));
+    rnd.used = sizeof(rnd.bytes);
+}
+
+__attribute__((constructor)) static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
 
 static void fill_from_kernel(void *buf, size_t n)
 {
