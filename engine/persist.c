@@ -8,6 +8,7 @@
 #include "engine/money.h"
 #include "engine/timefmt.h"
 
+#include <h2o/memory.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +69,7 @@ static void put(tk_copybuf_t *b, const char *s, size_t len)
     if (b->cap - b->len < len + 1) {
         while (b->cap - b->len < len + 1)
             b->cap = b->cap == 0 ? 4096 : b->cap * 2;
-        if ((b->data = realloc(b->data, b->cap)) == NULL)
-            abort();
+        b->data = h2o_mem_realloc(b->data, b->cap);
     }
     memcpy(b->data + b->len, s, len);
     b->len += len;
@@ -211,8 +211,7 @@ int tk_persist_read_reservation(PGconn *conn, const char *rid, tk_stored_reserva
     snprintf(out->event, sizeof(out->event), "%s", PQgetvalue(res, 0, 1));
     out->created_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     out->until_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    if ((out->tickets = calloc((size_t)rows, sizeof(*out->tickets))) == NULL)
-        abort();
+    out->tickets = h2o_mem_alloc((size_t)rows * sizeof(*out->tickets));
     for (int i = 0; i < rows; ++i) {
         if (PQgetisnull(res, i, 4))
             continue;
