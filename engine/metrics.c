@@ -101,8 +101,7 @@ static void emit(tk_text_t *t, const char *fmt, ...)
             return;
         }
         t->cap *= 2;
-        if ((t->buf = realloc(t->buf, t->cap)) == NULL)
-            abort();
+        t->buf = h2o_mem_realloc(t->buf, t->cap);
     }
 }
 
@@ -138,9 +137,7 @@ static void route_labels(size_t r, char *method, size_t msize, char *path, size_
 
 char *tk_metrics_render(size_t *len)
 {
-    tk_text_t text = {.buf = malloc(16384), .cap = 16384}, *t = &text;
-    if (text.buf == NULL)
-        abort();
+    tk_text_t text = {.buf = h2o_mem_alloc(16384), .cap = 16384}, *t = &text;
     pthread_mutex_lock(&registry_mutex);
     size_t n = registered;
     tk_metrics_t *threads[TK_METRICS_MAX_THREADS];

@@ -4,6 +4,7 @@
  */
 #include "engine/outbox.h"
 
+#include <h2o/memory.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,7 @@ static int decode_tickets(const msgpack_object *o, tk_outbox_record_t *rec)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || rec->tickets != NULL /* "t" given twice */)
         return -1;
-    rec->tickets = calloc(o->via.array.size + 1, sizeof(*rec->tickets));
-    if (rec->tickets == NULL)
-        abort();
+    rec->tickets = h2o_mem_alloc(((size_t)o->via.array.size + 1) * sizeof(*rec->tickets));
     for (uint32_t i = 0; i < o->via.array.size; ++i) {
         const msgpack_object *t = o->via.array.ptr + i;
         tk_outbox_ticket_t *ticket = rec->tickets + rec->ntickets;

@@ -65,22 +65,10 @@ static int simulator_charge(tk_gateway_t *self, const char *txn_id, const char *
     return 0;
 }
 
-static void simulator_destroy(tk_gateway_t *self)
-{
-    tk_simulator_t *sim = (tk_simulator_t *)self;
-    while (sim->free_list != NULL) {
-        tk_simulated_charge_t *c = sim->free_list;
-        sim->free_list = c->next_free;
-        free(c);
-    }
-    h2o_timeout_dispose(sim->loop, &sim->latency);
-    free(sim);
-}
-
 tk_gateway_t *tk_gateway_simulator_create(h2o_loop_t *loop, int latency_ms)
 {
     tk_simulator_t *sim = h2o_mem_alloc(sizeof(*sim));
-    *sim = (tk_simulator_t){.super = {.name = "simulator", .charge = simulator_charge, .destroy = simulator_destroy}, .loop = loop};
+    *sim = (tk_simulator_t){.super = {.name = "simulator", .charge = simulator_charge}, .loop = loop};
     h2o_timeout_init(loop, &sim->latency, (uint64_t)latency_ms);
     return &sim->super;
 }

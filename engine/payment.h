@@ -22,7 +22,6 @@ struct st_tk_gateway_t {
     /* Starts charging amount_minor to card for transaction txn_id. Returns 0 and calls cb
      * later on the loop, or -1 (cb is never called) when it cannot start. */
     int (*charge)(tk_gateway_t *self, const char *txn_id, const char *card, int64_t amount_minor, tk_charge_cb cb, void *data);
-    void (*destroy)(tk_gateway_t *self);
 };
 
 #define TK_CARD_DEFAULT "4242424242424242"

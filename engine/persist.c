@@ -1,20 +1,21 @@
 /*
  * The batch writer's SQL. Staging tables are temporary (per session, emptied at each
  * commit). COPY + merge was measured against libpq pipeline mode (one INSERT … ON
- * CONFLICT per row) in bench/writer/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may
+ * CONFLICT per row) in tests/perf/: 1.45–2× faster at batches of 1000, even at 100. Within a batch the same reservation may
  * appear several times; DISTINCT ON keeps its final state (a finished status beats PENDING, then the latest entry).
  */
 #include "engine/persist.h"
 #include "engine/money.h"
 #include "engine/timefmt.h"
 
+#include <h2o/memory.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Bounded column types: unbounded text/numeric give the staging tables TOAST tables,
- * which ON COMMIT DELETE ROWS must empty at every commit too (bench/writer/README.md
+ * which ON COMMIT DELETE ROWS must empty at every commit too (tests/perf/README.md
  * measured 7.5 ms against 0.3 ms per COMMIT). The bounds are the decoder's own limits. */
 static const char staging_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS stage_reservations (seq int, id uuid, event_id uuid, status varchar(16), "
@@ -68,8 +69,7 @@ static void put(tk_copybuf_t *b, const char *s, size_t len)
     if (b->cap - b->len < len + 1) {
         while (b->cap - b->len < len + 1)
             b->cap = b->cap == 0 ? 4096 : b->cap * 2;
-        if ((b->data = realloc(b->data, b->cap)) == NULL)
-            abort();
+        b->data = h2o_mem_realloc(b->data, b->cap);
     }
     memcpy(b->data + b->len, s, len);
     b->len += len;
@@ -211,8 +211,7 @@ int tk_persist_read_reservation(PGconn *conn, const char *rid, tk_stored_reserva
     snprintf(out->event, sizeof(out->event), "%s", PQgetvalue(res, 0, 1));
     out->created_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     out->until_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    if ((out->tickets = calloc((size_t)rows, sizeof(*out->tickets))) == NULL)
-        abort();
+    out->tickets = h2o_mem_alloc((size_t)rows * sizeof(*out->tickets));
     for (int i = 0; i < rows; ++i) {
         if (PQgetisnull(res, i, 4))
             continue;

@@ -36,7 +36,6 @@ struct st_tk_redis_t {
     uint64_t round_trips;
     int64_t last_progress_ms;
     int backoff_step;
-    int destroying;
     tk_redis_pending_t *free_list;
     h2o_timeout_t backoff[BACKOFF_STEPS];
     h2o_timeout_entry_t reconnect_entry;
@@ -50,7 +49,7 @@ static void schedule_reconnect(tk_redis_t *r)
 {
     r->ac = NULL;
     r->state = TK_REDIS_DOWN;
-    if (r->destroying || h2o_timeout_is_linked(&r->reconnect_entry))
+    if (h2o_timeout_is_linked(&r->reconnect_entry))
         return;
     h2o_timeout_link(r->loop, &r->backoff[r->backoff_step], &r->reconnect_entry);
     if (r->backoff_step < BACKOFF_STEPS - 1)
@@ -96,8 +95,7 @@ static void on_ready_ping(redisAsyncContext *ac, void *reply, void *privdata)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     tk_redis_t *r = ac->data;
-    if (!r->destroying)
-        tk_log_warn("redis", "connection to %s:%u lost: %s", r->url.host, r->url.port, status == REDIS_OK ? "closed" : ac->errstr);
+    tk_log_warn("redis", "connection to %s:%u lost: %s", r->url.host, r->url.port, status == REDIS_OK ? "closed" : ac->errstr);
     schedule_reconnect(r);
 }
 
@@ -160,25 +158,6 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_redis_url_t *url)
     return r;
 }
 
-void tk_redis_destroy(tk_redis_t *r)
-{
-    r->destroying = 1;
-    if (h2o_timeout_is_linked(&r->reconnect_entry))
-        h2o_timeout_unlink(&r->reconnect_entry);
-    h2o_timeout_unlink(&r->watchdog_entry);
-    if (r->ac != NULL)
-        redisAsyncFree(r->ac); /* fails what is in flight */
-    for (int i = 0; i < BACKOFF_STEPS; ++i)
-        h2o_timeout_dispose(r->loop, &r->backoff[i]);
-    h2o_timeout_dispose(r->loop, &r->watchdog);
-    while (r->free_list != NULL) {
-        tk_redis_pending_t *p = r->free_list;
-        r->free_list = p->next_free;
-        free(p);
-    }
-    free(r);
-}
-
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     tk_redis_pending_t *p = privdata;
@@ -209,11 +188,6 @@ int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const 
         r->last_progress_ms = tk_time_mono_ms();
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
     return 0;
-}
-
-int tk_redis_is_connected(const tk_redis_t *r)
-{
-    return r->state == TK_REDIS_READY;
 }
 
 /* both are read by the metrics scrape from another thread */

@@ -7,6 +7,7 @@
 #include "engine/log.h"
 #include "engine/pg.h"
 #include "engine/redis_sync.h"
+#include "engine/timefmt.h"
 #include "engine/worker.h"
 
 #include <pthread.h>
@@ -67,18 +68,12 @@ int tk_catalog_changed(PGconn *pg, redisContext *redis, char *err, size_t errsiz
     return tk_catalog_refresh(pg, redis, err, errsize);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static void *refresher_main(void *arg)
 {
     tk_worker_conn_t conn = {.config = refresher_config};
     char err[512];
     int failing = 0;
-    for (unsigned polls = 0; !__atomic_load_n(&refresher_stopping, __ATOMIC_ACQUIRE); ++polls, sleep_ms(POLL_INTERVAL_MS)) {
+    for (unsigned polls = 0; !__atomic_load_n(&refresher_stopping, __ATOMIC_ACQUIRE); ++polls, tk_time_sleep_ms(POLL_INTERVAL_MS)) {
         if (tk_worker_conn_ensure(&conn, err, sizeof(err)) != 0) {
             __atomic_store_n(&pg_healthy, conn.pg != NULL && tk_pg_ping(conn.pg) == 0, __ATOMIC_RELEASE);
             if (!failing++)

@@ -17,8 +17,6 @@ struct st_tk_sweeper_t {
     tk_catalog_t *walking; /* retained for the sweep in progress */
     size_t outstanding;
     int full_batch; /* some shard had more to release */
-    int stopping;
-    uint64_t released;
     uint64_t *expired_counter;
     h2o_timeout_t interval;
     h2o_timeout_entry_t tick;
@@ -30,11 +28,6 @@ static void on_sweep_done(tk_sweeper_t *s)
 {
     tk_catalog_release(s->walking);
     s->walking = NULL;
-    if (s->stopping) {
-        h2o_timeout_dispose(s->loop, &s->interval);
-        free(s);
-        return;
-    }
     if (s->full_batch)
         sweep(s);
     else
@@ -45,7 +38,6 @@ static void on_expired(redisReply *reply, void *data)
 {
     tk_sweeper_t *s = data;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
-        s->released += (uint64_t)reply->integer;
         __atomic_fetch_add(s->expired_counter, (uint64_t)reply->integer, __ATOMIC_RELAXED);
         s->full_batch |= reply->integer >= SWEEP_BATCH;
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
@@ -83,21 +75,4 @@ tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_c
     s->tick.cb = on_tick;
     h2o_timeout_link(loop, &s->interval, &s->tick);
     return s;
-}
-
-void tk_sweeper_stop(tk_sweeper_t *s)
-{
-    if (s->outstanding != 0) {
-        s->stopping = 1; /* freed when the replies are in */
-        return;
-    }
-    if (h2o_timeout_is_linked(&s->tick))
-        h2o_timeout_unlink(&s->tick);
-    h2o_timeout_dispose(s->loop, &s->interval);
-    free(s);
-}
-
-uint64_t tk_sweeper_released(const tk_sweeper_t *s)
-{
-    return s->released;
 }

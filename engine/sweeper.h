@@ -4,6 +4,7 @@
  * when nobody reads the reservation. It runs on one loop thread of each process, over
  * that thread's pipelined connection; several processes sweeping at once stay correct
  * because each release is one atomic function call that re-checks the hold's state.
+ * A sweeper runs until its process exits; nothing stops it.
  */
 #ifndef TK_SWEEPER_H
 #define TK_SWEEPER_H
@@ -17,8 +18,5 @@ typedef struct st_tk_sweeper_t tk_sweeper_t;
 
 /* released holds are also added to *expired_counter (a metrics counter of the thread) */
 tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog, uint64_t *expired_counter);
-void tk_sweeper_stop(tk_sweeper_t *s);
-/* holds released by this sweeper since it started */
-uint64_t tk_sweeper_released(const tk_sweeper_t *s);
 
 #endif

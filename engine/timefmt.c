@@ -5,6 +5,7 @@
  */
 #include "engine/timefmt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -20,6 +21,13 @@ int64_t tk_time_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tk_time_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
 }
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)

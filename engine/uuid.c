@@ -1,10 +1,13 @@
 /*
  * UUID generation and validation. Randomness comes from getrandom(2) through a small
- * per-thread buffer, so minting the ids of a reservation is not a system call each.
+ * per-thread buffer, so minting the ids of a reservation is not a system call each; a
+ * forked child drops the buffer it inherited.
  */
 #include "engine/uuid.h"
 
+#include <h2o/string_.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,19 @@ static __thread struct {
     uint8_t bytes[512];
     size_t used;
 } rnd = {.used = sizeof(rnd.bytes)};
+
+/* A forked child starts with its parent's buffer; it must not hand out the same bytes, so
+ * the child of a fork discards the (forking thread's) buffer. */
+static void on_fork_child(void)
+{
+    memset(rnd.bytes, 0, sizeof(rnd.bytes));
+    rnd.used = sizeof(rnd.bytes);
+}
+
+__attribute__((constructor)) static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
 
 static void fill_from_kernel(void *buf, size_t n)
 {
@@ -48,18 +64,14 @@ void tk_random_bytes(void *buf, size_t n)
     rnd.used += n;
 }
 
-static const char hexdigits[] = "0123456789abcdef";
-
 void tk_random_hex(char *out, size_t n)
 {
     uint8_t b[256];
     while (n > 0) {
         size_t chunk = n < sizeof(b) ? n : sizeof(b);
         tk_random_bytes(b, chunk);
-        for (size_t i = 0; i < chunk; ++i) {
-            *out++ = hexdigits[b[i] >> 4];
-            *out++ = hexdigits[b[i] & 15];
-        }
+        h2o_hex_encode(out, b, chunk); /* lower case, NUL-terminated */
+        out += 2 * chunk;
         n -= chunk;
     }
     *out = '\0';
@@ -68,17 +80,12 @@ void tk_random_hex(char *out, size_t n)
 void tk_uuid_v4(char *out)
 {
     uint8_t b[16];
+    char hex[33];
     tk_random_bytes(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hexdigits[b[i] >> 4];
-        *p++ = hexdigits[b[i] & 15];
-    }
-    *p = '\0';
+    h2o_hex_encode(hex, b, sizeof(b));
+    snprintf(out, TK_UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 void tk_uuid_v4_in_shard(char *out, const char *shard)

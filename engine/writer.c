@@ -59,12 +59,6 @@ typedef struct st_tk_writer_t {
     size_t nbatch;
 } tk_writer_t;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
 {
     for (size_t i = 0; i < catalog->nshards; ++i) {
@@ -145,8 +139,8 @@ static void clear_batch(tk_writer_t *w)
 static int read_entries(tk_writer_t *w)
 {
     size_t argc = 0, n = w->ngrouped;
-    const char **argv = malloc(sizeof(*argv) * (9 + 2 * n));
-    tk_shard_keys_t *keys = malloc(sizeof(*keys) * (n + 1));
+    const char **argv = h2o_mem_alloc(sizeof(*argv) * (9 + 2 * n));
+    tk_shard_keys_t *keys = h2o_mem_alloc(sizeof(*keys) * (n + 1));
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", BATCH_MAX);
     snprintf(block, sizeof(block), "%d", w->pending_mode ? 0 : READ_BLOCK_MS);
@@ -186,8 +180,7 @@ static int read_entries(tk_writer_t *w)
             redisReply *fields = entry->element[1];
             if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING) {
                 b->raw_len = fields->element[1]->len;
-                if ((b->raw = malloc(b->raw_len + 1)) == NULL)
-                    abort();
+                b->raw = h2o_mem_alloc(b->raw_len + 1);
                 memcpy(b->raw, fields->element[1]->str, b->raw_len);
                 b->decoded = tk_outbox_decode(b->raw, b->raw_len, &b->rec) == 0;
             }
@@ -209,9 +202,9 @@ static int acknowledge(tk_writer_t *w)
         tk_shard_keys_t keys;
         tk_shard_keys(shard, &keys);
         size_t cap = TK_FCALL_PREFIX_LEN + 2 + 3 * (w->nbatch - i), argc = 0;
-        const char **argv = malloc(sizeof(*argv) * cap);
-        size_t *argvlen = malloc(sizeof(*argvlen) * cap);
-        char(*members)[40] = malloc(sizeof(*members) * 2 * (w->nbatch - i) + 1);
+        const char **argv = h2o_mem_alloc(sizeof(*argv) * cap);
+        size_t *argvlen = h2o_mem_alloc(sizeof(*argvlen) * cap);
+        char(*members)[40] = h2o_mem_alloc(sizeof(*members) * 2 * (w->nbatch - i) + 1);
         size_t nmembers = 0, nids = 0;
         char grace[16], nids_text[16];
         argc = (size_t)tk_fcall_prefix("tk_persisted", &keys, argv, argvlen);
@@ -305,7 +298,7 @@ static int isolate_rejected(tk_writer_t *w)
 /* Writes the decoded entries of the batch; 0 when committed (or nothing to write). */
 static int write_batch(tk_writer_t *w, char *err, size_t errsize)
 {
-    tk_outbox_record_t *recs = malloc(sizeof(*recs) * (w->nbatch + 1));
+    tk_outbox_record_t *recs = h2o_mem_alloc(sizeof(*recs) * (w->nbatch + 1));
     size_t n = 0;
     for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].decoded)
@@ -338,20 +331,21 @@ static int should_stop(int idle)
 
 static void *writer_main(void *arg)
 {
-    tk_writer_t *w = calloc(1, sizeof(*w));
+    tk_writer_t *w = h2o_mem_alloc(sizeof(*w));
+    *w = (tk_writer_t){0};
     char host[64] = "host", err[512];
     int backoff_ms = 100, failing = 0, idle = 0;
     gethostname(host, sizeof(host));
     snprintf(w->consumer, sizeof(w->consumer), "%s-%d", host, (int)getpid());
     w->conn.config = writer_config;
-    w->batch = malloc(sizeof(*w->batch) * BATCH_MAX);
+    w->batch = h2o_mem_alloc(sizeof(*w->batch) * BATCH_MAX);
     w->pending_mode = 1;
 
     while (!should_stop(idle)) {
         if (tk_worker_conn_ensure(&w->conn, err, sizeof(err)) != 0) {
             if (!failing++)
                 tk_log_warn("writer", "cannot reach the stores, the outbox waits in Redis: %s", err);
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
@@ -360,7 +354,7 @@ static void *writer_main(void *arg)
             ensure_groups(w, catalog);
         if (w->ngrouped == 0) {
             idle = 1;
-            sleep_ms(READ_BLOCK_MS);
+            tk_time_sleep_ms(READ_BLOCK_MS);
             continue;
         }
         int64_t now = tk_time_mono_ms();
@@ -374,7 +368,7 @@ static void *writer_main(void *arg)
         }
         if (read_entries(w) != 0) {
             clear_batch(w);
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             continue;
         }
         idle = w->nbatch == 0;
@@ -395,7 +389,7 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&stats_mutex);
             clear_batch(w);
             w->pending_mode = 1;
-            sleep_ms(backoff_ms);
+            tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }

@@ -10,23 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* out receives the unpadded base64url of HMAC-SHA256(secret, rid) and a NUL (TK_SESSION_SIG_LEN + 1 bytes) */
 static void signature_of(const tk_config_t *config, const char *rid, char *out)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char mac[32];
     unsigned int maclen = sizeof(mac);
     HMAC(EVP_sha256(), config->secret, (int)config->secret_len, (const unsigned char *)rid, TK_UUID_LEN, mac, &maclen);
-    size_t n = 0;
-    for (size_t i = 0; i < 32; i += 3) {
-        uint32_t v = (uint32_t)mac[i] << 16 | (i + 1 < 32 ? (uint32_t)mac[i + 1] << 8 : 0) | (i + 2 < 32 ? mac[i + 2] : 0);
-        out[n++] = alphabet[v >> 18 & 63];
-        out[n++] = alphabet[v >> 12 & 63];
-        if (i + 1 < 32)
-            out[n++] = alphabet[v >> 6 & 63];
-        if (i + 2 < 32)
-            out[n++] = alphabet[v & 63];
-    }
-    out[n] = '\0';
+    h2o_base64_encode(out, mac, sizeof(mac), 1);
 }
 
 void tk_session_sign(const tk_config_t *config, const char *rid, char *out)

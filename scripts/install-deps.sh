@@ -12,7 +12,8 @@ PACKAGES=(
     # libraries the C code links against
     libh2o-evloop-dev libh2o-dev libhiredis-dev libpq-dev libmsgpack-dev
     libjansson-dev check libssl-dev zlib1g-dev
-    # fuzzing (tests/fuzz/run.sh): clang with libFuzzer and the sanitizer runtimes; llvm-cov for coverage
+    # fuzzing (cmake -DTICKETD_FUZZ=ON, driven by tests/fuzz/run.sh): clang with libFuzzer and
+    # the sanitizer runtimes; llvm-profdata/llvm-cov for the coverage replay
     clang libclang-rt-14-dev llvm-14
     # services the engine talks to
     redis-server redis-tools postgresql-15 postgresql-client-15

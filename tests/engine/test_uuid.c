@@ -7,6 +7,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int is_lower_hex(char c)
 {
@@ -212,6 +214,31 @@ START_TEST(test_random_bytes_fill_large_and_small_buffers)
 }
 END_TEST
 
+/* a forked child does not mint the ids its parent mints next (it drops the inherited buffer) */
+START_TEST(test_uuid_v4_child_of_fork_draws_fresh_bytes)
+{
+    char parent[TK_UUID_LEN + 1], child[TK_UUID_LEN + 1];
+    int fds[2];
+    tk_uuid_v4(parent); /* the buffer is filled now */
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        tk_uuid_v4(child);
+        _exit(write(fds[1], child, TK_UUID_LEN) == TK_UUID_LEN ? 0 : 1);
+    }
+    tk_uuid_v4(parent);
+    ck_assert_int_eq(read(fds[0], child, TK_UUID_LEN), TK_UUID_LEN);
+    child[TK_UUID_LEN] = '\0';
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_ne(parent, child);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
 static Suite *uuid_suite(void)
 {
     Suite *s = suite_create("uuid");
@@ -236,6 +263,7 @@ static Suite *uuid_suite(void)
     tcase_add_test(tc, test_random_hex_length_and_charset);
     tcase_add_test(tc, test_random_hex_differs_between_calls);
     tcase_add_test(tc, test_random_bytes_fill_large_and_small_buffers);
+    tcase_add_test(tc, test_uuid_v4_child_of_fork_draws_fresh_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

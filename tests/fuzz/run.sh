@@ -3,15 +3,17 @@
 #
 #   tests/fuzz/run.sh [seconds] [target...]     (default: 60 seconds each, every target)
 #
-# Each target in tests/fuzz/fuzz_*.c is compiled with clang -fsanitize=fuzzer,address,undefined
-# together with the project sources it exercises (compiled directly, no CMake) into
-# build-fuzz/, then run for the given seconds on a copy of its seed corpus
-# (tests/fuzz/corpus/<target>/ is never written to). Inputs that once crashed a target are
-# kept in tests/fuzz/regressions/<target>/ and replayed first, every run. Any crash, leak,
-# sanitizer report or timeout fails the script and leaves the input in
-# build-fuzz/artifacts/<target>/.
-# Afterwards a coverage build replays the grown corpus and prints the line coverage of
-# the file under test (skipped when llvm-profdata/llvm-cov are missing).
+# The targets are CMake's (tests/fuzz/CMakeLists.txt: one per tests/fuzz/fuzz_*.c). This
+# script configures build-fuzz/ with clang and -DTICKETD_FUZZ=ON (libFuzzer + ASan + UBSan)
+# and build-fuzz/coverage/ with TICKETD_FUZZ_COVERAGE as well, builds the target `fuzz` in
+# each, then runs every target for the given seconds on a copy of its seed corpus
+# (tests/fuzz/corpus/<target>/ is never written to) with tests/fuzz/<target>.dict when there
+# is one. Inputs that once crashed a target are kept in tests/fuzz/regressions/<target>/
+# and replayed first, every run. Any crash, leak, sanitizer report or timeout fails the
+# script and leaves the input in build-fuzz/artifacts/<target>/.
+# Afterwards the coverage build replays the grown corpus and prints the line coverage of
+# the file under test: the .c file of the first project header the target includes
+# (skipped when llvm-profdata/llvm-cov are missing).
 # Environment: CC (default clang).
 set -euo pipefail
 
@@ -20,6 +22,7 @@ SECONDS_EACH=${1:-60}
 shift || true
 CC=${CC:-clang}
 OUT=$REPO/build-fuzz
+COV=$OUT/coverage
 FUZZ_DIR=$REPO/tests/fuzz
 
 [[ "$SECONDS_EACH" =~ ^[0-9]+$ ]] || {
@@ -31,41 +34,34 @@ command -v "$CC" >/dev/null || {
     exit 1
 }
 
-# target -> the project sources it links (besides its own file)
-declare -A SOURCES=(
-    [fuzz_jsonr]="http/jsonr.c engine/uuid.c"
-    [fuzz_query]="http/query.c"
-    [fuzz_session]="http/session.c engine/uuid.c"
-    [fuzz_outbox]="engine/outbox.c engine/uuid.c"
-)
-# target -> the file whose coverage is reported, and the longest input tried
-declare -A UNDER_TEST=([fuzz_jsonr]=http/jsonr.c [fuzz_query]=http/query.c [fuzz_session]=http/session.c
-    [fuzz_outbox]=engine/outbox.c)
-declare -A MAX_LEN=([fuzz_jsonr]=16384 [fuzz_query]=4096 [fuzz_session]=4096 [fuzz_outbox]=4096)
-# target -> extra ASan options. fuzz_outbox: msgpack-c allocates count x 24 bytes for an
+# Per-target settings where the default does not fit: the longest input tried (default 4096)
+declare -A MAX_LEN=([fuzz_jsonr]=16384)
+# and extra ASan options. fuzz_outbox: msgpack-c allocates count x 24 bytes for an
 # array or map header before checking that the input holds that many elements, so a
 # 5-byte entry asks for up to 96 GiB (tests/fuzz/README.md, "Findings"). In production
 # glibc refuses such a request and the entry is refused; here ASan returns NULL for any
 # single allocation over 256 MiB so that the run goes on to find other problems.
-declare -A ASAN_EXTRA=([fuzz_outbox]=":allocator_may_return_null=1:max_allocation_size_mb=256:quarantine_size_mb=64")
+MSGPACK_ASAN=":allocator_may_return_null=1:max_allocation_size_mb=256:quarantine_size_mb=64"
+declare -A ASAN_EXTRA=([fuzz_outbox]=$MSGPACK_ASAN)
 
-TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(fuzz_jsonr fuzz_query fuzz_session fuzz_outbox)
+# configure DIR [cmake options...]: a clang build tree with the fuzz targets, built
+configure() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    if ! cmake -S "$REPO" -B "$dir" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTICKETD_FUZZ=ON "$@" \
+        >"$dir/configure.log" 2>&1; then
+        cat "$dir/configure.log" >&2
+        return 1
+    fi
+    cmake --build "$dir" --target fuzz -j "$(nproc)"
+}
 
-PKGS="libh2o-evloop hiredis libpq msgpack jansson openssl"
-read -r -a PKG_CFLAGS <<<"$(pkg-config --cflags $PKGS)"
-read -r -a PKG_LIBS <<<"$(pkg-config --libs $PKGS)"
-COMMON=(-g -O1 -std=gnu11 -DH2O_USE_LIBUV=0 -D_GNU_SOURCE -I"$REPO" "${PKG_CFLAGS[@]}" -Wall -Wextra -Werror
-    -Wno-unused-parameter -Wno-missing-field-initializers)
-
-build() {
-    local t=$1 srcs=()
-    read -r -a srcs <<<"${SOURCES[$t]}"
-    srcs=("${srcs[@]/#/$REPO/}")
-    "$CC" "${COMMON[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-        -o "$OUT/$t" "$FUZZ_DIR/$t.c" "${srcs[@]}" "${PKG_LIBS[@]}"
-    "$CC" "${COMMON[@]}" -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
-        -o "$OUT/$t.cov" "$FUZZ_DIR/$t.c" "${srcs[@]}" "${PKG_LIBS[@]}"
+# under_test TARGET: the .c file of the first project header the target includes
+under_test() {
+    local h
+    h=$(sed -n 's/^#include "\(\(engine\|http\)\/[a-z_0-9]*\)\.h"/\1.c/p' "$FUZZ_DIR/$1.c" | head -n 1)
+    [[ -n "$h" && -f "$REPO/$h" ]] && echo "$h"
 }
 
 # replay TARGET: run every saved regression input once, each on its own (a crash ends a run)
@@ -91,12 +87,14 @@ fuzz() {
     local t=$1 work=$OUT/corpus/$t log=$OUT/$t.log
     rm -rf "$work" "$OUT/artifacts/$t"
     mkdir -p "$work" "$OUT/artifacts/$t"
-    cp "$FUZZ_DIR/corpus/$t/"* "$work/"
+    if [[ -d "$FUZZ_DIR/corpus/$t" ]]; then
+        cp "$FUZZ_DIR/corpus/$t/"* "$work/"
+    fi
     local dict=()
     [[ -f "$FUZZ_DIR/$t.dict" ]] && dict=(-dict="$FUZZ_DIR/$t.dict")
     local rc=0
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS="detect_leaks=1${ASAN_EXTRA[$t]:-}" \
-        "$OUT/$t" -max_total_time="$SECONDS_EACH" -max_len="${MAX_LEN[$t]}" -timeout=10 -rss_limit_mb=2048 \
+        "$OUT/$t" -max_total_time="$SECONDS_EACH" -max_len="${MAX_LEN[$t]:-4096}" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "${dict[@]}" "$work" >"$log" 2>&1 || rc=$?
     local runs execs cov
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
@@ -114,32 +112,41 @@ fuzz() {
 
 # coverage TARGET: replay the corpus through the coverage build; line coverage of the file under test
 coverage() {
-    local t=$1 profdata=llvm-profdata cov=llvm-cov
+    local t=$1 profdata=llvm-profdata cov=llvm-cov file
     command -v llvm-profdata-14 >/dev/null && profdata=llvm-profdata-14
     command -v llvm-cov-14 >/dev/null && cov=llvm-cov-14
     command -v "$profdata" >/dev/null && command -v "$cov" >/dev/null || return 0
-    LLVM_PROFILE_FILE="$OUT/$t.profraw" "$OUT/$t.cov" -runs=0 "$OUT/corpus/$t" >/dev/null 2>&1 || return 0
-    "$profdata" merge -sparse -o "$OUT/$t.profdata" "$OUT/$t.profraw"
-    "$cov" report "$OUT/$t.cov" -instr-profile="$OUT/$t.profdata" "$REPO/${UNDER_TEST[$t]}" |
-        awk -v t="$t" -v f="${UNDER_TEST[$t]}" '$1 ~ /\.c$/ { printf "fuzz: %-13s coverage of %s: lines %s, functions %s, branches %s\n", t, f, $10, $7, $13 }'
+    file=$(under_test "$t") || return 0
+    LLVM_PROFILE_FILE="$COV/$t.profraw" "$COV/$t" -runs=0 "$OUT/corpus/$t" >/dev/null 2>&1 || return 0
+    "$profdata" merge -sparse -o "$COV/$t.profdata" "$COV/$t.profraw"
+    "$cov" report "$COV/$t" -instr-profile="$COV/$t.profdata" "$REPO/$file" |
+        awk -v t="$t" -v f="$file" '$1 ~ /\.c$/ { printf "fuzz: %-13s coverage of %s: lines %s, functions %s, branches %s\n", t, f, $10, $7, $13 }'
 }
 
-mkdir -p "$OUT"
-failed=()
+echo "fuzz: building the targets (build-fuzz/)"
+configure "$OUT"
+mapfile -t ALL <"$OUT/fuzz_targets.txt"
+TARGETS=("$@")
+((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 for t in "${TARGETS[@]}"; do
-    [[ -n "${SOURCES[$t]:-}" ]] || {
-        echo "fuzz: unknown target $t" >&2
+    [[ -x "$OUT/$t" ]] || {
+        echo "fuzz: unknown target $t (targets: ${ALL[*]})" >&2
         exit 2
     }
-    echo "fuzz: building $t"
-    build "$t"
 done
+have_coverage=0
+if command -v llvm-profdata-14 >/dev/null || command -v llvm-profdata >/dev/null; then
+    echo "fuzz: building the coverage replays (build-fuzz/coverage/)"
+    configure "$COV" -DTICKETD_FUZZ_COVERAGE=ON
+    have_coverage=1
+fi
+failed=()
 for t in "${TARGETS[@]}"; do
     replay "$t" || failed+=("$t (regressions)")
-    if fuzz "$t"; then
-        coverage "$t"
-    else
+    if ! fuzz "$t"; then
         failed+=("$t")
+    elif ((have_coverage)); then
+        coverage "$t"
     fi
 done
 if ((${#failed[@]})); then

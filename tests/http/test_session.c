@@ -33,6 +33,16 @@ START_TEST(signed_value_verifies_and_names_the_reservation)
 }
 END_TEST
 
+/* the signature is unpadded base64url of HMAC-SHA256 (value from `openssl dgst -sha256 -hmac`) */
+START_TEST(signature_is_the_known_hmac_in_base64url)
+{
+    tk_config_t c = config_with_secret("tk-test-only-secret-0123456789abcdef0123");
+    char value[TK_SESSION_VALUE_LEN + 1];
+    tk_session_sign(&c, RID, value);
+    ck_assert_str_eq(value, "abcd1234-5678-4abc-8def-0123456789ab.r_kBEe6rnxvsacrfziVqv0GJO-G1QqHzh7ovAqIB8JE");
+}
+END_TEST
+
 START_TEST(another_process_with_the_same_secret_verifies)
 {
     tk_config_t a = config_with_secret("tk-test-only-secret-0123456789abcdef0123");
@@ -79,6 +89,7 @@ int main(void)
     Suite *suite = suite_create("session");
     TCase *tc = tcase_create("session");
     tcase_add_test(tc, signed_value_verifies_and_names_the_reservation);
+    tcase_add_test(tc, signature_is_the_known_hmac_in_base64url);
     tcase_add_test(tc, another_process_with_the_same_secret_verifies);
     tcase_add_test(tc, tampering_and_other_secrets_are_refused);
     tcase_add_test(tc, malformed_values_are_refused);

@@ -1,0 +1,151 @@
+/*
+ * test_expiry.c: tests of lua/ticketd.lua, holds that end: lazy expiry on read, the tk_expire sweep,
+ * tk_cancel, and the states neither may touch (PAYING, COMPLETED).
+ * Runs against the test Redis (tests/lua/support.h); after every change a test checks
+ * avail + held + sold == cap.
+ */
+#include "tests/lua/support.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- expiry ----------------------------------------------------------------------------- */
+
+START_TEST(test_expired_hold_reads_cancelled_with_tickets_back)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "3"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
+    tk_lua_assert_invariant(ev);
+    ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 3);
+    tk_time_sleep_ms(120);
+    char *blob = tk_lua_blob_get(rid);
+    tk_lua_assert_status(blob, "CANCELLED");
+    free(blob);
+    tk_lua_assert_invariant(ev);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 3 && s.cancelled == 0);
+    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+}
+END_TEST
+
+START_TEST(test_expire_sweeps_without_a_read)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "2"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
+    tk_lua_expire_sweep(ev, "200"); /* not due yet: ours stays */
+    ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 2);
+    tk_time_sleep_ms(120);
+    ck_assert_int_ge(tk_lua_expire_sweep(ev, "200"), 1);
+    char *blob = tk_lua_blob_raw(rid);
+    tk_lua_assert_status(blob, "CANCELLED");
+    free(blob);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 2);
+    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_paying_and_completed_never_expire_or_cancel)
+{
+    tk_lua_uuid_t ev, paying, done;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_lua_line_t line = {"A", "1"};
+    tk_uuid_v4_in_shard(paying, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, paying, 50, &line, 1), 0);
+    tk_uuid_v4_in_shard(done, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, done, 50, &line, 1), 0);
+    tk_lua_force_status(paying, "PAYING");
+    tk_lua_force_status(done, "COMPLETED");
+    /* a stale deadline entry is dropped by the sweep without touching the reservation */
+    tk_shard_keys_t keys;
+    tk_shard_keys(ev, &keys);
+    freeReplyObject(tk_lua_cmd("ZADD %s 0 %s", keys.names[TK_KEY_DL], paying));
+    tk_time_sleep_ms(120);
+    tk_lua_expire_sweep(ev, "200");
+    ck_assert_int_eq(tk_lua_dl_has(paying), -1);
+    char *blob = tk_lua_blob_get(paying);
+    tk_lua_assert_status(blob, "PAYING");
+    free(blob);
+    tk_lua_expect_err(tk_lua_fcall("tk_cancel", paying, paying, NULL), "state", "PAYING", -1);
+    tk_lua_expect_err(tk_lua_fcall("tk_cancel", done, done, NULL), "state", "COMPLETED", -1);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.held == 2 && s.avail == 8 && s.expired == 0 && s.cancelled == 0);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+/* ---- tk_cancel -------------------------------------------------------------------------- */
+
+START_TEST(test_cancel_returns_tickets_then_second_cancel_is_state_cancelled)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", "B", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t lines[] = {{"A", "2"}, {"B", "1"}};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, lines, 2), 0);
+    tk_lua_assert_invariant(ev);
+    tk_lua_expect_ok(tk_lua_fcall("tk_cancel", rid, rid, NULL), 0);
+    tk_lua_assert_invariant(ev);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 20 && s.held == 0 && s.cancelled == 3 && s.expired == 0);
+    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    char *blob = tk_lua_blob_get(rid);
+    tk_lua_assert_status(blob, "CANCELLED");
+    free(blob);
+    tk_lua_expect_err(tk_lua_fcall("tk_cancel", rid, rid, NULL), "state", "CANCELLED", -1);
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 20 && s.cancelled == 3);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_cancel_after_expiry_is_state_cancelled)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "4"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
+    tk_time_sleep_ms(120);
+    tk_lua_expect_err(tk_lua_fcall("tk_cancel", rid, rid, NULL), "state", "CANCELLED", -1);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 4 && s.cancelled == 0);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_cancel_or_get_unknown_is_not_found)
+{
+    tk_lua_uuid_t rid;
+    tk_uuid_v4(rid);
+    tk_lua_expect_err(tk_lua_fcall("tk_cancel", rid, rid, NULL), "not_found", NULL, -1);
+    ck_assert_ptr_null(tk_lua_blob_get(rid));
+}
+END_TEST
+
+static void add_tests(TCase *tc)
+{
+    tcase_add_test(tc, test_expired_hold_reads_cancelled_with_tickets_back);
+    tcase_add_test(tc, test_expire_sweeps_without_a_read);
+    tcase_add_test(tc, test_paying_and_completed_never_expire_or_cancel);
+    tcase_add_test(tc, test_cancel_returns_tickets_then_second_cancel_is_state_cancelled);
+    tcase_add_test(tc, test_cancel_after_expiry_is_state_cancelled);
+    tcase_add_test(tc, test_cancel_or_get_unknown_is_not_found);
+}
+
+int main(void)
+{
+    return tk_lua_run("lua_expiry", add_tests);
+}
