@@ -38,6 +38,9 @@ int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN 
     tk_shard_keys_t keys;
     if (len != sizeof("tk:{abcd}:ob") - 1 || memcmp(key, "tk:{", 4) != 0)
         return -1;
+    for (size_t i = 4; i < 4 + TK_SHARD_LEN; ++i)
+        if (!(('0' <= key[i] && key[i] <= '9') || ('a' <= key[i] && key[i] <= 'f')))
+            return -1;
     tk_shard_keys(key + 4, &keys);
     if (keys.lens[TK_KEY_OB] != len || memcmp(keys.names[TK_KEY_OB], key, len) != 0)
         return -1;

@@ -38,7 +38,8 @@ void tk_shard_keys(const char *id, tk_shard_keys_t *keys);
  * keys must outlive the call that sends argv. */
 int tk_fcall_prefix(const char *fn, const tk_shard_keys_t *keys, const char **argv, size_t *argvlen);
 #define TK_FCALL_PREFIX_LEN (3 + TK_SHARD_NKEYS)
-/* The shard of an outbox stream's key "tk:{abcd}:ob" into shard; -1 for any other key. */
+/* The shard of an outbox stream's key "tk:{abcd}:ob" (four lower-case hex digits) into
+ * shard; -1 for any other key. */
 int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN + 1]);
 /* Moves the outbox entry entry_id of shard to the shard's dead-letter stream tk:{s}:dead
  * with the reason, acknowledging and deleting it in the outbox, as one atomic call

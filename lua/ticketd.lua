@@ -621,8 +621,8 @@ end
 
 -- tk_dead_letter sets one outbox entry aside for an operator: the copy, the
 -- acknowledgement and the removal happen together or not at all, so a writer that
--- dies half-way can neither lose the entry nor leave it in both streams. The XACK
--- comes first: it is the one call that can fail (no group), before anything changed.
+-- dies half-way can neither lose the entry nor leave it in both streams. Every
+-- argument is checked before the first write, so a refused call changes nothing.
 local function tk_dead_letter(keys, args)
     local s = #keys == 2 and string.match(keys[1], '^tk:{([0-9a-f][0-9a-f][0-9a-f][0-9a-f])}:ob$')
     local id, reason = args[1], args[2]
