@@ -15,6 +15,7 @@
 
 #include "engine/catalog.h"
 #include "engine/engine.h"
+#include "engine/event_stats.h"
 
 #include <stdint.h>
 
@@ -36,17 +37,6 @@ typedef struct st_tk_avail_result_t {
 typedef void (*tk_avail_cb)(const tk_avail_result_t *result, void *data);
 
 int tk_event_avail(tk_engine_t *e, const tk_event_query_t *query, tk_avail_cb cb, void *data);
-
-typedef struct st_tk_type_stats_t {
-    h2o_iovec_t name;
-    int64_t capacity, available, held, sold;
-} tk_type_stats_t;
-
-typedef struct st_tk_event_stats_t {
-    int64_t capacity, available, held, sold, cancelled, expired, revenue_minor, lag_ms;
-    size_t ntypes;
-    tk_type_stats_t *types; /* in creation order, ntypes of them */
-} tk_event_stats_t;
 
 typedef struct st_tk_stats_result_t {
     tk_live_outcome_t outcome;

@@ -9,7 +9,7 @@
 #define TK_INVENTORY_H
 
 #include "engine/catalog.h"
-#include "engine/event_live.h"
+#include "engine/event_stats.h"
 #include "engine/redis_conn.h"
 
 #include <hiredis/hiredis.h>
