@@ -1,11 +1,13 @@
 /*
- * Per-loop engine state: creating the connection, the gateway and the sweeper a loop
- * thread needs, and the questions the server asks about it while draining.
+ * Per-loop engine state: creating the connection, the gateway, the sweeper and the
+ * worker-completion queue a loop thread needs, and the questions the server asks about
+ * it while draining.
  */
 #include "engine/engine.h"
 #include "engine/payment.h"
 #include "engine/redis_conn.h"
 #include "engine/sweeper.h"
+#include "engine/worker.h"
 
 void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config, tk_metrics_t *metrics, int run_sweeper)
 {
@@ -16,6 +18,8 @@ void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config,
     metrics->redis = e->redis;
     e->gateway = tk_gateway_simulator_create(loop, config->payment_latency_ms);
     h2o_timeout_init(loop, &e->retry_timeout, 500);
+    e->queue = h2o_multithread_create_queue(loop);
+    h2o_multithread_register_receiver(e->queue, &e->jobs, tk_workers_on_complete);
     if (run_sweeper)
         e->sweeper = tk_sweeper_start(loop, e->redis, &e->catalog, &metrics->holds_expired);
 }

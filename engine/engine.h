@@ -16,6 +16,7 @@
 #include "engine/soldout.h"
 
 #include <h2o.h>
+#include <h2o/multithread.h>
 #include <stdint.h>
 
 struct st_tk_redis_t;
@@ -33,6 +34,8 @@ typedef struct st_tk_engine_t {
     struct st_tk_sweeper_t *sweeper; /* on the first loop of a process only */
     h2o_timeout_t retry_timeout;     /* for recording gateway answers while Redis is away */
     uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
+    h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */
+    h2o_multithread_receiver_t jobs;
 } tk_engine_t;
 
 /* Sets up e on the calling loop thread; run_sweeper on exactly one loop per process. */

@@ -1,6 +1,8 @@
 /*
- * Argument vectors for the inventory functions. Vectors are built on the stack or in
- * the caller's memory; hiredis copies them into its output buffer when sending.
+ * Key names, argument vectors and reply decoders for the inventory functions. Vectors
+ * are built on the stack or in the caller's memory; hiredis copies them into its output
+ * buffer when sending. Decoders trust nothing about a reply's shape: a reply that is not
+ * what the function documents is refused, never read out of bounds.
  */
 #include "engine/inventory.h"
 
@@ -29,6 +31,42 @@ int tk_fcall_prefix(const char *fn, const tk_shard_keys_t *keys, const char **ar
         argvlen[3 + i] = keys->lens[i];
     }
     return TK_FCALL_PREFIX_LEN;
+}
+
+int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN + 1])
+{
+    tk_shard_keys_t keys;
+    if (len != sizeof("tk:{abcd}:ob") - 1 || memcmp(key, "tk:{", 4) != 0)
+        return -1;
+    for (size_t i = 4; i < 4 + TK_SHARD_LEN; ++i)
+        if (!(('0' <= key[i] && key[i] <= '9') || ('a' <= key[i] && key[i] <= 'f')))
+            return -1;
+    tk_shard_keys(key + 4, &keys);
+    if (keys.lens[TK_KEY_OB] != len || memcmp(keys.names[TK_KEY_OB], key, len) != 0)
+        return -1;
+    memcpy(shard, key + 4, TK_SHARD_LEN);
+    shard[TK_SHARD_LEN] = '\0';
+    return 0;
+}
+
+int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *entry_id, const char *reason, char *err,
+                             size_t errsize)
+{
+    char ob[TK_KEY_LEN], dead[TK_KEY_LEN];
+    snprintf(ob, sizeof(ob), "tk:{%.4s}:ob", shard);
+    snprintf(dead, sizeof(dead), "tk:{%.4s}:dead", shard);
+    const char *argv[] = {"FCALL", "tk_dead_letter", "2", ob, dead, entry_id, reason};
+    size_t argvlen[] = {5, 14, 1, strlen(ob), strlen(dead), strlen(entry_id), strlen(reason)};
+    redisReply *reply = redisCommandArgv(c, 7, argv, argvlen);
+    int rc = -1;
+    if (reply == NULL)
+        snprintf(err, errsize, "tk_dead_letter: %s", c->errstr);
+    else if (reply->type != REDIS_REPLY_INTEGER)
+        snprintf(err, errsize, "tk_dead_letter: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    else
+        rc = reply->integer != 0;
+    freeReplyObject(reply);
+    return rc;
 }
 
 /* Sends one FCALL tk_event_init without waiting for its reply. */
@@ -120,9 +158,11 @@ int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_e
     for (size_t i = 0; i < HEADER; ++i)
         if (header[i] != NULL)
             *header[i] = reply->element[i]->integer;
-    out->ntypes = (size_t)reply->element[7]->integer;
-    if (reply->elements != HEADER + PER_TYPE * out->ntypes)
+    int64_t ntypes = reply->element[7]->integer;
+    if (ntypes < 0 || (size_t)ntypes != (reply->elements - HEADER) / PER_TYPE ||
+        reply->elements != HEADER + PER_TYPE * (size_t)ntypes)
         return -1;
+    out->ntypes = (size_t)ntypes;
     out->types = h2o_mem_alloc_pool(pool, sizeof(*out->types) * (out->ntypes + 1));
     for (size_t i = 0; i < out->ntypes; ++i) {
         redisReply **e = reply->element + HEADER + PER_TYPE * i;
@@ -155,4 +195,16 @@ int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int6
             left[t - ev->types] = count->integer;
     }
     return 0;
+}
+
+int tk_inventory_ping(tk_redis_t *r, tk_redis_cb cb, void *data)
+{
+    static const char *argv[] = {"PING"};
+    static const size_t argvlen[] = {4};
+    return tk_redis_command(r, cb, data, 1, argv, argvlen);
+}
+
+int tk_inventory_parse_ping(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_STATUS && reply->len == 4 && memcmp(reply->str, "PONG", 4) == 0 ? 0 : -1;
 }

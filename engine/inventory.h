@@ -1,13 +1,15 @@
 /*
- * The C side of the Redis function library (lua/ticketd.lua): key names and the
- * argument vectors of each FCALL. Every key of an event lives under the hash tag of
- * the event's shard, "{abcd}" for an event id starting "abcd", so one call touches
- * one Redis Cluster slot. Only this file spells key names or function names.
+ * The C side of the Redis function library (lua/ticketd.lua): key names, the argument
+ * vectors of each FCALL, and the decoders of their replies. Every key of an event lives
+ * under the hash tag of the event's shard, "{abcd}" for an event id starting "abcd", so
+ * one call touches one Redis Cluster slot. Only this file (and the header of the Lua
+ * library) spells key names, the outbox's consumer group or function names.
  */
 #ifndef TK_INVENTORY_H
 #define TK_INVENTORY_H
 
 #include "engine/catalog.h"
+#include "engine/event_stats.h"
 #include "engine/redis_conn.h"
 
 #include <hiredis/hiredis.h>
@@ -15,6 +17,11 @@
 #define TK_KEY_LEN 16 /* "tk:{abcd}:inv" and siblings, NUL included */
 
 #define TK_SHARD_NKEYS 7
+
+/* the process-wide catalog version: whoever changes the catalog increments it */
+#define TK_CATALOG_VERSION_KEY "tk:catalog:version"
+/* the consumer group of every outbox stream (the Lua library's OUTBOX_GROUP) */
+#define TK_OUTBOX_GROUP "writers"
 
 /* Every function of the library takes the same seven keys of one shard (see the key
  * layout at the top of lua/ticketd.lua), so every call declares all it may touch. */
@@ -31,6 +38,15 @@ void tk_shard_keys(const char *id, tk_shard_keys_t *keys);
  * keys must outlive the call that sends argv. */
 int tk_fcall_prefix(const char *fn, const tk_shard_keys_t *keys, const char **argv, size_t *argvlen);
 #define TK_FCALL_PREFIX_LEN (3 + TK_SHARD_NKEYS)
+/* The shard of an outbox stream's key "tk:{abcd}:ob" (four lower-case hex digits) into
+ * shard; -1 for any other key. */
+int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN + 1]);
+/* Moves the outbox entry entry_id of shard to the shard's dead-letter stream tk:{s}:dead
+ * with the reason, acknowledging and deleting it in the outbox, as one atomic call
+ * (FCALL tk_dead_letter). 1 when moved, 0 when the entry was no longer in the outbox
+ * (it is acknowledged all the same), -1 on failure with a reason in err. */
+int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *entry_id, const char *reason, char *err,
+                             size_t errsize);
 /* FCALL tk_event_init for every event of c, pipelined; idempotent */
 int tk_inventory_init_events(redisContext *c, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
 /* FCALL tk_avail for ev; cb receives the reply for tk_inventory_parse_avail */
@@ -38,20 +54,15 @@ int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void
 /* fills left[i] with the tickets left of ev->types[i]; -1 when the reply is not the expected shape */
 int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int64_t *left);
 
-typedef struct st_tk_type_stats_t {
-    h2o_iovec_t name; /* points into the reply */
-    int64_t capacity, available, held, sold;
-} tk_type_stats_t;
-
-typedef struct st_tk_event_stats_t {
-    int64_t capacity, available, held, sold, cancelled, expired, revenue_minor, lag_ms;
-    size_t ntypes;
-    tk_type_stats_t *types; /* in creation order, ntypes of them, caller's memory */
-} tk_event_stats_t;
-
 /* FCALL tk_stats for ev: live counters kept by the functions, no scan of reservations */
 int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data);
-/* fills out (types into pool memory); 0 when Redis knows the event, -1 otherwise */
+/* fills out (types into pool memory, names pointing into reply); 0 when Redis knows the
+ * event, -1 otherwise (an unknown event, or a reply that is not the expected shape) */
 int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_event_stats_t *out);
+
+/* PING, for /healthz; cb receives the reply for tk_inventory_parse_ping */
+int tk_inventory_ping(tk_redis_t *r, tk_redis_cb cb, void *data);
+/* 0 when reply is Redis' PONG, -1 otherwise (a failed command, LOADING, any error) */
+int tk_inventory_parse_ping(const redisReply *reply);
 
 #endif

@@ -5,7 +5,6 @@
 #include "engine/metrics.h"
 #include "engine/catalog.h"
 #include "engine/redis_conn.h"
-#include "engine/writer.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -25,6 +24,7 @@ static size_t registered;
 static char route_names[TK_METRICS_ROUTES][64];
 static int config_warnings[TK_WARN__COUNT];
 static int64_t outbox_depth = -1, outbox_lag_ms = -1;
+static tk_writer_counts_t writer_counts;
 
 void tk_metrics_set_route_name(size_t slot, const char *method, const char *path)
 {
@@ -76,6 +76,15 @@ void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms)
 {
     __atomic_store_n(&outbox_depth, depth, __ATOMIC_RELAXED);
     __atomic_store_n(&outbox_lag_ms, lag_ms, __ATOMIC_RELAXED);
+}
+
+void tk_metrics_set_writer(const tk_writer_counts_t *counts)
+{
+    __atomic_store_n(&writer_counts.batches, counts->batches, __ATOMIC_RELAXED);
+    __atomic_store_n(&writer_counts.records, counts->records, __ATOMIC_RELAXED);
+    __atomic_store_n(&writer_counts.failures, counts->failures, __ATOMIC_RELAXED);
+    __atomic_store_n(&writer_counts.dead_letters, counts->dead_letters, __ATOMIC_RELAXED);
+    __atomic_store_n(&writer_counts.ack_calls, counts->ack_calls, __ATOMIC_RELAXED);
 }
 
 int64_t tk_metrics_outbox_depth(void)
@@ -204,8 +213,11 @@ char *tk_metrics_render(size_t *len)
          "# TYPE ticketd_redis_pipeline_depth gauge\nticketd_redis_pipeline_depth %" PRIu64 "\n",
          depth);
 
-    tk_writer_stats_t ws;
-    tk_writer_get_stats(&ws);
+    tk_writer_counts_t ws = {.batches = load(&writer_counts.batches),
+                             .records = load(&writer_counts.records),
+                             .failures = load(&writer_counts.failures),
+                             .dead_letters = load(&writer_counts.dead_letters),
+                             .ack_calls = load(&writer_counts.ack_calls)};
     emit_counter(t, "ticketd_writer_batches_total", "Outbox batches committed to PostgreSQL.", ws.batches);
     emit_counter(t, "ticketd_writer_records_total", "Outbox records committed to PostgreSQL.", ws.records);
     emit_counter(t, "ticketd_writer_failures_total", "Outbox batches that failed and were retried.", ws.failures);

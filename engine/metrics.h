@@ -37,6 +37,12 @@ void tk_metrics_observe_request(tk_metrics_t *m, size_t route, int status, uint6
 /* process-wide gauges */
 void tk_metrics_set_config_warning(tk_config_warning_t which, int on);
 void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms);
+/* the persistence writer's counters, pushed by the writer thread whenever they change */
+typedef struct st_tk_writer_counts_t {
+    uint64_t batches, records, failures, dead_letters;
+    uint64_t ack_calls; /* tk_persisted calls: one per shard of a batch */
+} tk_writer_counts_t;
+void tk_metrics_set_writer(const tk_writer_counts_t *counts);
 /* the last outbox depth the writer measured (-1 before the first measurement) */
 int64_t tk_metrics_outbox_depth(void);
 

@@ -1,6 +1,6 @@
 /*
  * Keeping every process's catalog current. Redis holds the catalog version
- * (tk:catalog:version); whoever changes the catalog in PostgreSQL increments it. A
+ * (TK_CATALOG_VERSION_KEY of engine/inventory.h); whoever changes the catalog in PostgreSQL increments it. A
  * refresher thread in each process polls the version every 200 ms and reloads the
  * snapshot from PostgreSQL when it moved, so an event created through one process is
  * browsable through all of them within a fraction of a second. The same thread checks
@@ -13,8 +13,6 @@
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-
-#define TK_CATALOG_VERSION_KEY "tk:catalog:version"
 
 /* Loads the catalog from PostgreSQL at the current Redis version, makes sure Redis knows
  * every event's inventory, and publishes the snapshot. */

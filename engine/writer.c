@@ -4,9 +4,9 @@
  * be forgotten). A batch that fails because PostgreSQL is away is retried from the
  * pending list with backoff. A batch PostgreSQL rejects for its data is written again
  * record by record; a record that still fails, or an entry that cannot be decoded, is
- * moved to the shard's dead-letter stream tk:{s}:dead with the reason — kept for an
- * operator, logged, counted — so one bad record can neither stall the sale's
- * persistence nor vanish.
+ * moved to the shard's dead-letter stream with the reason (tk_inventory_dead_letter, one
+ * atomic function call) — kept for an operator, logged, counted — so one bad record can
+ * neither stall the sale's persistence nor vanish.
  */
 #include "engine/writer.h"
 #include "engine/catalog.h"
@@ -34,17 +34,14 @@ static pthread_t writer_thread;
 static int writer_running, writer_stopping, drain_deadline_set;
 static int64_t drain_deadline_ms;
 static const tk_config_t *writer_config;
-static pthread_mutex_t stats_mutex = PTHREAD_MUTEX_INITIALIZER;
-static tk_writer_stats_t stats;
+static tk_writer_counts_t counts; /* written by the writer thread only, pushed to metrics */
 
 typedef struct st_tk_batch_entry_t {
     char shard[TK_SHARD_LEN + 1];
     char id[32];
     int decoded;
     tk_outbox_record_t rec;
-    char *raw; /* the entry's msgpack bytes, for the dead-letter stream */
-    size_t raw_len;
-    int set_aside; /* moved to tk:{s}:dead: not in PostgreSQL, so Redis keeps the record */
+    int set_aside; /* moved to the dead-letter stream: not in PostgreSQL, so Redis keeps the record */
 } tk_batch_entry_t;
 
 typedef struct st_tk_writer_t {
@@ -59,6 +56,11 @@ typedef struct st_tk_writer_t {
     size_t nbatch;
 } tk_writer_t;
 
+static void publish_counts(void)
+{
+    tk_metrics_set_writer(&counts);
+}
+
 static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
 {
     for (size_t i = 0; i < catalog->nshards; ++i) {
@@ -69,7 +71,7 @@ static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
             continue;
         tk_shard_keys_t keys;
         tk_shard_keys(catalog->shards[i], &keys);
-        redisReply *r = redisCommand(w->conn.redis, "XGROUP CREATE %s " TK_WRITER_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]);
+        redisReply *r = redisCommand(w->conn.redis, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]);
         int ok =
             r != NULL && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0));
         freeReplyObject(r);
@@ -84,7 +86,7 @@ static void claim_abandoned(tk_writer_t *w)
     for (size_t i = 0; i < w->ngrouped; ++i) {
         tk_shard_keys_t keys;
         tk_shard_keys(w->grouped[i], &keys);
-        redisReply *r = redisCommand(w->conn.redis, "XAUTOCLAIM %s " TK_WRITER_GROUP " %s %d 0-0 COUNT %d JUSTID",
+        redisReply *r = redisCommand(w->conn.redis, "XAUTOCLAIM %s " TK_OUTBOX_GROUP " %s %d 0-0 COUNT %d JUSTID",
                                      keys.names[TK_KEY_OB], w->consumer, TK_WRITER_CLAIM_IDLE_MS, BATCH_MAX);
         if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY &&
             r->element[1]->elements != 0) {
@@ -130,7 +132,6 @@ static void clear_batch(tk_writer_t *w)
     for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].decoded)
             tk_outbox_record_dispose(&w->batch[i].rec);
-        free(w->batch[i].raw);
     }
     w->nbatch = 0;
 }
@@ -144,7 +145,7 @@ static int read_entries(tk_writer_t *w)
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", BATCH_MAX);
     snprintf(block, sizeof(block), "%d", w->pending_mode ? 0 : READ_BLOCK_MS);
-    const char *fixed[] = {"XREADGROUP", "GROUP", TK_WRITER_GROUP, w->consumer, "COUNT", count};
+    const char *fixed[] = {"XREADGROUP", "GROUP", TK_OUTBOX_GROUP, w->consumer, "COUNT", count};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i)
         argv[argc++] = fixed[i];
     if (!w->pending_mode) {
@@ -168,22 +169,21 @@ static int read_entries(tk_writer_t *w)
         redisReply *stream = r->element[s];
         if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 || stream->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
-        const char *shard = stream->element[0]->str + 4; /* "tk:{abcd}:ob" */
+        char shard[TK_SHARD_LEN + 1];
+        if (stream->element[0]->type != REDIS_REPLY_STRING ||
+            tk_shard_of_outbox_key(stream->element[0]->str, stream->element[0]->len, shard) != 0)
+            continue;
         for (size_t e = 0; e < stream->element[1]->elements && w->nbatch < BATCH_MAX; ++e) {
             redisReply *entry = stream->element[1]->element[e];
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
                 continue;
             tk_batch_entry_t *b = w->batch + w->nbatch++;
             memset(b, 0, sizeof(*b));
-            snprintf(b->shard, sizeof(b->shard), "%.4s", shard);
+            memcpy(b->shard, shard, sizeof(b->shard));
             snprintf(b->id, sizeof(b->id), "%s", entry->element[0]->str);
             redisReply *fields = entry->element[1];
-            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING) {
-                b->raw_len = fields->element[1]->len;
-                b->raw = h2o_mem_alloc(b->raw_len + 1);
-                memcpy(b->raw, fields->element[1]->str, b->raw_len);
-                b->decoded = tk_outbox_decode(b->raw, b->raw_len, &b->rec) == 0;
-            }
+            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING)
+                b->decoded = tk_outbox_decode(fields->element[1]->str, fields->element[1]->len, &b->rec) == 0;
         }
     }
     freeReplyObject(r);
@@ -235,9 +235,8 @@ static int acknowledge(tk_writer_t *w)
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
         redisReply *r = redisCommandArgv(w->conn.redis, (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-        pthread_mutex_lock(&stats_mutex);
-        ++stats.ack_calls;
-        pthread_mutex_unlock(&stats_mutex);
+        ++counts.ack_calls;
+        publish_counts();
         if (!ok)
             tk_log_error("writer", "acknowledging shard %s failed: %s", shard,
                          r == NULL                      ? w->conn.redis->errstr
@@ -253,29 +252,23 @@ static int acknowledge(tk_writer_t *w)
     return 0;
 }
 
-/* Moves one entry to its shard's dead-letter stream with the reason. */
+/* Moves one entry to its shard's dead-letter stream with the reason, in one atomic call
+ * that also acknowledges and deletes it, so a retried batch never sets it aside twice. */
 static int set_aside(tk_writer_t *w, tk_batch_entry_t *b, const char *why)
 {
-    char key[TK_KEY_LEN + 8];
-    snprintf(key, sizeof(key), "tk:{%s}:dead", b->shard);
-    const char *argv[] = {"XADD", key, "*", "id", b->id, "m", b->raw != NULL ? b->raw : "", "err", why};
-    size_t argvlen[] = {4, strlen(key), 1, 2, strlen(b->id), 1, b->raw != NULL ? b->raw_len : 0, 3, strlen(why)};
-    redisReply *r = redisCommandArgv(w->conn.redis, 9, argv, argvlen);
-    int ok = r != NULL && r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    if (ok) {
-        /* acknowledged at once, so a retried batch does not set it aside twice */
-        tk_shard_keys_t keys;
-        tk_shard_keys(b->shard, &keys);
-        freeReplyObject(redisCommand(w->conn.redis, "XACK %s " TK_WRITER_GROUP " %s", keys.names[TK_KEY_OB], b->id));
-        freeReplyObject(redisCommand(w->conn.redis, "XDEL %s %s", keys.names[TK_KEY_OB], b->id));
-        b->set_aside = 1;
-        tk_log_error("writer", "outbox entry %s of shard %s set aside in %s: %s", b->id, b->shard, key, why);
-        pthread_mutex_lock(&stats_mutex);
-        ++stats.dead_letters;
-        pthread_mutex_unlock(&stats_mutex);
+    char err[256];
+    int moved = tk_inventory_dead_letter(w->conn.redis, b->shard, b->id, why, err, sizeof(err));
+    if (moved < 0) {
+        tk_log_error("writer", "cannot set aside outbox entry %s of shard %s: %s", b->id, b->shard, err);
+        return -1;
     }
-    return ok ? 0 : -1;
+    b->set_aside = 1;
+    if (moved) {
+        tk_log_error("writer", "outbox entry %s of shard %s set aside in its dead-letter stream: %s", b->id, b->shard, why);
+        ++counts.dead_letters;
+        publish_counts();
+    }
+    return 0;
 }
 
 /* After PostgreSQL refused a batch for its data: write record by record, and set aside
@@ -312,11 +305,9 @@ static int write_batch(tk_writer_t *w, char *err, size_t errsize)
     int rc = n == 0 ? 0 : tk_persist_batch(w->conn.pg, recs, n, err, errsize);
     free(recs);
     if (rc == 0) {
-        pthread_mutex_lock(&stats_mutex);
-        ++stats.batches;
-        stats.records += n;
-        stats.last_commit_ms = tk_time_now_ms();
-        pthread_mutex_unlock(&stats_mutex);
+        ++counts.batches;
+        counts.records += n;
+        publish_counts();
     }
     return rc;
 }
@@ -384,9 +375,8 @@ static void *writer_main(void *arg)
         if (!written) {
             if (!failing++)
                 tk_log_warn("writer", "PostgreSQL write failed, %zu entries wait in Redis: %s", w->nbatch, err);
-            pthread_mutex_lock(&stats_mutex);
-            ++stats.failures;
-            pthread_mutex_unlock(&stats_mutex);
+            ++counts.failures;
+            publish_counts();
             clear_batch(w);
             w->pending_mode = 1;
             tk_time_sleep_ms(backoff_ms);
@@ -426,11 +416,4 @@ void tk_writer_stop(int timeout_ms)
     __atomic_store_n(&writer_stopping, 1, __ATOMIC_RELEASE);
     pthread_join(writer_thread, NULL);
     writer_running = 0;
-}
-
-void tk_writer_get_stats(tk_writer_stats_t *out)
-{
-    pthread_mutex_lock(&stats_mutex);
-    *out = stats;
-    pthread_mutex_unlock(&stats_mutex);
 }

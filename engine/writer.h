@@ -1,33 +1,24 @@
 /*
  * The persistence writer: a thread in every ticketd process that drains the Redis
- * outbox streams (one per shard, consumer group "writers") into PostgreSQL in batches
- * and acknowledges entries only after their batch committed. Several writers, in one
- * process or many, share the work through the consumer group; entries a crashed writer
- * left pending are claimed (XAUTOCLAIM) once idle. While PostgreSQL is down the backlog
- * waits in Redis and sales go on; the writer never touches an HTTP thread. A record
- * PostgreSQL refuses for its data goes to the dead-letter stream tk:{s}:dead.
+ * outbox streams (one per shard, consumer group TK_OUTBOX_GROUP) into PostgreSQL in
+ * batches and acknowledges entries only after their batch committed. Several writers, in
+ * one process or many, share the work through the consumer group; entries a crashed
+ * writer left pending are claimed (XAUTOCLAIM) once idle. While PostgreSQL is down the
+ * backlog waits in Redis and sales go on; the writer never touches an HTTP thread. A
+ * record PostgreSQL refuses for its data goes to the shard's dead-letter stream. The
+ * writer pushes its counters into engine/metrics (tk_metrics_set_writer); metrics
+ * never calls the writer.
  */
 #ifndef TK_WRITER_H
 #define TK_WRITER_H
 
 #include "engine/config.h"
 
-#include <stdint.h>
-
-#define TK_WRITER_GROUP "writers"
 #define TK_WRITER_CLAIM_IDLE_MS 10000
 #define TK_WRITER_FORGET_GRACE_MS 60000
 
 int tk_writer_start(const tk_config_t *config);
 /* drains what it can for up to timeout_ms, then stops the thread */
 void tk_writer_stop(int timeout_ms);
-
-typedef struct st_tk_writer_stats_t {
-    uint64_t batches, records, failures, dead_letters;
-    uint64_t ack_calls; /* tk_persisted calls: one per shard of a batch */
-    int64_t last_commit_ms;
-} tk_writer_stats_t;
-
-void tk_writer_get_stats(tk_writer_stats_t *out);
 
 #endif

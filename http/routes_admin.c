@@ -1,17 +1,12 @@
 /*
- * POST /admin/events: validates the new event on the loop thread, then hands the
- * writes to a worker: PostgreSQL first (the source of truth for the catalog), then the
- * event's inventory in Redis, then the catalog version that makes every process reload.
- * The reply is sent once this process serves the new catalog, so the client's next
+ * POST /admin/events: checks the body and turns it into the engine's typed request;
+ * the engine writes the event (PostgreSQL, then Redis, then the catalog version) on a
+ * worker and answers once this process serves the new catalog, so the client's next
  * GET /events/event/ lists the event.
  */
-#include "engine/inventory.h"
-#include "engine/log.h"
+#include "engine/admin.h"
 #include "engine/money.h"
-#include "engine/pg.h"
-#include "engine/refresher.h"
 #include "engine/timefmt.h"
-#include "engine/worker.h"
 #include "http/auth.h"
 #include "http/jsonr.h"
 #include "http/respond.h"
@@ -23,15 +18,6 @@
 #define MAX_TYPE_CHARS 64
 #define MAX_TYPES 64
 #define MAX_AMOUNT 10000000
-
-typedef enum en_tk_create_outcome_t { TK_CREATE_OK = 0, TK_CREATE_UNAVAILABLE } tk_create_outcome_t;
-
-typedef struct st_tk_create_job_t {
-    tk_job_t super;
-    tk_async_t *op;
-    tk_catalog_t *draft; /* holds the one new event */
-    tk_create_outcome_t outcome;
-} tk_create_job_t;
 
 static size_t utf8_chars(const char *s, size_t len)
 {
@@ -54,27 +40,27 @@ static int valid_text(json_t *v, size_t max_chars)
     return utf8_chars(s, len) <= max_chars;
 }
 
-/* Checks the body and builds the draft event; on failure writes the reason and returns NULL. */
-static tk_catalog_t *build_draft(json_t *body, char *err, size_t errsize)
+/* Checks the body and builds the request from it; on failure writes the reason and returns -1. */
+static int build_request(json_t *body, h2o_mem_pool_t *pool, tk_new_event_t *out, char *err, size_t errsize)
 {
     json_t *name = json_object_get(body, "name"), *date = json_object_get(body, "date"),
            *types = json_object_get(body, "ticket_types");
     int64_t date_ms;
     if (!valid_text(name, MAX_NAME_CHARS)) {
         snprintf(err, errsize, "name must be a non-empty string of at most %d characters", MAX_NAME_CHARS);
-        return NULL;
+        return -1;
     }
     if (!json_is_string(date) || tk_time_parse_rfc3339(json_string_value(date), json_string_length(date), &date_ms) != 0) {
         snprintf(err, errsize, "date must be an RFC 3339 date-time, e.g. 2026-12-31T20:00:00Z");
-        return NULL;
+        return -1;
     }
     if (date_ms <= tk_time_now_ms()) {
         snprintf(err, errsize, "date must be in the future");
-        return NULL;
+        return -1;
     }
     if (!json_is_array(types) || json_array_size(types) == 0 || json_array_size(types) > MAX_TYPES) {
         snprintf(err, errsize, "ticket_types must be a list of 1 to %d ticket types", MAX_TYPES);
-        return NULL;
+        return -1;
     }
     for (size_t i = 0; i < json_array_size(types); ++i) {
         json_t *t = json_array_get(types, i);
@@ -82,94 +68,58 @@ static tk_catalog_t *build_draft(json_t *body, char *err, size_t errsize)
         int64_t price_minor;
         if (!json_is_object(t) || !valid_text(type, MAX_TYPE_CHARS)) {
             snprintf(err, errsize, "ticket_types[%zu].type must be a non-empty string of at most %d characters", i, MAX_TYPE_CHARS);
-            return NULL;
+            return -1;
         }
         if (!json_is_number(price) || tk_money_from_double(json_number_value(price), &price_minor) != 0) {
             snprintf(err, errsize, "ticket_types[%zu].price must be a number from 0 with at most two decimals", i);
-            return NULL;
+            return -1;
         }
         if (!json_is_integer(amount) || json_integer_value(amount) < 0 || json_integer_value(amount) > MAX_AMOUNT) {
             snprintf(err, errsize, "ticket_types[%zu].amount must be a whole number from 0 to %d", i, MAX_AMOUNT);
-            return NULL;
+            return -1;
         }
         for (size_t j = 0; j < i; ++j) {
             if (json_equal(json_object_get(json_array_get(types, j), "type"), type)) {
                 snprintf(err, errsize, "ticket type \"%s\" is listed twice", json_string_value(type));
-                return NULL;
+                return -1;
             }
         }
     }
 
-    /* the draft lives on the heap: a worker reads it after this request may be gone */
-    tk_catalog_t *draft = tk_catalog_new(0);
-    char id[TK_UUID_LEN + 1];
-    tk_uuid_v4(id);
-    tk_catalog_add_event(draft, id, json_string_value(name), json_string_length(name), date_ms);
+    /* the engine copies the request at once: pointing into the body is enough */
+    tk_new_ticket_type_t *lines = h2o_mem_alloc_pool(pool, sizeof(*lines) * json_array_size(types));
     for (size_t i = 0; i < json_array_size(types); ++i) {
         json_t *t = json_array_get(types, i), *type = json_object_get(t, "type");
-        int64_t price_minor;
-        tk_money_from_double(json_number_value(json_object_get(t, "price")), &price_minor);
-        tk_uuid_v4(id);
-        tk_catalog_add_type(draft, id, json_string_value(type), json_string_length(type), price_minor,
-                            json_integer_value(json_object_get(t, "amount")));
+        lines[i] = (tk_new_ticket_type_t){.name = h2o_iovec_init(json_string_value(type), json_string_length(type)),
+                                          .amount = json_integer_value(json_object_get(t, "amount"))};
+        tk_money_from_double(json_number_value(json_object_get(t, "price")), &lines[i].price_minor);
     }
-    tk_catalog_seal(draft);
-    return draft;
+    *out = (tk_new_event_t){.name = h2o_iovec_init(json_string_value(name), json_string_length(name)),
+                            .date_ms = date_ms,
+                            .types = lines,
+                            .ntypes = json_array_size(types)};
+    return 0;
 }
 
-typedef struct st_tk_insert_t {
-    const tk_event_t *event;
-    char err[512];
-} tk_insert_t;
-
-static int insert_event(PGconn *pg, void *arg)
+static void on_created(const tk_create_result_t *result, void *data)
 {
-    tk_insert_t *insert = arg;
-    return tk_pg_insert_event(pg, insert->event, insert->err, sizeof(insert->err));
-}
-
-static void run_create(tk_job_t *job, tk_worker_conn_t *conn)
-{
-    tk_create_job_t *create = (tk_create_job_t *)job;
-    const tk_event_t *ev = create->draft->events;
-    tk_insert_t insert = {.event = ev};
-    char err[512];
-    create->outcome = TK_CREATE_UNAVAILABLE;
-    if (tk_worker_run_pg(conn, insert_event, &insert, err, sizeof(err)) != 0) {
-        tk_log_error("admin", "creating event %s failed: %s", ev->id, insert.err[0] != '\0' ? insert.err : err);
-        return;
+    tk_async_t *op = data;
+    h2o_req_t *req = tk_async_req(op);
+    if (req == NULL) {
+        /* the client went away; the event exists all the same */
+    } else if (result->outcome == TK_CREATE_OK) {
+        const tk_event_t *ev = result->event;
+        int64_t *left = h2o_mem_alloc_pool(&req->pool, sizeof(*left) * (ev->ntypes + 1));
+        for (size_t i = 0; i < ev->ntypes; ++i)
+            left[i] = ev->types[i].amount;
+        tk_jsonw_t w;
+        tk_jsonw_init(&w, &req->pool, 512);
+        tk_render_event_detail(&w, ev, left);
+        tk_respond_json(req, 201, &w);
+    } else {
+        tk_respond_unavailable(req, "The event could not be saved right now; try again");
     }
-    /* from here the event exists; Redis failures are repaired by the next catalog refresh */
-    if (tk_inventory_init_events(conn->redis, ev, 1, err, sizeof(err)) != 0 ||
-        tk_catalog_changed(conn->pg, conn->redis, err, sizeof(err)) != 0) {
-        tk_log_error("admin", "event %s saved, but publishing it failed: %s", ev->id, err);
-        return;
-    }
-    tk_log_info("admin", "event %s created with %zu ticket types", ev->id, ev->ntypes);
-    create->outcome = TK_CREATE_OK;
-}
-
-static void on_create_done(tk_job_t *job)
-{
-    tk_create_job_t *create = (tk_create_job_t *)job;
-    h2o_req_t *req = tk_async_req(create->op);
-    if (req != NULL) {
-        if (create->outcome == TK_CREATE_OK) {
-            const tk_event_t *ev = create->draft->events;
-            int64_t *left = h2o_mem_alloc_pool(&req->pool, sizeof(*left) * (ev->ntypes + 1));
-            for (size_t i = 0; i < ev->ntypes; ++i)
-                left[i] = ev->types[i].amount;
-            tk_jsonw_t w;
-            tk_jsonw_init(&w, &req->pool, 512);
-            tk_render_event_detail(&w, ev, left);
-            tk_respond_json(req, 201, &w);
-        } else {
-            tk_respond_unavailable(req, "The event could not be saved right now; try again");
-        }
-    }
-    tk_async_finish(create->op);
-    tk_catalog_release(create->draft);
-    free(create);
+    tk_async_finish(op);
 }
 
 int tk_route_admin_create_event(h2o_req_t *req, tk_thread_t *thread)
@@ -180,19 +130,14 @@ int tk_route_admin_create_event(h2o_req_t *req, tk_thread_t *thread)
     if (body == NULL)
         return 0;
     char err[256];
-    tk_catalog_t *draft = build_draft(body, err, sizeof(err));
-    if (draft == NULL) {
+    tk_new_event_t request;
+    if (build_request(body, &req->pool, &request, err, sizeof(err)) != 0) {
         tk_respond_error(req, 400, "Invalid event", err);
         return 0;
     }
-    tk_create_job_t *create = h2o_mem_alloc(sizeof(*create));
-    *create = (tk_create_job_t){.super = {.origin = &thread->job_receiver, .run = run_create, .done = on_create_done},
-                                .op = tk_async_start(req, 0),
-                                .draft = draft};
-    if (tk_workers_submit(&create->super) != 0) {
-        tk_async_finish(create->op);
-        tk_catalog_release(draft);
-        free(create);
+    tk_async_t *op = tk_async_start(req, 0);
+    if (tk_admin_create_event(&thread->engine, &request, on_created, op) != 0) {
+        tk_async_finish(op);
         tk_respond_unavailable(req, "Too many admin requests in progress; try again");
     }
     return 0;

@@ -1,15 +1,16 @@
 /*
  * Catalog routes: GET /events/event/ (upcoming events, paginated, straight from the
  * in-memory snapshot) and POST /events/event/ (one event with live availability, one
- * Redis round trip).
+ * engine call).
  */
-#include "engine/inventory.h"
+#include "engine/event_live.h"
 #include "engine/timefmt.h"
-#include "http/event_call.h"
 #include "http/jsonr.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/routes.h"
+
+#include <errno.h>
 
 #define DEFAULT_PAGE_SIZE 10
 #define MAX_PAGE_SIZE 100
@@ -85,19 +86,23 @@ void tk_render_event_detail(tk_jsonw_t *w, const tk_event_t *ev, const int64_t *
     tk_jsonw_lit(w, "]}");
 }
 
-static void on_avail(h2o_req_t *req, redisReply *reply, const tk_event_t *ev)
+#define AVAIL_UNAVAILABLE "Live availability is unavailable right now; try again"
+
+static void on_avail(const tk_avail_result_t *result, void *data)
 {
-    if (req == NULL)
-        return;
-    int64_t *left = h2o_mem_alloc_pool(&req->pool, sizeof(*left) * (ev->ntypes + 1));
-    if (reply == NULL || tk_inventory_parse_avail(reply, ev, left) != 0) {
-        tk_respond_unavailable(req, "Live availability is unavailable right now; try again");
-        return;
+    tk_async_t *op = data;
+    h2o_req_t *req = tk_async_req(op);
+    if (req == NULL) {
+        /* the client went away */
+    } else if (result->outcome != TK_LIVE_OK) {
+        tk_respond_unavailable(req, AVAIL_UNAVAILABLE);
+    } else {
+        tk_jsonw_t w;
+        tk_jsonw_init(&w, &req->pool, 256 + result->event->ntypes * 200);
+        tk_render_event_detail(&w, result->event, result->left);
+        tk_respond_json(req, 200, &w);
     }
-    tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 256 + ev->ntypes * 200);
-    tk_render_event_detail(&w, ev, left);
-    tk_respond_json(req, 200, &w);
+    tk_async_finish(op);
 }
 
 int tk_route_event_detail(h2o_req_t *req, tk_thread_t *thread)
@@ -105,9 +110,17 @@ int tk_route_event_detail(h2o_req_t *req, tk_thread_t *thread)
     json_t *body = tk_jsonr_request_object(req);
     if (body == NULL)
         return 0;
-    char id[TK_UUID_LEN + 1];
-    if (tk_jsonr_require_uuid(req, body, "event_id", id) != 0)
+    tk_event_query_t query;
+    if (tk_jsonr_require_uuid(req, body, "event_id", query.event_id) != 0)
         return 0;
-    tk_event_call(req, thread, id, tk_inventory_avail, on_avail, "Live availability is unavailable right now; try again");
+    tk_async_t *op = tk_async_start(req, 0);
+    int rc = tk_event_avail(&thread->engine, &query, on_avail, op);
+    if (rc != 0) {
+        tk_async_finish(op);
+        if (rc == -ENOENT)
+            tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
+        else
+            tk_respond_unavailable(req, AVAIL_UNAVAILABLE);
+    }
     return 0;
 }

@@ -1,18 +1,17 @@
 /*
- * Operations routes. GET /healthz answers 200 {"status":"ok"} when this process's
- * Redis connection answers a PING and the refresher's last PostgreSQL check passed,
- * and 503 naming what is down otherwise. GET /metrics renders the Prometheus text
- * format from every thread's counters.
+ * Operations routes. GET /healthz answers 200 {"status":"ok"} when the engine finds
+ * both stores healthy (this process's Redis connection answers a PING, the refresher's
+ * last PostgreSQL check passed), and 503 naming what is down otherwise. GET /metrics
+ * renders the Prometheus text format from every thread's counters.
  */
 #include "engine/metrics.h"
-#include "engine/refresher.h"
-#include "engine/redis_conn.h"
+#include "engine/ops.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
-static void respond_health(h2o_req_t *req, int redis_ok)
+static void respond_health(h2o_req_t *req, const tk_health_result_t *health)
 {
-    int pg_ok = tk_refresher_pg_healthy();
+    int redis_ok = health->redis == TK_HEALTH_OK, pg_ok = health->postgres == TK_HEALTH_OK;
     if (redis_ok && pg_ok) {
         tk_respond(req, 200, "application/json; charset=utf-8", h2o_iovec_init(H2O_STRLIT("{\"status\":\"ok\"}")));
         return;
@@ -33,23 +32,23 @@ static void respond_health(h2o_req_t *req, int redis_ok)
     tk_respond_json(req, 503, &w);
 }
 
-static void on_ping(redisReply *reply, void *data)
+static void on_health(const tk_health_result_t *result, void *data)
 {
     tk_async_t *op = data;
     h2o_req_t *req = tk_async_req(op);
     if (req != NULL)
-        respond_health(req, reply != NULL && reply->type == REDIS_REPLY_STATUS);
+        respond_health(req, result);
     tk_async_finish(op);
 }
 
 int tk_route_healthz(h2o_req_t *req, tk_thread_t *thread)
 {
-    static const char *argv[] = {"PING"};
-    static const size_t argvlen[] = {4};
     tk_async_t *op = tk_async_start(req, 0);
-    if (tk_redis_command(thread->engine.redis, on_ping, op, 1, argv, argvlen) != 0) {
+    if (tk_ops_health(&thread->engine, on_health, op) != 0) {
+        tk_health_result_t now;
         tk_async_finish(op);
-        respond_health(req, 0);
+        tk_ops_health_now(&now);
+        respond_health(req, &now);
     }
     return 0;
 }

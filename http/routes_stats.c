@@ -4,14 +4,16 @@
  * per type, and the persistence lag — from the counters the Redis functions keep, in
  * one read-only call; nothing scans reservations.
  */
-#include "engine/inventory.h"
+#include "engine/event_live.h"
 #include "http/auth.h"
-#include "http/event_call.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
+#include <errno.h>
 #include <string.h>
+
+#define STATS_UNAVAILABLE "Live statistics are unavailable right now; try again"
 
 static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s)
 {
@@ -65,15 +67,18 @@ static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_st
     tk_respond_json(req, 200, &w);
 }
 
-static void on_stats(h2o_req_t *req, redisReply *reply, const tk_event_t *ev)
+static void on_stats(const tk_stats_result_t *result, void *data)
 {
-    tk_event_stats_t s;
-    if (req == NULL)
-        return;
-    if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0)
-        render_stats(req, ev, &s);
-    else
-        tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
+    tk_async_t *op = data;
+    h2o_req_t *req = tk_async_req(op);
+    if (req == NULL) {
+        /* the client went away */
+    } else if (result->outcome == TK_LIVE_OK) {
+        render_stats(req, result->event, &result->stats);
+    } else {
+        tk_respond_unavailable(req, STATS_UNAVAILABLE);
+    }
+    tk_async_finish(op);
 }
 
 int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
@@ -81,12 +86,20 @@ int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
     if (tk_auth_admin(req, thread->config) != 0)
         return 0;
     h2o_iovec_t v;
-    char id[TK_UUID_LEN + 1];
+    tk_event_query_t query;
     int found = tk_query_get(tk_query_of(req), "event_id", &req->pool, &v);
-    if (found <= 0 || tk_uuid_normalize(v.base, v.len, id) != 0) {
+    if (found <= 0 || tk_uuid_normalize(v.base, v.len, query.event_id) != 0) {
         tk_respond_error(req, 400, found == 0 ? "Missing event_id" : "Invalid event_id", "event_id must be an event's UUID");
         return 0;
     }
-    tk_event_call(req, thread, id, tk_inventory_stats, on_stats, "Live statistics are unavailable right now; try again");
+    tk_async_t *op = tk_async_start(req, 0);
+    int rc = tk_event_stats(&thread->engine, &query, on_stats, op);
+    if (rc != 0) {
+        tk_async_finish(op);
+        if (rc == -ENOENT)
+            tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
+        else
+            tk_respond_unavailable(req, STATS_UNAVAILABLE);
+    }
     return 0;
 }

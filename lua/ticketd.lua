@@ -38,12 +38,18 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
               "m" = msgpack of {r,e,st,c,u,t,x} (st as the API shows it: PAYING is
               PENDING). Every entry is the whole reservation, so entries can be applied
-              by several writers in any order of batches. Consumer group "writers".
+              by several writers in any order of batches. Consumer group "writers"
+              (OUTBOX_GROUP below; TK_OUTBOX_GROUP in engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
               ids, like reservation ids, start with their shard.
   tk:{s}:gc   sorted set of persisted, finished records to forget: member "r:R" or
               "x:T", score = when to drop them from res / tx (reads then fall back to
               PostgreSQL).
+  tk:{s}:dead stream, the dead letters: outbox entries PostgreSQL refused or that
+              do not decode, moved here by tk_dead_letter for an operator; fields
+              "id" (the entry's outbox id), "m" (its msgpack) and "err" (the reason).
+  tk:catalog:version  (outside the shards) the catalog version, INCR'd by whoever
+              changes the catalog; never touched by these functions.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -102,6 +108,11 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_persisted   ARGV grace_ms, nids, stream ids..., members for gc ("r:R"/"x:T")
                  After a writer committed: XACK + XDEL the ids, schedule the
                  finished records to be forgotten after grace_ms. -> nids
+  tk_dead_letter KEYS tk:{s}:ob, tk:{s}:dead (its own two keys)  ARGV id, reason
+                 Moves outbox entry id to the dead letters in one step: XACK in
+                 the group, XADD {id, m, err} to dead, XDEL from ob. An entry no
+                 longer in ob is only acknowledged.
+                 -> 1 (moved) | 0 (not in ob)
   tk_stats       ARGV E   (flags no-writes, so it can be called with FCALL_RO)
                  -> {} when the event is unknown, else the flat array
                     {capacity, available, held, sold, cancelled, expired, revenue,
@@ -112,6 +123,7 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
 ]]
 
 local EXPIRE_BATCH = 200 -- lazy expiry bound per call
+local OUTBOX_GROUP = 'writers' -- the writers' consumer group on every tk:{s}:ob
 
 -- parse_int returns the integer that s spells in plain decimal. It returns nil
 -- for anything else ('1.5', '1e3', ' 1', '0x10', 'abc', more than 15 digits)
@@ -597,7 +609,7 @@ local function tk_persisted(keys, args)
     end
     if nids > 0 then
         local ids = { unpack(args, 3, 2 + nids) }
-        redis.call('XACK', keys[5], 'writers', unpack(ids))
+        redis.call('XACK', keys[5], OUTBOX_GROUP, unpack(ids))
         redis.call('XDEL', keys[5], unpack(ids))
     end
     local forget_at = now_ms() + grace
@@ -605,6 +617,35 @@ local function tk_persisted(keys, args)
         redis.call('ZADD', keys[7], forget_at, args[i])
     end
     return nids
+end
+
+-- tk_dead_letter sets one outbox entry aside for an operator: the copy, the
+-- acknowledgement and the removal happen together or not at all, so a writer that
+-- dies half-way can neither lose the entry nor leave it in both streams. Every
+-- argument is checked before the first write, so a refused call changes nothing.
+local function tk_dead_letter(keys, args)
+    local s = #keys == 2 and string.match(keys[1], '^tk:{([0-9a-f][0-9a-f][0-9a-f][0-9a-f])}:ob$')
+    local id, reason = args[1], args[2]
+    if not s or keys[2] ~= 'tk:{' .. s .. '}:dead' then
+        return bad_call('tk_dead_letter keys must be tk:{s}:ob, tk:{s}:dead')
+    end
+    if #args ~= 2 or type(id) ~= 'string' or not string.match(id, '^%d+%-%d+$') then
+        return bad_call('tk_dead_letter stream_id reason')
+    end
+    local entry = redis.call('XRANGE', keys[1], id, id)[1]
+    redis.call('XACK', keys[1], OUTBOX_GROUP, id)
+    if not entry then
+        return 0
+    end
+    local m = ''
+    for i = 1, #entry[2] - 1, 2 do
+        if entry[2][i] == 'm' then
+            m = entry[2][i + 1]
+        end
+    end
+    redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason)
+    redis.call('XDEL', keys[1], id)
+    return 1
 end
 
 -- tk_idem_claim claims an idempotency key for the request about to run, or hands
@@ -697,3 +738,4 @@ redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_fin
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
+redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = {} }
