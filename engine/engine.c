@@ -3,6 +3,7 @@
  * thread needs, and the questions the server asks about it while draining.
  */
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "engine/payment.h"
 #include "engine/redis_conn.h"
 #include "engine/sweeper.h"
@@ -16,8 +17,10 @@ void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config,
     metrics->redis = e->redis;
     e->gateway = tk_gateway_simulator_create(loop, config->payment_latency_ms);
     h2o_timeout_init(loop, &e->retry_timeout, 500);
-    if (run_sweeper)
+    if (run_sweeper) {
         e->sweeper = tk_sweeper_start(loop, e->redis, &e->catalog, &metrics->holds_expired);
+        e->history = tk_history_start(loop, e->redis, &e->catalog);
+    }
 }
 
 tk_catalog_t *tk_engine_catalog(tk_engine_t *e)

@@ -53,6 +53,9 @@ static const struct {
     {"GET", "/metrics", tk_route_metrics},
     {"GET", "/openapi.yaml", tk_route_openapi},
     {"GET", "/admin", tk_route_admin_page},
+    {"HEAD", "/openapi.yaml", tk_route_openapi},
+    {"GET", "/", tk_route_storefront},
+    {"GET", "/docs", tk_route_docs_page},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

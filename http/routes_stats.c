@@ -4,6 +4,7 @@
  * per type, and the persistence lag — from the counters the Redis functions keep, in
  * one read-only call; nothing scans reservations.
  */
+#include "engine/history.h"
 #include "engine/inventory.h"
 #include "http/auth.h"
 #include "http/event_call.h"
@@ -13,10 +14,46 @@
 
 #include <string.h>
 
-static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s)
+/* ,"turned_away":…,"payments_failed":…,"sold_out_at":…,"history":[…] inside "live" */
+static void render_demand(tk_jsonw_t *w, const tk_demand_t *d)
+{
+    tk_jsonw_lit(w, ",\"turned_away\":");
+    tk_jsonw_int(w, d->turned_away);
+    tk_jsonw_lit(w, ",\"payments_failed\":");
+    tk_jsonw_int(w, d->payments_failed);
+    tk_jsonw_lit(w, ",\"sold_out_at\":");
+    if (d->sold_out_ms > 0)
+        tk_jsonw_time(w, d->sold_out_ms);
+    else
+        tk_jsonw_lit(w, "null");
+    tk_jsonw_lit(w, ",\"history_step_seconds\":");
+    tk_jsonw_int(w, TK_HISTORY_STEP_MS / 1000);
+    tk_jsonw_lit(w, ",\"history\":[");
+    for (size_t i = 0; i < d->nsamples; ++i) {
+        const tk_history_sample_t *x = d->samples + i;
+        if (i != 0)
+            tk_jsonw_lit(w, ",");
+        tk_jsonw_lit(w, "{\"at\":");
+        tk_jsonw_time(w, x->at_ms);
+        tk_jsonw_lit(w, ",\"sold\":");
+        tk_jsonw_int(w, x->sold);
+        tk_jsonw_lit(w, ",\"held\":");
+        tk_jsonw_int(w, x->held);
+        tk_jsonw_lit(w, ",\"available\":");
+        tk_jsonw_int(w, x->available);
+        tk_jsonw_lit(w, ",\"turned_away\":");
+        tk_jsonw_int(w, x->turned_away);
+        tk_jsonw_lit(w, ",\"payments_failed\":");
+        tk_jsonw_int(w, x->payments_failed);
+        tk_jsonw_lit(w, "}");
+    }
+    tk_jsonw_lit(w, "]");
+}
+
+static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s, const tk_demand_t *d)
 {
     tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 512 + s->ntypes * 256);
+    tk_jsonw_init(&w, &req->pool, 512 + s->ntypes * 256 + d->nsamples * 160);
     tk_jsonw_lit(&w, "{\"ticket_counters\":{\"all_tickets_sold\":");
     tk_jsonw_int(&w, s->sold);
     tk_jsonw_lit(&w, ",\"ticket_types\":{");
@@ -61,6 +98,7 @@ static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_st
     }
     tk_jsonw_lit(&w, "},\"persistence_lag_ms\":");
     tk_jsonw_int(&w, s->lag_ms);
+    render_demand(&w, d);
     tk_jsonw_lit(&w, "}}");
     tk_respond_json(req, 200, &w);
 }
@@ -68,10 +106,11 @@ static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_st
 static void on_stats(h2o_req_t *req, redisReply *reply, const tk_event_t *ev)
 {
     tk_event_stats_t s;
+    tk_demand_t d;
     if (req == NULL)
         return;
-    if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0)
-        render_stats(req, ev, &s);
+    if (tk_inventory_parse_stats(reply, &req->pool, &s) == 0 && tk_history_parse(reply, s.ntypes, &req->pool, &d) == 0)
+        render_stats(req, ev, &s, &d);
     else
         tk_respond_unavailable(req, "Live statistics are unavailable right now; try again");
 }
