@@ -51,9 +51,10 @@ static int send_static(h2o_req_t *req, const char *name, int is_page)
         add_header(req, "referrer-policy", "no-referrer");
     }
     h2o_start_response(req, &generator);
-    /* HEAD: the same headers, Content-Length included; h2o sends no body for HEAD */
+    /* HEAD: the same headers, Content-Length included, and no body (h2o leaves that to us) */
+    int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_iovec_t body = h2o_iovec_init(f->body, f->length);
-    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
     return 0;
 }
 
