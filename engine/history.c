@@ -76,6 +76,18 @@ tk_history_t *tk_history_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_c
     return h;
 }
 
+int tk_history_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)
+{
+    tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + 2];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 2];
+    tk_shard_keys(ev->id, &keys);
+    int argc = tk_fcall_prefix("tk_stats", &keys, argv, argvlen);
+    argv[argc] = ev->id, argvlen[argc++] = TK_UUID_LEN;
+    argv[argc] = "demand", argvlen[argc++] = 6;
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
 int tk_history_parse(const redisReply *reply, size_t ntypes, h2o_mem_pool_t *pool, tk_demand_t *out)
 {
     size_t first = STATS_HEADER + STATS_PER_TYPE * ntypes;

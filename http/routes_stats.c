@@ -126,6 +126,6 @@ int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread)
         tk_respond_error(req, 400, found == 0 ? "Missing event_id" : "Invalid event_id", "event_id must be an event's UUID");
         return 0;
     }
-    tk_event_call(req, thread, id, tk_inventory_stats, on_stats, "Live statistics are unavailable right now; try again");
+    tk_event_call(req, thread, id, tk_history_stats, on_stats, "Live statistics are unavailable right now; try again");
     return 0;
 }

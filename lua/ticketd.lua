@@ -105,14 +105,14 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_persisted   ARGV grace_ms, nids, stream ids..., members for gc ("r:R"/"x:T")
                  After a writer committed: XACK + XDEL the ids, schedule the
                  finished records to be forgotten after grace_ms. -> nids
-  tk_stats       ARGV E   (flags no-writes, so it can be called with FCALL_RO)
+  tk_stats       ARGV E [, "demand"]  (flags no-writes, so it can be called with FCALL_RO)
                  -> {} when the event is unknown, else the flat array
                     {capacity, available, held, sold, cancelled, expired, revenue,
                      ntypes, lag_ms, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
                     lag_ms: age of the oldest outbox entry not yet persisted (0: none)
                     (totals over all types first, then 5 entries per type in
                      E:types order; everything but the names is an integer),
-                    then the demand figures: away, failed, soldout_ms (0: not
+                    then, when "demand" is asked for, the demand figures: away, failed, soldout_ms (0: not
                     yet), nsamples, then nsamples samples of 6 integers
                     {t_ms, sold, held, avail, away, failed}, oldest first
   tk_sample      ARGV E, step_ms, max_samples
@@ -745,8 +745,10 @@ local function tk_stats(keys, args)
     for _, v in ipairs(per) do
         out[#out + 1] = v
     end
-    for _, v in ipairs(demand_figures(keys[1], e)) do
-        out[#out + 1] = v
+    if args[2] == 'demand' then
+        for _, v in ipairs(demand_figures(keys[1], e)) do
+            out[#out + 1] = v
+        end
     end
     return out
 end
