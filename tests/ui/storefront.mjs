@@ -77,6 +77,41 @@ async function fits(p, where) {
     check(scroll <= width, `${where}: the page is ${scroll} px wide in a ${width} px window`);
 }
 
+// WCAG AA contrast of every visible piece of text against the background it sits on
+// (4.5:1, or 3:1 for large text); disabled controls are exempt, as WCAG exempts them.
+async function contrast(p, where) {
+    const { bad, checked } = await p.evaluate(() => {
+        const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+        const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+            .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+        const background = (e) => {
+            for (; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+            }
+            return [255, 255, 255];
+        };
+        const out = [];
+        let n = 0;
+        for (const e of document.querySelectorAll("body *")) {
+            if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+            const st = getComputedStyle(e);
+            const box = e.getBoundingClientRect();
+            if (st.visibility === "hidden" || box.width === 0 || box.height === 0 || e.closest("[hidden],.sr-only,:disabled")) continue;
+            n++;
+            const fg = rgb(st.color), bg = background(e);
+            const [a, b] = [lum(fg.slice(0, 3)), lum(bg)];
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+            const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+            if (ratio < need) out.push(`"${e.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+        }
+        return { bad: out, checked: n };
+    });
+    check(checked >= 5, `${where}: only ${checked} pieces of text were checked for contrast`);
+    check(bad.length === 0, `${where}: contrast below WCAG AA: ${bad.slice(0, 5).join("; ")}`);
+}
+
 async function scenario(name, fn) {
     const started = Date.now();
     try {
@@ -106,12 +141,14 @@ async function buyAndPay(p, eventId, type, amount, cards, prefix) {
     const countdown = await p.textContent("#countdown");
     check(/^\d+:\d\d$/.test(countdown.trim()), `the countdown reads "${countdown}"`);
     await shot(p, `${prefix}-3-hold`);
+    await contrast(p, "the hold");
     for (const [i, card] of cards.entries()) {
         await p.fill("#card", card);
         await p.click("#pay-button");
         await p.waitForFunction(() => ["COMPLETED", "ERROR"].includes(document.getElementById("pay-status").dataset.state || ""));
         const state = await p.getAttribute("#pay-status", "data-state");
         await shot(p, `${prefix}-4-pay-${i + 1}`);
+        await contrast(p, "the payment's outcome");
         if (state === "ERROR") {
             await p.evaluate(() => { document.getElementById("pay-status").dataset.state = ""; });
             continue;
@@ -132,15 +169,18 @@ for (const width of [390, 1280]) {
         const link = p.locator(`a[data-event-id="${gala}"]`);
         await link.waitFor();
         await fits(p, "the event list");
+        await contrast(p, "the event list");
         await shot(p, `buyer-${width}-1-list`);
         await link.focus();
         await p.keyboard.press("Enter"); // keyboard operable
         await p.locator("#type-VIP-left").waitFor();
         await p.waitForFunction(() => document.getElementById("type-Standing-left").textContent.trim() !== "");
         await fits(p, "the event page");
+        await contrast(p, "the event page");
         const before = Number(await p.getAttribute("#type-Standing-left", "data-value"));
         const rid = await buyAndPay(p, gala, "Standing", 2, ["4242424242424242"], `buyer-${width}`);
         await fits(p, "the receipt");
+        await contrast(p, "the receipt");
         const tickets = await p.locator("#receipt-tickets .ticket").count();
         check(tickets === 2, `the receipt lists ${tickets} tickets, not 2`);
         const res = await api("GET", `/events/reservation/?reservation_id=${rid}`);
@@ -188,6 +228,7 @@ await scenario("a sold-out type is marked and cannot be chosen (390 px)", async 
     await p.waitForFunction(() => document.getElementById("type-Front-left").textContent.trim() === "Sold out");
     check(await p.locator("#qty-Front").isDisabled(), "the sold-out type can still be chosen");
     await fits(p, "the sold-out event");
+    await contrast(p, "the sold-out event");
     await shot(p, "soldout-1-event");
     const stats = await api("GET", `/events/stats/?event_id=${ev}`, undefined, admin);
     check(stats.body.live.turned_away >= 1, `turned_away is ${stats.body.live.turned_away}`);
@@ -228,6 +269,7 @@ for (const width of [390, 1280]) {
         await p.goto(`${base}/admin/#token=${encodeURIComponent(token)}&event=${gala}`);
         await p.waitForFunction(() => document.getElementById("status").dataset.state === "live");
         await fits(p, "the console");
+        await contrast(p, "the console");
         await shot(p, `organiser-${width}-1-console`);
         const name = `Organiser Night ${width}`;
         await p.fill("#new-name", name);
@@ -281,6 +323,7 @@ await scenario("the /docs page renders every path of the spec (390 px)", async (
         for (const m of Object.keys(item).filter((k) => ["get", "post", "put", "delete", "head"].includes(k)))
             check(shown.includes(m.toUpperCase() + " " + path), `/docs does not show ${m.toUpperCase()} ${path}`);
     await fits(p, "the docs");
+    await contrast(p, "the docs");
     await shot(p, "docs-1");
     await p.context().close();
 });
