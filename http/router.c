@@ -52,10 +52,10 @@ static const struct {
     {"GET", "/healthz", tk_route_healthz},
     {"GET", "/metrics", tk_route_metrics},
     {"GET", "/openapi.yaml", tk_route_openapi},
-    {"GET", "/admin", tk_route_admin_page},
     {"HEAD", "/openapi.yaml", tk_route_openapi},
     {"GET", "/", tk_route_storefront},
     {"GET", "/docs", tk_route_docs_page},
+    {"GET", "/admin", tk_route_admin_page},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -105,21 +105,22 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_persisted   ARGV grace_ms, nids, stream ids..., members for gc ("r:R"/"x:T")
                  After a writer committed: XACK + XDEL the ids, schedule the
                  finished records to be forgotten after grace_ms. -> nids
-  tk_stats       ARGV E [, "demand"]  (flags no-writes, so it can be called with FCALL_RO)
-                 -> {} when the event is unknown, else the flat array
-                    {capacity, available, held, sold, cancelled, expired, revenue,
-                     ntypes, lag_ms, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
-                    lag_ms: age of the oldest outbox entry not yet persisted (0: none)
-                    (totals over all types first, then 5 entries per type in
-                     E:types order; everything but the names is an integer),
-                    then, when "demand" is asked for, the demand figures: away, failed, soldout_ms (0: not
-                    yet), nsamples, then nsamples samples of 6 integers
-                    {t_ms, sold, held, avail, away, failed}, oldest first
   tk_sample      ARGV E, step_ms, max_samples
                  Appends one sample of E to dm:E:hist unless the newest sample is
                  in the same step_ms bucket (so several processes sampling at once
                  add one), keeping the newest max_samples.
                  -> 1 appended | 0 not due | {} unknown event
+  tk_stats       ARGV E [, "demand"]  (flags no-writes, so it can be called with FCALL_RO)
+                 With "demand", the reply below is followed by the demand figures:
+                 away, failed, soldout_ms (0: not yet), nsamples, then nsamples
+                 samples of 6 integers {t_ms, sold, held, avail, away, failed},
+                 oldest first (DEMAND FIGURES).
+                 -> {} when the event is unknown, else the flat array
+                    {capacity, available, held, sold, cancelled, expired, revenue,
+                     ntypes, lag_ms, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
+                    lag_ms: age of the oldest outbox entry not yet persisted (0: none)
+                    (totals over all types first, then 5 entries per type in
+                     E:types order; everything but the names is an integer)
 ]]
 
 local EXPIRE_BATCH = 200 -- lazy expiry bound per call
@@ -706,6 +707,48 @@ local function tk_expire(keys, args)
     return expire_due(keys, now, limit)
 end
 
+-- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
+local function tk_sample(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local e = args[1]
+    local step, max = parse_int(args[2], 1), parse_int(args[3], 1)
+    if not step or not max then
+        return bad_call('tk_sample E step_ms max_samples')
+    end
+    local inv = keys[1]
+    local types = event_types(inv, e)
+    if not types then
+        return {}
+    end
+    local now = now_ms()
+    local p = 'dm:' .. e .. ':'
+    local hist = redis.call('HGET', inv, p .. 'hist')
+    hist = hist and cjson.decode(hist) or {}
+    local last = hist[#hist]
+    if last and math.floor(last[1] / step) >= math.floor(now / step) then
+        return 0
+    end
+    local fields = { p .. 'away', p .. 'failed' }
+    for _, t in ipairs(types) do
+        fields[#fields + 1] = e .. ':' .. t .. ':sold'
+        fields[#fields + 1] = e .. ':' .. t .. ':held'
+        fields[#fields + 1] = e .. ':' .. t .. ':avail'
+    end
+    local v = redis.call('HMGET', inv, unpack(fields))
+    local sold, held, avail = 0, 0, 0
+    for i = 3, #v, 3 do
+        sold, held, avail = sold + (tonumber(v[i]) or 0), held + (tonumber(v[i + 1]) or 0), avail + (tonumber(v[i + 2]) or 0)
+    end
+    hist[#hist + 1] = { now, sold, held, avail, tonumber(v[1]) or 0, tonumber(v[2]) or 0 }
+    while #hist > max do
+        table.remove(hist, 1)
+    end
+    redis.call('HSET', inv, p .. 'hist', cjson.encode(hist))
+    return 1
+end
+
 local function tk_stats(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
@@ -753,48 +796,6 @@ local function tk_stats(keys, args)
     return out
 end
 
--- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
-local function tk_sample(keys, args)
-    if not keys_shard(keys) then
-        return bad_call(BAD_KEYS)
-    end
-    local e = args[1]
-    local step, max = parse_int(args[2], 1), parse_int(args[3], 1)
-    if not step or not max then
-        return bad_call('tk_sample E step_ms max_samples')
-    end
-    local inv = keys[1]
-    local types = event_types(inv, e)
-    if not types then
-        return {}
-    end
-    local now = now_ms()
-    local p = 'dm:' .. e .. ':'
-    local hist = redis.call('HGET', inv, p .. 'hist')
-    hist = hist and cjson.decode(hist) or {}
-    local last = hist[#hist]
-    if last and math.floor(last[1] / step) >= math.floor(now / step) then
-        return 0
-    end
-    local fields = { p .. 'away', p .. 'failed' }
-    for _, t in ipairs(types) do
-        fields[#fields + 1] = e .. ':' .. t .. ':sold'
-        fields[#fields + 1] = e .. ':' .. t .. ':held'
-        fields[#fields + 1] = e .. ':' .. t .. ':avail'
-    end
-    local v = redis.call('HMGET', inv, unpack(fields))
-    local sold, held, avail = 0, 0, 0
-    for i = 3, #v, 3 do
-        sold, held, avail = sold + (tonumber(v[i]) or 0), held + (tonumber(v[i + 1]) or 0), avail + (tonumber(v[i + 2]) or 0)
-    end
-    hist[#hist + 1] = { now, sold, held, avail, tonumber(v[1]) or 0, tonumber(v[2]) or 0 }
-    while #hist > max do
-        table.remove(hist, 1)
-    end
-    redis.call('HSET', inv, p .. 'hist', cjson.encode(hist))
-    return 1
-end
-
 redis.register_function { function_name = 'tk_event_init', callback = tk_event_init, flags = {} }
 redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = {} }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
@@ -802,9 +803,9 @@ redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = {} }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
+redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
 redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
 redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = {} }
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
-redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }

@@ -47,11 +47,11 @@ static const op_t api_routes[] = {
     {"POST", "/admin/events"},
     {"GET", "/healthz"},
     {"GET", "/metrics"},
-    {"GET", "/openapi.yaml"},
     {"HEAD", "/openapi.yaml"},
-    {"GET", "/admin/"},
     {"GET", "/"},
     {"GET", "/docs"},
+    {"GET", "/openapi.yaml"},
+    {"GET", "/admin/"},
 };
 
 static char *read_file(const char *path, size_t *len)
