@@ -259,6 +259,16 @@ await scenario("the waiting room admits a buyer who then holds (390 px)", async 
     await p.waitForURL(/#\/reservation\//);
     await p.locator("#pay-form").waitFor({ state: "visible" });
     await shot(p, "queue-3-hold");
+    // the organiser sees the room's figures and pauses it from the console
+    const c = await p.context().newPage();
+    await c.goto(`${base}/admin/#token=${encodeURIComponent(token)}&event=${ev}`);
+    await c.waitForFunction(() => (document.getElementById("room-admitted").dataset.value || "") !== "");
+    check(await c.isChecked("#room-enabled"), "the console shows the room as off");
+    await c.click("#room-toggle");
+    await c.waitForFunction(() => document.getElementById("room-note").dataset.kind === "ok");
+    await shot(c, "queue-4-console-paused");
+    const room = await api("GET", `/admin/events/${ev}/waiting-room`, undefined, admin);
+    check(room.body && room.body.enabled === false, `after pausing, the room reads ${JSON.stringify(room.body)}`);
     await p.context().close();
 });
 
@@ -333,8 +343,19 @@ await scenario("every answer the browser received matches openapi.yaml", async (
     const ajv = new Ajv({ strict: false, allErrors: true });
     ajv.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     ajv.addFormat("date-time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
-    ajv.addSchema({ $id: "spec", components: spec.components });
-    const fix = (schema) => JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"spec#/components/'));
+    // OpenAPI 3.0's "nullable" beside allOf/$ref (no "type") is not JSON Schema: say it as anyOf
+    const nullable = (x) => {
+        if (Array.isArray(x)) return x.map(nullable);
+        if (!x || typeof x !== "object") return x;
+        const out = Object.fromEntries(Object.entries(x).map(([k, v]) => [k, nullable(v)]));
+        if (out.nullable === true && out.type === undefined) {
+            delete out.nullable;
+            return { anyOf: [out, { type: "null" }] };
+        }
+        return out;
+    };
+    ajv.addSchema({ $id: "spec", components: nullable(spec.components) });
+    const fix = (schema) => nullable(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"spec#/components/')));
     const routes = Object.keys(spec.paths).map((p) => ({ p, re: new RegExp("^" + p.replace(/\{[^}]+\}/g, "[^/]+").replace(/\/$/, "") + "/?$") }));
     let checked = 0;
     const problems = [];
