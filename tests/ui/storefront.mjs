@@ -2,27 +2,28 @@
 // headless Chromium (Debian's /usr/bin/chromium driven by playwright-core; nothing is
 // downloaded). Run by tests/ui/test_storefront.sh against a ticketd it started:
 //
-//   node storefront.mjs BASE_URL ADMIN_TOKEN OUT_DIR SPEC_JSON
+//   node storefront.mjs BASE_URL ADMIN_TOKEN OUT_DIR SPEC_JSON [PRISM_URL]
 //
 // Scenarios, each at 390 px (a phone) and some again at 1280 px: a buyer's whole path
 // (browse, hold, pay, COMPLETED, receipt); a declined card then a retry; a sold-out type;
 // the waiting room from joining to admission (skipped, saying so, when this build has no
 // queue routes); the organiser creating an event that the storefront then lists; the /docs
 // page. Every JSON answer the pages received is validated against the OpenAPI document
-// (ajv), so the spec is checked against what the server really sends. A screenshot of each
+// (ajv), so the spec is checked against what the server really sends; and a scripted sale
+// goes through Prism (PRISM_URL, a validating proxy in front of the server) too. A screenshot of each
 // step goes to OUT_DIR. Prints "N passed, N failed, N skipped" last; exits 1 on a failure.
 import { chromium } from "playwright-core";
 import Ajv from "ajv";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const [base, token, out, specPath] = process.argv.slice(2);
+const [base, token, out, specPath, prismUrl] = process.argv.slice(2);
 const spec = JSON.parse(readFileSync(specPath, "utf8"));
 const results = [];
 const answers = []; // {method, path, status, body} of every JSON answer the pages saw
 
-async function api(method, path, body, headers = {}) {
-    const res = await fetch(base + path, {
+async function api(method, path, body, headers = {}, via = base) {
+    const res = await fetch(via + path, {
         method,
         headers: { "Content-Type": "application/json", ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -30,7 +31,7 @@ async function api(method, path, body, headers = {}) {
     const text = await res.text();
     let json = null;
     try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.status, body: json };
+    return { status: res.status, body: json, violations: res.headers.get("sl-violations") };
 }
 const admin = { Authorization: `Bearer ${token}` };
 
@@ -132,7 +133,7 @@ async function scenario(name, fn) {
 async function buyAndPay(p, eventId, type, amount, cards, prefix) {
     await p.goto(`${base}/#/event/${eventId}`);
     await p.locator(`#qty-${type}`).waitFor();
-    await p.locator("#order-form").waitFor({ state: "visible" });
+    await p.locator("#hold-button").waitFor({ state: "visible" });
     await p.selectOption(`#qty-${type}`, String(amount));
     await shot(p, `${prefix}-2-event`);
     await p.click("#hold-button");
@@ -232,6 +233,11 @@ await scenario("a sold-out type is marked and cannot be chosen (390 px)", async 
     await shot(p, "soldout-1-event");
     const stats = await api("GET", `/events/stats/?event_id=${ev}`, undefined, admin);
     check(stats.body.live.turned_away >= 1, `turned_away is ${stats.body.live.turned_away}`);
+    check(stats.body.live.sold_out_at === null, `sold_out_at is ${stats.body.live.sold_out_at} with a ticket left`);
+    const last = await api("POST", "/events/reservation/", { event_id: ev, tickets: [{ type: "Back", amount: 1 }] });
+    check(last.status === 201, `the last ticket's hold: ${last.status}`);
+    const after = await api("GET", `/events/stats/?event_id=${ev}`, undefined, admin);
+    check(typeof after.body.live.sold_out_at === "string", `sold_out_at is ${after.body.live.sold_out_at} once nothing is left`);
     await p.context().close();
 });
 
@@ -252,7 +258,9 @@ await scenario("the waiting room admits a buyer who then holds (390 px)", async 
     await p.waitForFunction(() => document.getElementById("queue-position").dataset.value !== "");
     await shot(p, "queue-1-waiting");
     await fits(p, "the waiting room");
-    await p.locator("#order-form").waitFor({ state: "visible", timeout: 30000 });
+    check(await p.locator("#type-GA-left").isVisible(), "the queue hides the tickets left");
+    check(!(await p.locator("#hold-button").isVisible()), "a queued buyer can already hold");
+    await p.locator("#hold-button").waitFor({ state: "visible", timeout: 30000 });
     await shot(p, "queue-2-admitted");
     await p.selectOption("#qty-GA", "2");
     await p.click("#hold-button");
@@ -338,7 +346,46 @@ await scenario("the /docs page renders every path of the spec (390 px)", async (
     await p.context().close();
 });
 
-// 8. Every JSON answer the pages received matches the OpenAPI document.
+// 8. A sale through Prism, the validating proxy: every request and answer must match the spec.
+await scenario("a sale through Prism's validating proxy breaks no rule of openapi.yaml", async () => {
+    if (!prismUrl) return { skip: "no Prism URL given" };
+    const J = {}, A = admin, bad = [];
+    const call = async (method, path, body, headers, want) => {
+        const r = await api(method, path, body, headers, prismUrl);
+        if (r.status !== want || r.violations) bad.push(`${method} ${path}: ${r.status} (want ${want}) ${r.violations || JSON.stringify(r.body).slice(0, 200)}`);
+        return r;
+    };
+    const created = await call("POST", "/admin/events", { name: "Prism Fair", date: "2035-02-01T18:00:00Z",
+        ticket_types: [{ type: "Day", price: 19.99, amount: 3 }, { type: "Week", price: 120.5, amount: 2 }] }, A, 201);
+    const ev = created.body && created.body.event && created.body.event.id;
+    check(ev, `creating the event through Prism: ${bad.join("; ")}`);
+    await call("GET", "/events/event/?current_page=1&page_size=100", undefined, J, 200);
+    await call("POST", "/events/event/", { event_id: ev }, J, 200);
+    const held = await call("POST", "/events/reservation/", { event_id: ev, tickets: [{ type: "Day", amount: 2 }] }, J, 201);
+    const rid = held.body && held.body.reservation_id;
+    await call("POST", "/events/reservation/", { event_id: ev, tickets: [{ type: "Day", amount: 2 }] }, J, 409);
+    await call("POST", "/events/reservation/", { event_id: ev, tickets: [{ type: "Gold", amount: 1 }] }, J, 400);
+    await call("GET", `/events/reservation/?reservation_id=${rid}`, undefined, J, 200);
+    const paid = await call("PUT", "/events/reservation/", { reservation_id: rid, card: "4000000000000002" }, J, 202);
+    for (let i = 0; i < 50; ++i) {
+        const t = await call("GET", `/transactions/list/?transaction_id=${paid.body.transaction_id}`, undefined, J, 200);
+        if (t.body && t.body.status !== "PENDING") break;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    const paid2 = await call("PUT", "/events/reservation/", { reservation_id: rid, card: "4242424242424242" }, J, 202);
+    for (let i = 0; i < 50; ++i) {
+        const t = await call("GET", `/transactions/list/?transaction_id=${paid2.body.transaction_id}`, undefined, J, 200);
+        if (t.body && t.body.status === "COMPLETED") break;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    await call("DELETE", "/events/reservation/", { reservation_id: rid }, J, 409);
+    await call("GET", `/events/stats/?event_id=${ev}`, undefined, A, 200);
+    await call("GET", "/healthz", undefined, J, 200);
+    await call("POST", "/openapi.yaml", {}, J, 405);
+    check(bad.length === 0, bad.join("; "));
+});
+
+// 9. Every JSON answer the pages received matches the OpenAPI document.
 await scenario("every answer the browser received matches openapi.yaml", async () => {
     const ajv = new Ajv({ strict: false, allErrors: true });
     ajv.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);

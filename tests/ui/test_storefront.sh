@@ -5,8 +5,9 @@
 #
 # Starts a ticketd (development, its own fresh database on the test PostgreSQL, the test
 # Redis), turns http/openapi.yaml into JSON for the answer checks, installs the npm packages
-# of tests/ui/package.json when they are missing (npm ci, from the lock file), and runs the
-# scenarios. Screenshots of every step stay in $TICKETD_UI_OUT (default build/ui-artifacts/).
+# of tests/ui/package.json when they are missing (npm ci, from the lock file), puts Prism in
+# front of ticketd as a validating proxy (prism proxy --errors: an answer or request that
+# breaks http/openapi.yaml becomes an error), and runs the scenarios. Screenshots of every step stay in $TICKETD_UI_OUT (default build/ui-artifacts/).
 # Needs the stores that scripts/test.sh starts; ports from TICKETD_TEST_REDIS_PORT /
 # TICKETD_TEST_PG_PORT.
 set -euo pipefail
@@ -29,14 +30,16 @@ fail() {
 
 command -v node >/dev/null || fail "no node; the machine's Node.js (20 or later) is needed"
 [[ -x /usr/bin/chromium ]] || fail "no /usr/bin/chromium; run scripts/install-deps.sh"
-if [[ ! -d "$here/node_modules/playwright-core" || ! -d "$here/node_modules/ajv" ]]; then
+if [[ ! -d "$here/node_modules/playwright-core" || ! -d "$here/node_modules/ajv" || ! -x "$here/node_modules/.bin/prism" ]]; then
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed in tests/ui"
 fi
 
 mkdir -p "$out"
 rm -f "$out"/*.png
 server=""
+prism=""
 cleanup() {
+    [[ -n "$prism" ]] && kill "$prism" 2>/dev/null && wait "$prism" 2>/dev/null
     [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
     psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
@@ -53,5 +56,12 @@ server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || fail "ticketd did not start (see $out/ticketd.log)"
 
+prism_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$here/node_modules/.bin/prism" proxy "$repo/http/openapi.yaml" "http://127.0.0.1:$port" --host 127.0.0.1 \
+    --port "$prism_port" --errors >"$out/prism.log" 2>&1 &
+prism=$!
+for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$prism_port/healthz" && break; sleep 0.1; done
+curl -s -o /dev/null "http://127.0.0.1:$prism_port/healthz" || fail "prism did not start (see $out/prism.log)"
+
 cd "$here"
-timeout 300 node storefront.mjs "http://127.0.0.1:$port" "$token" "$out" "$out/openapi.json"
+timeout 300 node storefront.mjs "http://127.0.0.1:$port" "$token" "$out" "$out/openapi.json" "http://127.0.0.1:$prism_port"
