@@ -39,7 +39,7 @@ rm -f "$out"/*.png
 server=""
 prism=""
 cleanup() {
-    [[ -n "$prism" ]] && kill "$prism" 2>/dev/null && wait "$prism" 2>/dev/null
+    [[ -n "$prism" ]] && kill "$prism" 2>/dev/null && { wait "$prism" 2>/dev/null || true; } # prism exits non-zero on SIGTERM
     [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
     psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
