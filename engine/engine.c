@@ -4,6 +4,7 @@
  * it while draining.
  */
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "engine/payment.h"
 #include "engine/redis_conn.h"
 #include "engine/sweeper.h"
@@ -20,8 +21,10 @@ void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config,
     h2o_timeout_init(loop, &e->retry_timeout, 500);
     e->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(e->queue, &e->jobs, tk_workers_on_complete);
-    if (run_sweeper)
+    if (run_sweeper) {
         e->sweeper = tk_sweeper_start(loop, e->redis, &e->catalog, &metrics->holds_expired);
+        e->history = tk_history_start(loop, e->redis, &e->catalog);
+    }
 }
 
 tk_catalog_t *tk_engine_catalog(tk_engine_t *e)

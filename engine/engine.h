@@ -22,6 +22,7 @@
 struct st_tk_redis_t;
 struct st_tk_sweeper_t;
 struct st_tk_gateway_t;
+struct st_tk_history_t;
 
 typedef struct st_tk_engine_t {
     const tk_config_t *config;
@@ -32,6 +33,7 @@ typedef struct st_tk_engine_t {
     tk_soldout_t soldout;
     struct st_tk_gateway_t *gateway;
     struct st_tk_sweeper_t *sweeper; /* on the first loop of a process only */
+    struct st_tk_history_t *history; /* the sales-history sampler, beside the sweeper */
     h2o_timeout_t retry_timeout;     /* for recording gateway answers while Redis is away */
     uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
     h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */

@@ -71,10 +71,13 @@ static void on_stats(redisReply *reply, void *data)
     tk_stats_result_t result = {.outcome = TK_LIVE_UNAVAILABLE, .event = call->event};
     h2o_mem_pool_t scratch;
     h2o_mem_init_pool(&scratch);
-    if (reply != NULL && tk_inventory_parse_stats(reply, &scratch, &result.stats) == 0)
+    if (reply != NULL && tk_inventory_parse_stats(reply, &scratch, &result.stats) == 0 &&
+        tk_history_parse(reply, result.stats.ntypes, &scratch, &result.demand) == 0) {
         result.outcome = TK_LIVE_OK;
-    else
+    } else {
         result.stats = (tk_event_stats_t){0};
+        result.demand = (tk_demand_t){0};
+    }
     call->cb.stats(&result, call->data);
     h2o_mem_clear_pool(&scratch);
     finish_call(call);
@@ -87,7 +90,7 @@ int tk_event_stats(tk_engine_t *e, const tk_event_query_t *query, tk_stats_cb cb
         return -ENOENT;
     call->cb.stats = cb;
     call->data = data;
-    if (tk_inventory_stats(e->redis, call->event, on_stats, call) != 0) {
+    if (tk_history_stats(e->redis, call->event, on_stats, call) != 0) {
         finish_call(call);
         return -EAGAIN;
     }

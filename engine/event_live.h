@@ -16,6 +16,7 @@
 #include "engine/catalog.h"
 #include "engine/engine.h"
 #include "engine/event_stats.h"
+#include "engine/history.h"
 
 #include <stdint.h>
 
@@ -42,6 +43,7 @@ typedef struct st_tk_stats_result_t {
     tk_live_outcome_t outcome;
     const tk_event_t *event;
     tk_event_stats_t stats; /* OK: the counters the functions keep, totals and per type */
+    tk_demand_t demand;     /* OK: turned-away holds, failed payments, sell-out, history */
 } tk_stats_result_t;
 
 typedef void (*tk_stats_cb)(const tk_stats_result_t *result, void *data);

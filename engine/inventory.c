@@ -159,8 +159,8 @@ int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_e
         if (header[i] != NULL)
             *header[i] = reply->element[i]->integer;
     int64_t ntypes = reply->element[7]->integer;
-    if (ntypes < 0 || (size_t)ntypes != (reply->elements - HEADER) / PER_TYPE ||
-        reply->elements != HEADER + PER_TYPE * (size_t)ntypes)
+    /* the demand figures may follow the per-type entries (engine/history.h) */
+    if (ntypes < 0 || (size_t)ntypes > (reply->elements - HEADER) / PER_TYPE)
         return -1;
     out->ntypes = (size_t)ntypes;
     out->types = h2o_mem_alloc_pool(pool, sizeof(*out->types) * (out->ntypes + 1));

@@ -52,6 +52,9 @@ static const struct {
     {"GET", "/healthz", tk_route_healthz},
     {"GET", "/metrics", tk_route_metrics},
     {"GET", "/openapi.yaml", tk_route_openapi},
+    {"HEAD", "/openapi.yaml", tk_route_openapi},
+    {"GET", "/", tk_route_storefront},
+    {"GET", "/docs", tk_route_docs_page},
     {"GET", "/admin", tk_route_admin_page},
 };
 

@@ -21,6 +21,8 @@ int tk_route_payment_start(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_transaction_status(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_event_stats(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_openapi(h2o_req_t *req, tk_thread_t *thread);
+int tk_route_storefront(h2o_req_t *req, tk_thread_t *thread);
+int tk_route_docs_page(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_admin_page(h2o_req_t *req, tk_thread_t *thread);
 
 /* {"event": {...}, "ticket_types": [...]} with left[i] tickets left of ev->types[i] */

@@ -1,8 +1,9 @@
 /*
- * Static routes: GET /openapi.yaml (the API's OpenAPI document) and GET /admin/ (the
- * admin dashboard, one self-contained HTML page). Both are embedded into the binary at
- * build time (cmake/embed.cmake), so they are sent straight from read-only memory: no
- * file system access and no copy into the request pool.
+ * Static routes: GET and HEAD /openapi.yaml (the API's OpenAPI document), GET / (the
+ * buyers' storefront), GET /docs (the API reference, rendered from the document in the
+ * browser) and GET /admin/ (the organiser's console), each one self-contained file.
+ * They are embedded into the binary at build time (cmake/embed.cmake), so they are sent
+ * straight from read-only memory: no file system access and no copy into the request pool.
  */
 #include "engine/embedded.h"
 #include "http/respond.h"
@@ -50,8 +51,10 @@ static int send_static(h2o_req_t *req, const char *name, int is_page)
         add_header(req, "referrer-policy", "no-referrer");
     }
     h2o_start_response(req, &generator);
+    /* HEAD: the same headers, Content-Length included, and no body (h2o leaves that to us) */
+    int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_iovec_t body = h2o_iovec_init(f->body, f->length);
-    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
     return 0;
 }
 
@@ -63,4 +66,14 @@ int tk_route_openapi(h2o_req_t *req, tk_thread_t *thread)
 int tk_route_admin_page(h2o_req_t *req, tk_thread_t *thread)
 {
     return send_static(req, "admin.html", 1);
+}
+
+int tk_route_storefront(h2o_req_t *req, tk_thread_t *thread)
+{
+    return send_static(req, "storefront.html", 1);
+}
+
+int tk_route_docs_page(h2o_req_t *req, tk_thread_t *thread)
+{
+    return send_static(req, "docs.html", 1);
 }

@@ -5,6 +5,7 @@
  * one read-only call; nothing scans reservations.
  */
 #include "engine/event_live.h"
+#include "engine/history.h"
 #include "http/auth.h"
 #include "http/query.h"
 #include "http/respond.h"
@@ -15,10 +16,46 @@
 
 #define STATS_UNAVAILABLE "Live statistics are unavailable right now; try again"
 
-static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s)
+/* ,"turned_away":…,"payments_failed":…,"sold_out_at":…,"history":[…] inside "live" */
+static void render_demand(tk_jsonw_t *w, const tk_demand_t *d)
+{
+    tk_jsonw_lit(w, ",\"turned_away\":");
+    tk_jsonw_int(w, d->turned_away);
+    tk_jsonw_lit(w, ",\"payments_failed\":");
+    tk_jsonw_int(w, d->payments_failed);
+    tk_jsonw_lit(w, ",\"sold_out_at\":");
+    if (d->sold_out_ms > 0)
+        tk_jsonw_time(w, d->sold_out_ms);
+    else
+        tk_jsonw_lit(w, "null");
+    tk_jsonw_lit(w, ",\"history_step_seconds\":");
+    tk_jsonw_int(w, TK_HISTORY_STEP_MS / 1000);
+    tk_jsonw_lit(w, ",\"history\":[");
+    for (size_t i = 0; i < d->nsamples; ++i) {
+        const tk_history_sample_t *x = d->samples + i;
+        if (i != 0)
+            tk_jsonw_lit(w, ",");
+        tk_jsonw_lit(w, "{\"at\":");
+        tk_jsonw_time(w, x->at_ms);
+        tk_jsonw_lit(w, ",\"sold\":");
+        tk_jsonw_int(w, x->sold);
+        tk_jsonw_lit(w, ",\"held\":");
+        tk_jsonw_int(w, x->held);
+        tk_jsonw_lit(w, ",\"available\":");
+        tk_jsonw_int(w, x->available);
+        tk_jsonw_lit(w, ",\"turned_away\":");
+        tk_jsonw_int(w, x->turned_away);
+        tk_jsonw_lit(w, ",\"payments_failed\":");
+        tk_jsonw_int(w, x->payments_failed);
+        tk_jsonw_lit(w, "}");
+    }
+    tk_jsonw_lit(w, "]");
+}
+
+static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_stats_t *s, const tk_demand_t *d)
 {
     tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 512 + s->ntypes * 256);
+    tk_jsonw_init(&w, &req->pool, 512 + s->ntypes * 256 + d->nsamples * 160);
     tk_jsonw_lit(&w, "{\"ticket_counters\":{\"all_tickets_sold\":");
     tk_jsonw_int(&w, s->sold);
     tk_jsonw_lit(&w, ",\"ticket_types\":{");
@@ -63,6 +100,7 @@ static void render_stats(h2o_req_t *req, const tk_event_t *ev, const tk_event_st
     }
     tk_jsonw_lit(&w, "},\"persistence_lag_ms\":");
     tk_jsonw_int(&w, s->lag_ms);
+    render_demand(&w, d);
     tk_jsonw_lit(&w, "}}");
     tk_respond_json(req, 200, &w);
 }
@@ -74,7 +112,7 @@ static void on_stats(const tk_stats_result_t *result, void *data)
     if (req == NULL) {
         /* the client went away */
     } else if (result->outcome == TK_LIVE_OK) {
-        render_stats(req, result->event, &result->stats);
+        render_stats(req, result->event, &result->stats, &result->demand);
     } else {
         tk_respond_unavailable(req, STATS_UNAVAILABLE);
     }

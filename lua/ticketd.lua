@@ -24,6 +24,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                 E:cancelled      tickets returned by cancellation
                 E:expired        tickets returned by expiry
                 E:revenue        minor units (kept by payments, later)
+                dm:E:away  dm:E:failed  dm:E:soldout  dm:E:hist
+                                 demand figures for the organiser, not inventory
+                                 (see DEMAND FIGURES below)
   tk:{s}:res  hash, R -> reservation blob (cjson):
                 {"e":E, "st":"PENDING"|"PAYING"|"COMPLETED"|"CANCELLED",
                  "c":created_ms, "u":until_ms,
@@ -113,7 +116,16 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  the group, XADD {id, m, err} to dead, XDEL from ob. An entry no
                  longer in ob is only acknowledged.
                  -> 1 (moved) | 0 (not in ob)
-  tk_stats       ARGV E   (flags no-writes, so it can be called with FCALL_RO)
+  tk_sample      ARGV E, step_ms, max_samples
+                 Appends one sample of E to dm:E:hist unless the newest sample is
+                 in the same step_ms bucket (so several processes sampling at once
+                 add one), keeping the newest max_samples.
+                 -> 1 appended | 0 not due | {} unknown event
+  tk_stats       ARGV E [, "demand"]  (flags no-writes, so it can be called with FCALL_RO)
+                 With "demand", the reply below is followed by the demand figures:
+                 away, failed, soldout_ms (0: not yet), nsamples, then nsamples
+                 samples of 6 integers {t_ms, sold, held, avail, away, failed},
+                 oldest first (DEMAND FIGURES).
                  -> {} when the event is unknown, else the flat array
                     {capacity, available, held, sold, cancelled, expired, revenue,
                      ntypes, lag_ms, T1, cap1, avail1, held1, sold1, T2, cap2, ...}
@@ -250,6 +262,52 @@ local function load_live(keys, rid)
         return rec, cjson.encode(rec)
     end
     return rec, blob
+end
+
+--[[ DEMAND FIGURES, for the organiser's console. They live in fields of
+tk:{s}:inv named dm:E:..., apart from the inventory fields E:..., and no
+inventory figure depends on them:
+  dm:E:away     hold requests refused because too few tickets were left
+  dm:E:failed   payments that ended in an error (declined, gateway timeout)
+  dm:E:soldout  unix ms of the first instant no ticket of any type was left to
+                hold (set once; tickets that come back later do not clear it)
+  dm:E:hist     cjson array of samples {t_ms, sold, held, avail, away, failed},
+                oldest first, capped; written by tk_sample, which a background
+                task of every ticketd process calls (engine/history.c)
+Counting a refusal in dm:E:away is the one write a refused tk_reserve makes.]]
+local SAMPLE_FIELDS = 6
+
+local function demand_count(inv, e, what)
+    redis.call('HINCRBY', inv, 'dm:' .. e .. ':' .. what, 1)
+end
+
+-- demand_note_soldout stamps dm:E:soldout the first time every type of e is at 0.
+local function demand_note_soldout(inv, e, types_json, now)
+    local types = cjson.decode(types_json)
+    local fields = {}
+    for i, t in ipairs(types) do
+        fields[i] = e .. ':' .. t .. ':avail'
+    end
+    for _, v in ipairs(redis.call('HMGET', inv, unpack(fields))) do
+        if (tonumber(v) or 0) > 0 then
+            return
+        end
+    end
+    redis.call('HSETNX', inv, 'dm:' .. e .. ':soldout', now)
+end
+
+-- demand_figures: {away, failed, soldout_ms, nsamples, samples...} for tk_stats.
+local function demand_figures(inv, e)
+    local p = 'dm:' .. e .. ':'
+    local v = redis.call('HMGET', inv, p .. 'away', p .. 'failed', p .. 'soldout', p .. 'hist')
+    local hist = v[4] and cjson.decode(v[4]) or {}
+    local out = { tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, #hist }
+    for _, sample in ipairs(hist) do
+        for k = 1, SAMPLE_FIELDS do
+            out[#out + 1] = tonumber(sample[k]) or 0
+        end
+    end
+    return out
 end
 
 local function tk_event_init(keys, args)
@@ -403,6 +461,7 @@ local function tk_reserve(keys, args)
     for i, t in ipairs(order) do
         local avail = tonumber(vals[3 * i - 1]) or 0
         if avail < merged[t] then
+            demand_count(inv, e, 'away')
             return { 'ERR', 'insufficient', t, avail }
         end
         price[t] = tonumber(vals[3 * i]) or 0
@@ -412,12 +471,16 @@ local function tk_reserve(keys, args)
     end
 
     -- Every check passed: write.
-    local held, tickets = {}, {}
+    local held, tickets, emptied = {}, {}, false
     for i, t in ipairs(order) do
         local p = e .. ':' .. t .. ':'
         redis.call('HINCRBY', inv, p .. 'avail', -merged[t])
         redis.call('HINCRBY', inv, p .. 'held', merged[t])
         held[i] = { t, merged[t] }
+        emptied = emptied or tonumber(vals[3 * i - 1]) == merged[t]
+    end
+    if emptied then
+        demand_note_soldout(inv, e, meta[1], now)
     end
     local idx = 5 + 2 * nlines
     for _, line in ipairs(lines) do
@@ -479,6 +542,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
         x.st, rec.st = 'COMPLETED', 'COMPLETED'
     else
         x.st, x.err, rec.st = 'ERROR', err, 'PENDING'
+        demand_count(inv, rec.e, 'failed')
     end
     redis.call('HSET', keys[6], x.id, cjson.encode({ r = rid, st = x.st, err = x.err }))
     if not ok and now >= rec.u then
@@ -684,6 +748,48 @@ local function tk_expire(keys, args)
     return expire_due(keys, now, limit)
 end
 
+-- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
+local function tk_sample(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local e = args[1]
+    local step, max = parse_int(args[2], 1), parse_int(args[3], 1)
+    if not step or not max then
+        return bad_call('tk_sample E step_ms max_samples')
+    end
+    local inv = keys[1]
+    local types = event_types(inv, e)
+    if not types then
+        return {}
+    end
+    local now = now_ms()
+    local p = 'dm:' .. e .. ':'
+    local hist = redis.call('HGET', inv, p .. 'hist')
+    hist = hist and cjson.decode(hist) or {}
+    local last = hist[#hist]
+    if last and math.floor(last[1] / step) >= math.floor(now / step) then
+        return 0
+    end
+    local fields = { p .. 'away', p .. 'failed' }
+    for _, t in ipairs(types) do
+        fields[#fields + 1] = e .. ':' .. t .. ':sold'
+        fields[#fields + 1] = e .. ':' .. t .. ':held'
+        fields[#fields + 1] = e .. ':' .. t .. ':avail'
+    end
+    local v = redis.call('HMGET', inv, unpack(fields))
+    local sold, held, avail = 0, 0, 0
+    for i = 3, #v, 3 do
+        sold, held, avail = sold + (tonumber(v[i]) or 0), held + (tonumber(v[i + 1]) or 0), avail + (tonumber(v[i + 2]) or 0)
+    end
+    hist[#hist + 1] = { now, sold, held, avail, tonumber(v[1]) or 0, tonumber(v[2]) or 0 }
+    while #hist > max do
+        table.remove(hist, 1)
+    end
+    redis.call('HSET', inv, p .. 'hist', cjson.encode(hist))
+    return 1
+end
+
 local function tk_stats(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
@@ -723,6 +829,11 @@ local function tk_stats(keys, args)
     for _, v in ipairs(per) do
         out[#out + 1] = v
     end
+    if args[2] == 'demand' then
+        for _, v in ipairs(demand_figures(keys[1], e)) do
+            out[#out + 1] = v
+        end
+    end
     return out
 end
 
@@ -733,6 +844,7 @@ redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = {} }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
+redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
 redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
 redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = {} }
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }

@@ -5,8 +5,9 @@
  * its operations are the HTTP-method keys `    get:` at four. Then every route of the
  * router must be documented (as its path with or without the trailing slash), every
  * documented operation must be routed, and the document must name every route of the API
- * contract. A real ticketd then serves the embedded document byte for byte and the admin
- * page with no reference to another host.
+ * contract. A real ticketd then serves the embedded document byte for byte (and its headers
+ * alone to HEAD) and the storefront, the admin console and the /docs page with no reference
+ * to another host.
  */
 #include "engine/embedded.h"
 #include "http/router.h"
@@ -21,6 +22,8 @@
 
 #define OPENAPI_PATH TK_SOURCE_DIR "/http/openapi.yaml"
 #define ADMIN_PAGE_PATH TK_SOURCE_DIR "/http/admin.html"
+#define STOREFRONT_PATH TK_SOURCE_DIR "/http/storefront.html"
+#define DOCS_PAGE_PATH TK_SOURCE_DIR "/http/docs.html"
 #define MAX_OPS 64
 
 typedef struct st_op_t {
@@ -44,6 +47,9 @@ static const op_t api_routes[] = {
     {"POST", "/admin/events"},
     {"GET", "/healthz"},
     {"GET", "/metrics"},
+    {"HEAD", "/openapi.yaml"},
+    {"GET", "/"},
+    {"GET", "/docs"},
     {"GET", "/openapi.yaml"},
     {"GET", "/admin/"},
 };
@@ -192,6 +198,8 @@ START_TEST(document_is_embedded_as_is)
     } files[] = {
         {"openapi.yaml", OPENAPI_PATH, "application/yaml; charset=utf-8"},
         {"admin.html", ADMIN_PAGE_PATH, "text/html; charset=utf-8"},
+        {"storefront.html", STOREFRONT_PATH, "text/html; charset=utf-8"},
+        {"docs.html", DOCS_PAGE_PATH, "text/html; charset=utf-8"},
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); ++i) {
         const tk_static_file_t *f = tk_static_files;
@@ -238,13 +246,29 @@ START_TEST(serves_the_embedded_document)
 }
 END_TEST
 
-START_TEST(serves_a_self_contained_admin_page)
+START_TEST(serves_the_document_headers_to_head)
 {
-    static const char *const paths[] = {"/admin/", "/admin"};
+    size_t len;
+    char *source = read_file(OPENAPI_PATH, &len);
+    tk_http_response_t res;
+    char ct[128], cl[32];
+    ck_assert_int_eq(tk_http_request(server.port, "HEAD", "/openapi.yaml", NULL, NULL, 0, &res), 0);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(tk_http_header(&res, "content-type", ct, sizeof(ct)), "application/yaml; charset=utf-8");
+    ck_assert_ptr_nonnull(tk_http_header(&res, "content-length", cl, sizeof(cl)));
+    ck_assert_int_eq(strtoul(cl, NULL, 10), len);
+    ck_assert_int_eq(res.body_len, 0);
+    tk_http_response_free(&res);
+    free(source);
+}
+END_TEST
+
+/* Each page is HTML under a CSP that allows nothing from elsewhere, names no other host,
+ * and carries the ids its browser tests and dashboards rely on. */
+static void check_page(const char *const *paths, size_t npaths, const char *const *ids, size_t nids)
+{
     static const char *const external[] = {"http://", "https://", "src=\"//", "href=\"//", "url(//", "@import"};
-    static const char *const ids[] = {"stat-capacity", "stat-available", "stat-held",    "stat-sold",
-                                      "stat-expired",  "stat-cancelled", "stat-revenue", "stat-persistence-lag"};
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); ++i) {
+    for (size_t i = 0; i < npaths; ++i) {
         tk_http_response_t res;
         char ct[128], csp[512];
         ck_assert_int_eq(tk_http_request(server.port, "GET", paths[i], NULL, NULL, 0, &res), 0);
@@ -255,13 +279,34 @@ START_TEST(serves_a_self_contained_admin_page)
         ck_assert_ptr_nonnull(strstr(res.body, "<!doctype html>"));
         for (size_t j = 0; j < sizeof(external) / sizeof(external[0]); ++j)
             ck_assert_msg(strstr(res.body, external[j]) == NULL, "%s: the page refers to another host (%s)", paths[i], external[j]);
-        for (size_t j = 0; j < sizeof(ids) / sizeof(ids[0]); ++j) {
+        for (size_t j = 0; j < nids; ++j) {
             char attr[64];
             snprintf(attr, sizeof(attr), "id=\"%s\"", ids[j]);
             ck_assert_msg(strstr(res.body, attr) != NULL, "the page has no %s", attr);
         }
         tk_http_response_free(&res);
     }
+}
+
+START_TEST(serves_a_self_contained_admin_page)
+{
+    static const char *const paths[] = {"/admin/", "/admin"};
+    static const char *const ids[] = {"stat-capacity",    "stat-available",       "stat-held",    "stat-sold",
+                                      "stat-expired",     "stat-cancelled",       "stat-revenue", "stat-persistence-lag",
+                                      "stat-turned-away", "stat-payments-failed", "create-form",  "room-form"};
+    check_page(paths, sizeof(paths) / sizeof(paths[0]), ids, sizeof(ids) / sizeof(ids[0]));
+}
+END_TEST
+
+START_TEST(serves_a_self_contained_storefront_and_docs_page)
+{
+    static const char *const store[] = {"/"};
+    static const char *const store_ids[] = {"event-list",    "order-form", "hold-button", "card",          "pay-button",
+                                            "cancel-button", "countdown",  "receipt",     "queue-position"};
+    check_page(store, 1, store_ids, sizeof(store_ids) / sizeof(store_ids[0]));
+    static const char *const docs[] = {"/docs", "/docs/"};
+    static const char *const docs_ids[] = {"ops"};
+    check_page(docs, 2, docs_ids, 1);
 }
 END_TEST
 
@@ -293,7 +338,9 @@ int main(void)
     tcase_set_timeout(served, 60);
     tcase_add_unchecked_fixture(served, start_server, stop_server);
     tcase_add_test(served, serves_the_embedded_document);
+    tcase_add_test(served, serves_the_document_headers_to_head);
     tcase_add_test(served, serves_a_self_contained_admin_page);
+    tcase_add_test(served, serves_a_self_contained_storefront_and_docs_page);
     tcase_add_test(served, other_methods_are_refused);
     suite_add_tcase(suite, served);
     SRunner *runner = srunner_create(suite);
