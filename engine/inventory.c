@@ -156,3 +156,9 @@ int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int6
     }
     return 0;
 }
+
+void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys)
+{
+    snprintf(keys->wr, sizeof(keys->wr), "tk:{%.4s}:wr", event);
+    snprintf(keys->wa, sizeof(keys->wa), "tk:{%.4s}:wa", event);
+}

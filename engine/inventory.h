@@ -54,4 +54,15 @@ int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void
 /* fills out (types into pool memory); 0 when Redis knows the event, -1 otherwise */
 int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_event_stats_t *out);
 
+/* ---- Waiting room (lua/ticketd.lua, section WAITING ROOM) ---------------------------- */
+
+#define TK_WAITROOM_INDEX_KEY "tk:wr:rooms" /* set of event ids with a room; outside the shards */
+
+typedef struct st_tk_waitroom_keys_t {
+    char wr[TK_KEY_LEN]; /* tk:{s}:wr, the rooms of the shard */
+    char wa[TK_KEY_LEN]; /* tk:{s}:wa, admission -> reservation */
+} tk_waitroom_keys_t;
+
+void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys);
+
 #endif
