@@ -112,7 +112,8 @@ static int64_t eta_of(const tk_wr_state_t *st, int64_t place, int64_t now)
     return ceil_div(start - now, 1000) + ceil_div(ahead * 60, st->per_minute > 0 ? st->per_minute : 1);
 }
 
-void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t ticket, int64_t now, tk_wr_verdict_t *out)
+void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t ticket, int64_t joined_ms, int64_t now,
+                    tk_wr_verdict_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (!st->enabled) {
@@ -137,6 +138,8 @@ void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t t
         return;
     }
     out->admitted_ms = tk_wr_admitted_at(st, out->place);
+    if (out->admitted_ms < joined_ms) /* a place the line had reached before its ticket was handed out */
+        out->admitted_ms = joined_ms;
     if (out->admitted_ms > now) /* cannot happen with a well-formed line; never admit early */
         out->admitted_ms = now;
     out->until_ms = out->admitted_ms + st->admission_s * 1000;

@@ -56,13 +56,15 @@ typedef struct st_tk_wr_verdict_t {
     int64_t place;       /* 0 while unknown (before the opening, or its shuffle is not computed yet) */
     int64_t position;    /* WAITING: place - L(now), 0 while unknown */
     int64_t eta_s;       /* WAITING: expected seconds until admitted */
-    int64_t admitted_ms; /* ADMITTED, EXPIRED: when the line reached the place */
+    int64_t admitted_ms; /* ADMITTED, EXPIRED: when the line reached the place (or the join, if later) */
     int64_t until_ms;    /* ADMITTED, EXPIRED, OPEN: when the admission ends */
 } tk_wr_verdict_t;
 
-/* The verdict for ticket at instant now. place_of is the opening shuffle (NULL while not
- * computed), of st->pre entries. */
-void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t ticket, int64_t now, tk_wr_verdict_t *out);
+/* The verdict for ticket, handed out at joined_ms, at instant now. place_of is the opening
+ * shuffle (NULL while not computed), of st->pre entries. An admission runs from the later
+ * of the instant the line reached the place and the join itself. */
+void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t ticket, int64_t joined_ms, int64_t now,
+                    tk_wr_verdict_t *out);
 
 /* The admin's live figures at now. */
 typedef struct st_tk_wr_figures_t {

@@ -32,9 +32,9 @@ static void sign(const tk_config_t *config, const char *msg, size_t len, char *o
 }
 
 /* the signed message of each kind; the label keeps the kinds apart */
-static size_t queue_message(const char *event, int64_t ticket, char *msg, size_t size)
+static size_t queue_message(const char *event, int64_t ticket, int64_t joined_ms, char *msg, size_t size)
 {
-    return (size_t)snprintf(msg, size, "tk-wr-queue:%.36s:%" PRId64, event, ticket);
+    return (size_t)snprintf(msg, size, "tk-wr-queue:%.36s:%" PRId64 ":%" PRId64, event, ticket, joined_ms);
 }
 
 static size_t admission_message(const tk_wr_admission_t *adm, char *msg, size_t size)
@@ -42,11 +42,11 @@ static size_t admission_message(const tk_wr_admission_t *adm, char *msg, size_t 
     return (size_t)snprintf(msg, size, "tk-wr-admission:%.36s:%" PRId64 ":%" PRId64, adm->event, adm->ticket, adm->until_ms);
 }
 
-size_t tk_wr_queue_id_sign(const tk_config_t *config, const char *event, int64_t ticket, char *out)
+size_t tk_wr_queue_id_sign(const tk_config_t *config, const char *event, int64_t ticket, int64_t joined_ms, char *out)
 {
-    char msg[128];
-    int n = snprintf(out, TK_WR_QUEUE_ID_MAX, "%.36s.%" PRId64 ".", event, ticket);
-    sign(config, msg, queue_message(event, ticket, msg, sizeof(msg)), out + n);
+    char msg[160];
+    int n = snprintf(out, TK_WR_QUEUE_ID_MAX, "%.36s.%" PRId64 ".%" PRId64 ".", event, ticket, joined_ms);
+    sign(config, msg, queue_message(event, ticket, joined_ms, msg, sizeof(msg)), out + n);
     return (size_t)n + TK_WR_SIG_LEN;
 }
 
@@ -94,13 +94,13 @@ static int signature_matches(const tk_config_t *config, const char *msg, size_t 
     return CRYPTO_memcmp(expected, sig, TK_WR_SIG_LEN) == 0;
 }
 
-int tk_wr_queue_id_verify(const tk_config_t *config, const char *s, size_t len, char *event, int64_t *ticket)
+int tk_wr_queue_id_verify(const tk_config_t *config, const char *s, size_t len, char *event, int64_t *ticket, int64_t *joined_ms)
 {
     const char *p = s, *end = s + len;
-    char msg[128];
-    if (read_event(&p, end, event) != 0 || read_number(&p, end, ticket) != 0 || *ticket < 1)
+    char msg[160];
+    if (read_event(&p, end, event) != 0 || read_number(&p, end, ticket) != 0 || *ticket < 1 || read_number(&p, end, joined_ms) != 0)
         return -1;
-    return signature_matches(config, msg, queue_message(event, *ticket, msg, sizeof(msg)), p, end) ? 0 : -1;
+    return signature_matches(config, msg, queue_message(event, *ticket, *joined_ms, msg, sizeof(msg)), p, end) ? 0 : -1;
 }
 
 int tk_wr_admission_verify(const tk_config_t *config, const char *s, size_t len, tk_wr_admission_t *adm)

@@ -95,7 +95,7 @@ static void on_joined(redisReply *reply, void *data)
         goto Exit;
     }
     char queue_id[TK_WR_QUEUE_ID_MAX];
-    size_t len = tk_wr_queue_id_sign(join->thread->config, join->event, ticket, queue_id);
+    size_t len = tk_wr_queue_id_sign(join->thread->config, join->event, ticket, now, queue_id);
     tk_jsonw_lit(&w, "\"");
     tk_jsonw_raw(&w, queue_id, len);
     tk_jsonw_lit(&w, "\",");
@@ -106,7 +106,7 @@ static void on_joined(redisReply *reply, void *data)
         tk_wr_state_t seen;
         tk_wr_room_read(room, &seen, &place_of);
     }
-    tk_wr_evaluate(&st, place_of, ticket, now, &v);
+    tk_wr_evaluate(&st, place_of, ticket, now, now, &v);
     render_verdict(&w, join->thread, join->event, ticket, &v);
     tk_jsonw_lit(&w, ",\"opens_at\":");
     tk_jsonw_time(&w, st.opens_at_ms);
@@ -142,14 +142,14 @@ int tk_route_queue_poll(h2o_req_t *req, tk_thread_t *thread)
 {
     h2o_iovec_t id;
     char event[TK_UUID_LEN + 1];
-    int64_t ticket;
+    int64_t ticket, joined_ms;
     int found = tk_query_get(tk_query_of(req), "queue_id", &req->pool, &id);
     if (found <= 0) {
         tk_respond_error(req, 400, "Missing queue_id", "Poll with the queue_id that POST /events/queue/ returned");
         return 0;
     }
     tk_metrics_inc(&thread->metrics.wr_polls);
-    if (tk_wr_queue_id_verify(thread->config, id.base, id.len, event, &ticket) != 0) {
+    if (tk_wr_queue_id_verify(thread->config, id.base, id.len, event, &ticket, &joined_ms) != 0) {
         tk_respond_error(req, 403, "Invalid queue id", "This queue id was not issued by this server");
         return 0;
     }
@@ -159,7 +159,7 @@ int tk_route_queue_poll(h2o_req_t *req, tk_thread_t *thread)
         tk_wr_state_t st;
         const uint32_t *place_of;
         tk_wr_room_read(room, &st, &place_of);
-        tk_wr_evaluate(&st, place_of, ticket, tk_time_now_ms(), &v);
+        tk_wr_evaluate(&st, place_of, ticket, joined_ms, tk_time_now_ms(), &v);
     }
     tk_jsonw_t w;
     tk_jsonw_init(&w, &req->pool, 256);

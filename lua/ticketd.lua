@@ -840,7 +840,8 @@ local function tk_wr_set(keys, args)
     local now = now_ms()
     if not cfg or cfg.seg[1][1] > now + WR_SCHEDULE_MS then
         -- not open yet, and not about to: the line simply starts at the new opening
-        cfg = { seg = { { opens, 0, rate } } }
+        -- (or now, for an opening in the past: no admissions are banked before it)
+        cfg = { seg = { { math.max(opens, now), 0, rate } } }
     else
         -- open: the change applies after every pending one and WR_SCHEDULE_MS from now
         local seg = cfg.seg

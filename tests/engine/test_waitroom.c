@@ -157,37 +157,41 @@ START_TEST(verdicts_follow_the_line)
     tk_wr_verdict_t v;
     tk_wr_state_t before = st;
     before.pre = -1;
-    tk_wr_evaluate(&before, NULL, 2, 90000, &v);
+    tk_wr_evaluate(&before, NULL, 2, 0, 90000, &v);
     ck_assert_int_eq(v.status, TK_WR_WAITING);
     ck_assert_int_eq(v.position, 0); /* unknown before the opening */
-    tk_wr_evaluate(&st, NULL, 2, 100050, &v);
+    tk_wr_evaluate(&st, NULL, 2, 0, 100050, &v);
     ck_assert_int_eq(v.position, 0); /* shuffle not computed yet */
-    tk_wr_evaluate(&st, place_of, 1, 100050, &v);
+    tk_wr_evaluate(&st, place_of, 1, 0, 100050, &v);
     ck_assert_int_eq(v.status, TK_WR_WAITING);
     ck_assert_int_eq(v.place, 3);
     ck_assert_int_eq(v.position, 3);
     ck_assert_int_eq(v.eta_s, 1);
     int64_t last = v.position;
     for (int64_t now = 100050; now < 100300; now += 7) {
-        tk_wr_evaluate(&st, place_of, 1, now, &v);
+        tk_wr_evaluate(&st, place_of, 1, 0, now, &v);
         if (v.status != TK_WR_WAITING)
             break;
         ck_assert(v.position <= last);
         last = v.position;
     }
-    tk_wr_evaluate(&st, place_of, 1, 100350, &v);
+    tk_wr_evaluate(&st, place_of, 1, 0, 100350, &v);
     ck_assert_int_eq(v.status, TK_WR_ADMITTED);
     ck_assert_int_eq(v.admitted_ms, 100300);
     ck_assert_int_eq(v.until_ms, 160300);
-    tk_wr_evaluate(&st, place_of, 1, 160300, &v);
+    tk_wr_evaluate(&st, place_of, 1, 0, 160300, &v);
     ck_assert_int_eq(v.status, TK_WR_EXPIRED);
     /* after the opening, arrival order: ticket 6 is place 6, behind the frozen line */
-    tk_wr_evaluate(&st, place_of, 6, 101000, &v);
+    tk_wr_evaluate(&st, place_of, 6, 0, 101000, &v);
     ck_assert_int_eq(v.status, TK_WR_WAITING);
     ck_assert_int_eq(v.position, 1);
     ck_assert_int_eq(v.eta_s, 2); /* at 102010 */
+    /* a ticket handed out after the line passed its place is admitted from its join */
+    tk_wr_evaluate(&st, place_of, 4, 101500, 101600, &v);
+    ck_assert_int_eq(v.status, TK_WR_ADMITTED);
+    ck_assert_int_eq(v.admitted_ms, 101500);
     st.enabled = 0;
-    tk_wr_evaluate(&st, place_of, 6, 101000, &v);
+    tk_wr_evaluate(&st, place_of, 6, 0, 101000, &v);
     ck_assert_int_eq(v.status, TK_WR_OPEN);
 }
 END_TEST

@@ -29,12 +29,13 @@ START_TEST(queue_id_verifies_and_names_event_and_ticket)
 {
     tk_config_t c = secret_a(), other_process = secret_a();
     char id[TK_WR_QUEUE_ID_MAX], event[37];
-    int64_t ticket;
-    size_t len = tk_wr_queue_id_sign(&c, EVENT, 57, id);
+    int64_t ticket, joined;
+    size_t len = tk_wr_queue_id_sign(&c, EVENT, 57, 1796508397000, id);
     ck_assert_int_eq(len, strlen(id));
-    ck_assert_int_eq(tk_wr_queue_id_verify(&other_process, id, len, event, &ticket), 0);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&other_process, id, len, event, &ticket, &joined), 0);
     ck_assert_str_eq(event, EVENT);
     ck_assert_int_eq(ticket, 57);
+    ck_assert_int_eq(joined, 1796508397000);
 }
 END_TEST
 
@@ -42,36 +43,36 @@ START_TEST(queue_id_refuses_forgery_and_moves)
 {
     tk_config_t c = secret_a(), stranger = config_with_secret("another-secret-0123456789abcdef0123456789");
     char id[TK_WR_QUEUE_ID_MAX], forged[TK_WR_QUEUE_ID_MAX + 8], event[37];
-    int64_t ticket;
-    size_t len = tk_wr_queue_id_sign(&c, EVENT, 57, id);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&stranger, id, len, event, &ticket), -1);
+    int64_t ticket, joined;
+    size_t len = tk_wr_queue_id_sign(&c, EVENT, 57, 1796508397000, id);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&stranger, id, len, event, &ticket, &joined), -1);
     /* every single-character change is refused */
     for (size_t i = 0; i < len; ++i) {
         memcpy(forged, id, len);
         forged[i] = forged[i] == 'a' ? 'b' : 'a';
-        ck_assert_msg(tk_wr_queue_id_verify(&c, forged, len, event, &ticket) == -1, "change at %zu accepted", i);
+        ck_assert_msg(tk_wr_queue_id_verify(&c, forged, len, event, &ticket, &joined) == -1, "change at %zu accepted", i);
     }
     /* another event or ticket with the same signature */
     memcpy(forged, id, len);
     memcpy(forged, OTHER, 36);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket, &joined), -1);
     memcpy(forged, id, len);
     forged[37] = '1'; /* ticket 17 */
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket, &joined), -1);
     /* truncated, extended, upper-cased, leading zero, ticket 0 */
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, id, len - 1, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, id, len - 1, event, &ticket, &joined), -1);
     memcpy(forged, id, len);
     forged[len] = 'A';
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len + 1, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len + 1, event, &ticket, &joined), -1);
     memcpy(forged, id, len);
     forged[0] = 'A';
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, len, event, &ticket, &joined), -1);
     char zero[TK_WR_QUEUE_ID_MAX];
-    size_t zlen = tk_wr_queue_id_sign(&c, EVENT, 0, zero);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, zero, zlen, event, &ticket), -1);
-    snprintf(forged, sizeof(forged), "%.36s.057.%s", EVENT, id + 40);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, strlen(forged), event, &ticket), -1);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, "", 0, event, &ticket), -1);
+    size_t zlen = tk_wr_queue_id_sign(&c, EVENT, 0, 1796508397000, zero);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, zero, zlen, event, &ticket, &joined), -1);
+    snprintf(forged, sizeof(forged), "%.36s.057.1796508397000.%s", EVENT, id + 54);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, forged, strlen(forged), event, &ticket, &joined), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, "", 0, event, &ticket, &joined), -1);
 }
 END_TEST
 
@@ -101,15 +102,15 @@ START_TEST(a_queue_id_is_no_admission_and_the_reverse)
 {
     tk_config_t c = secret_a();
     char id[TK_WR_QUEUE_ID_MAX], token[TK_WR_ADMISSION_MAX], event[37], fake[TK_WR_ADMISSION_MAX];
-    int64_t ticket;
+    int64_t ticket, joined;
     tk_wr_admission_t adm = {.ticket = 5, .until_ms = 1796508397000}, got;
     memcpy(adm.event, EVENT, 37);
-    size_t qlen = tk_wr_queue_id_sign(&c, EVENT, 5, id);
+    size_t qlen = tk_wr_queue_id_sign(&c, EVENT, 5, 1796508397000, id);
     size_t alen = tk_wr_admission_sign(&c, &adm, token);
-    ck_assert_int_eq(tk_wr_queue_id_verify(&c, token, alen, event, &ticket), -1);
+    ck_assert_int_eq(tk_wr_queue_id_verify(&c, token, alen, event, &ticket, &joined), -1);
     ck_assert_int_eq(tk_wr_admission_verify(&c, id, qlen, &got), -1);
     /* the queue id's signature spliced into an admission */
-    snprintf(fake, sizeof(fake), "%.36s.5.1796508397000.%s", EVENT, id + 39);
+    snprintf(fake, sizeof(fake), "%.36s.5.1796508397000.%s", EVENT, id + 53);
     ck_assert_int_eq(tk_wr_admission_verify(&c, fake, strlen(fake), &got), -1);
 }
 END_TEST
