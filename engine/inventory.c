@@ -208,3 +208,9 @@ int tk_inventory_parse_ping(const redisReply *reply)
 {
     return reply != NULL && reply->type == REDIS_REPLY_STATUS && reply->len == 4 && memcmp(reply->str, "PONG", 4) == 0 ? 0 : -1;
 }
+
+void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys)
+{
+    snprintf(keys->wr, sizeof(keys->wr), "tk:{%.4s}:wr", event);
+    snprintf(keys->wa, sizeof(keys->wa), "tk:{%.4s}:wa", event);
+}

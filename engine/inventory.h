@@ -65,4 +65,15 @@ int tk_inventory_ping(tk_redis_t *r, tk_redis_cb cb, void *data);
 /* 0 when reply is Redis' PONG, -1 otherwise (a failed command, LOADING, any error) */
 int tk_inventory_parse_ping(const redisReply *reply);
 
+/* ---- Waiting room (lua/ticketd.lua, section WAITING ROOM) ---------------------------- */
+
+#define TK_WAITROOM_INDEX_KEY "tk:wr:rooms" /* set of event ids with a room; outside the shards */
+
+typedef struct st_tk_waitroom_keys_t {
+    char wr[TK_KEY_LEN]; /* tk:{s}:wr, the rooms of the shard */
+    char wa[TK_KEY_LEN]; /* tk:{s}:wa, admission -> reservation */
+} tk_waitroom_keys_t;
+
+void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys);
+
 #endif

@@ -200,6 +200,12 @@ char *tk_metrics_render(size_t *len)
     emit_counter(t, "ticketd_overload_refusals_total", "Writes refused with 503 because a queue was full or the server draining.",
                  SUM(m->overload_refusals));
 
+    emit_counter(t, "ticketd_waitroom_joins_total", "Waiting-room joins answered.", SUM(m->wr_joins));
+    emit_counter(t, "ticketd_waitroom_polls_total", "Waiting-room polls (answered without Redis).", SUM(m->wr_polls));
+    emit_counter(t, "ticketd_waitroom_admissions_total", "Join and poll answers that carried an admission.", SUM(m->wr_admissions));
+    emit_counter(t, "ticketd_waitroom_refusals_total", "Reservations refused for a missing, forged, expired or used admission.",
+                 SUM(m->wr_refusals));
+
     uint64_t round_trips = 0, depth = 0;
     for (size_t i = 0; i < n; ++i) {
         if (threads[i]->redis != NULL) {

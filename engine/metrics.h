@@ -22,6 +22,7 @@ typedef struct st_tk_metrics_t {
     uint64_t latency_sum_us[TK_METRICS_ROUTES];
     uint64_t holds_created, holds_cancelled, holds_expired, payments_completed, payments_failed, soldout_fast_path;
     uint64_t overload_refusals;
+    uint64_t wr_joins, wr_polls, wr_admissions, wr_refusals; /* waiting room */
     /* read from the thread's Redis connection on scrape */
     const struct st_tk_redis_t *redis;
 } __attribute__((aligned(64))) tk_metrics_t;

@@ -6,6 +6,7 @@
 #include "engine/reservation.h"
 #include "engine/inventory.h"
 #include "engine/uuid.h"
+#include "engine/waitroom_view.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,19 +19,22 @@ static h2o_iovec_t number_in_pool(h2o_mem_pool_t *pool, int64_t v)
 }
 
 int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
-                           const tk_reserve_line_t *lines, size_t nlines, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
+                           const tk_reserve_line_t *lines, size_t nlines, const struct st_tk_wr_admission_t *admission,
+                           h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
 {
     enum { FIXED = TK_FCALL_PREFIX_LEN + 5 };
     size_t ntickets = 0;
     for (size_t i = 0; i < nlines; ++i)
         ntickets += (size_t)lines[i].amount;
-    size_t argc = FIXED + 2 * nlines + ntickets;
+    size_t argc = FIXED + 2 * nlines + ntickets + (admission != NULL ? 3 : 0);
     const char **argv = h2o_mem_alloc_pool(pool, sizeof(*argv) * argc);
     size_t *argvlen = h2o_mem_alloc_pool(pool, sizeof(*argvlen) * argc);
     tk_shard_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
     tk_shard_keys(rid, keys);
 
     size_t k = (size_t)tk_fcall_prefix("tk_reserve", keys, argv, argvlen);
+    if (admission != NULL)
+        k = tk_waitroom_admission_key(admission, pool, argv, argvlen, k);
     h2o_iovec_t fixed[] = {h2o_iovec_init(ev->id, TK_UUID_LEN), h2o_iovec_init(rid, TK_UUID_LEN), number_in_pool(pool, hold_ms),
                            number_in_pool(pool, max_per_type), number_in_pool(pool, (int64_t)nlines)};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i, ++k) {
@@ -47,6 +51,8 @@ int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid,
         tk_uuid_v4(id);
         argv[k] = id, argvlen[k++] = TK_UUID_LEN;
     }
+    if (admission != NULL)
+        k = tk_waitroom_admission_args(admission, pool, argv, argvlen, k);
     return tk_redis_command(r, cb, data, (int)argc, argv, argvlen);
 }
 
@@ -60,10 +66,15 @@ void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *
     static const struct {
         const char *reason;
         tk_reserve_outcome_t outcome;
-    } reasons[] = {{"empty", TK_RESERVE_EMPTY},       {"bad_amount", TK_RESERVE_BAD_AMOUNT},
-                   {"no_event", TK_RESERVE_NO_EVENT}, {"past", TK_RESERVE_PAST},
-                   {"exists", TK_RESERVE_EXISTS},     {"unknown_type", TK_RESERVE_UNKNOWN_TYPE},
-                   {"limit", TK_RESERVE_LIMIT},       {"insufficient", TK_RESERVE_INSUFFICIENT}};
+    } reasons[] = {{"empty", TK_RESERVE_EMPTY},
+                   {"bad_amount", TK_RESERVE_BAD_AMOUNT},
+                   {"no_event", TK_RESERVE_NO_EVENT},
+                   {"past", TK_RESERVE_PAST},
+                   {"exists", TK_RESERVE_EXISTS},
+                   {"unknown_type", TK_RESERVE_UNKNOWN_TYPE},
+                   {"limit", TK_RESERVE_LIMIT},
+                   {"insufficient", TK_RESERVE_INSUFFICIENT},
+                   {"admission_used", TK_RESERVE_ADMISSION_USED}};
     memset(out, 0, sizeof(*out));
     out->outcome = TK_RESERVE_FAILED;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)

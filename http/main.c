@@ -11,6 +11,7 @@
 #include "engine/pg.h"
 #include "engine/redis_sync.h"
 #include "engine/refresher.h"
+#include "engine/waitroom_view.h"
 #include "engine/worker.h"
 #include "engine/writer.h"
 #include "http/jsonr.h"
@@ -227,11 +228,12 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0 ||
-        tk_writer_start(&config) != 0) {
+        tk_writer_start(&config) != 0 || tk_wr_refresher_start(&config) != 0) {
         fprintf(stderr, "ticketd: cannot start background threads\n");
         return 1;
     }
     int status = tk_server_run();
+    tk_wr_refresher_stop();
     tk_writer_stop(5000);
     tk_refresher_stop();
     tk_workers_stop();

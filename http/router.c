@@ -56,6 +56,10 @@ static const struct {
     {"GET", "/", tk_route_storefront},
     {"GET", "/docs", tk_route_docs_page},
     {"GET", "/admin", tk_route_admin_page},
+    {"POST", "/events/queue", tk_route_queue_join, WRITE},
+    {"GET", "/events/queue", tk_route_queue_poll},
+    {"PUT", "/admin/events/*/waiting-room", tk_route_admin_room_put, WRITE},
+    {"GET", "/admin/events/*/waiting-room", tk_route_admin_room_get},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -68,11 +72,24 @@ static h2o_iovec_t route_path_of(h2o_req_t *req)
     return path;
 }
 
+/* path == pattern, where a '*' in pattern stands for one non-empty path segment */
+static int path_is(h2o_iovec_t path, const char *pattern)
+{
+    const char *star = strchr(pattern, '*');
+    if (star == NULL)
+        return h2o_memis(path.base, path.len, pattern, strlen(pattern));
+    size_t head = (size_t)(star - pattern), tail = strlen(star + 1);
+    if (path.len <= head + tail || memcmp(path.base, pattern, head) != 0 ||
+        memcmp(path.base + path.len - tail, star + 1, tail) != 0)
+        return 0;
+    return memchr(path.base + head, '/', path.len - head - tail) == NULL;
+}
+
 size_t tk_router_slot(h2o_req_t *req)
 {
     h2o_iovec_t path = route_path_of(req);
     for (size_t i = 0; i < NROUTES; ++i)
-        if (h2o_memis(path.base, path.len, routes[i].path, strlen(routes[i].path)) &&
+        if (path_is(path, routes[i].path) &&
             h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method)))
             return i;
     return TK_METRICS_ROUTES - 1;
@@ -91,7 +108,7 @@ int tk_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     char allow[64] = "";
     size_t allow_len = 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i) {
-        if (!h2o_memis(path.base, path.len, routes[i].path, strlen(routes[i].path)))
+        if (!path_is(path, routes[i].path))
             continue;
         if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
             tk_thread_t *thread = tk_thread_of(req);

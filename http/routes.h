@@ -7,6 +7,7 @@
 
 #include "engine/catalog.h"
 #include "engine/jsonw.h"
+#include <jansson.h>
 #include "http/server.h"
 
 int tk_route_events_list(h2o_req_t *req, tk_thread_t *thread);
@@ -24,6 +25,14 @@ int tk_route_openapi(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_storefront(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_docs_page(h2o_req_t *req, tk_thread_t *thread);
 int tk_route_admin_page(h2o_req_t *req, tk_thread_t *thread);
+/* the waiting room (http/routes_queue.c) */
+int tk_route_queue_join(h2o_req_t *req, tk_thread_t *thread);
+int tk_route_queue_poll(h2o_req_t *req, tk_thread_t *thread);
+int tk_route_admin_room_put(h2o_req_t *req, tk_thread_t *thread);
+int tk_route_admin_room_get(h2o_req_t *req, tk_thread_t *thread);
+/* 0 when a reservation for ev may go ahead (adm->ticket 0 when its room is not on); else answers 403 and returns -1 */
+struct st_tk_wr_admission_t;
+int tk_route_queue_gate(h2o_req_t *req, tk_thread_t *thread, const tk_event_t *ev, json_t *body, struct st_tk_wr_admission_t *adm);
 
 /* {"event": {...}, "ticket_types": [...]} with left[i] tickets left of ev->types[i] */
 void tk_render_event_detail(tk_jsonw_t *w, const tk_event_t *ev, const int64_t *left);

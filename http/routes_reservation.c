@@ -7,6 +7,7 @@
  */
 #include "engine/reservation.h"
 #include "engine/timefmt.h"
+#include "engine/waitroom_token.h"
 #include "http/jsonr.h"
 #include "http/lookup.h"
 #include "http/query.h"
@@ -135,6 +136,10 @@ static void on_reserved(redisReply *reply, void *data)
     case TK_RESERVE_INSUFFICIENT:
         respond_insufficient(req, result.type);
         break;
+    case TK_RESERVE_ADMISSION_USED:
+        tk_metrics_inc(&reserve->thread->metrics.wr_refusals);
+        tk_respond_error(req, 409, "Admission already used", "This admission already holds a reservation");
+        break;
     case TK_RESERVE_EMPTY:
     case TK_RESERVE_BAD_AMOUNT:
         tk_respond_error(req, 400, "Invalid ticket amount", "amount must be a whole number from 1");
@@ -184,6 +189,9 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
             return 0;
         }
     }
+    tk_wr_admission_t admission;
+    if (tk_route_queue_gate(req, thread, ev, body, &admission) != 0)
+        return 0;
     /* exact only for the first line: an earlier short line would be named first */
     if (tk_soldout_check(&thread->engine.soldout, ev->id, lines[0].type.base, lines[0].type.len, now)) {
         tk_metrics_inc(&thread->metrics.soldout_fast_path);
@@ -197,7 +205,8 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     memcpy(reserve->event, ev->id, sizeof(reserve->event));
     tk_uuid_v4_in_shard(reserve->rid, ev->id);
     if (tk_reservation_reserve(thread->engine.redis, ev, reserve->rid, (int64_t)thread->config->hold_seconds * 1000,
-                               thread->config->max_per_type, lines, nlines, &req->pool, on_reserved, op) != 0) {
+                               thread->config->max_per_type, lines, nlines, admission.ticket != 0 ? &admission : NULL, &req->pool,
+                               on_reserved, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
     }

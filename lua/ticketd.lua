@@ -54,6 +54,17 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:catalog:version  (outside the shards) the catalog version, INCR'd by whoever
               changes the catalog; never touched by these functions.
 
+  tk:{s}:wr   hash, the waiting rooms of the shard's events (section WAITING ROOM):
+                E:cfg   cjson {"en":0|1, "o":opens_ms, "r":per_minute, "a":admission_s,
+                               "seg":[[from_ms, base, per_minute], ...]} the admission line
+                E:seq   joins so far; a joiner's ticket is the value after its HINCRBY
+                E:pre   joins before the opening, frozen once at the opening
+                E:seed  hex seed of the opening shuffle, written once at the opening
+  tk:{s}:wa   hash, admission -> reservation: "E:ticket" -> R, the live hold of each
+              admission; the key expires with the last admission it serves.
+  tk:wr:rooms set of event ids that have a waiting room (one key of its own, read by
+              every process's room refresher; outside the shard layout).
+
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
 FUNCTIONS. KEYS are always tk:{s}:inv, res, dl, pay, ob, tx, gc, in that order.
@@ -83,6 +94,10 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  ticket uuids (it must equal sum(amount)) is checked only once
                  every business check has passed, so a refused request may carry
                  fewer uuids.
+                 With an eighth key tk:{s}:wa, ARGV ends with admission_until_ms and
+                 the admission "E:ticket": the hold is refused with
+                 {"ERR","admission_used"} (after "exists") while the admission's
+                 previous hold is PENDING, PAYING or COMPLETED.
   tk_get         ARGV R   (a PENDING hold at or past its deadline expires first)
                  -> {"OK", blob_json} | {"ERR","not_found"}
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
@@ -132,6 +147,27 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                     lag_ms: age of the oldest outbox entry not yet persisted (0: none)
                     (totals over all types first, then 5 entries per type in
                      E:types order; everything but the names is an integer)
+
+WAITING ROOM FUNCTIONS. KEYS is the one key tk:{s}:wr. They answer the room's
+state as a flat array of integers and one string (the shuffle seed):
+  STATE = enabled (0|1), opens_ms, per_minute, admission_s, joined, pre (-1 before
+          the opening), seed ("" before the opening), nseg, then nseg triples
+          from_ms, base, per_minute (the admission line, oldest first)
+  tk_wr_set   ARGV E, enabled, opens_ms, per_minute, admission_s
+              Stores the settings. Before the opening the line is replaced; after
+              it, a change applies WR_SCHEDULE_MS from now so that every process
+              knows it first. -> STATE
+  tk_wr_join  ARGV E, seed_hex
+              -> {"OFF", admission_s} when the event has no room or it is off
+               | {"JOIN", ticket, STATE...}
+  tk_wr_sync  ARGV E, seed_hex  (every process, every 200 ms, per room)
+              Opens the room when due and keeps the admission line from running
+              ahead of the queue. -> STATE | {} when the event has no room
+  Opening: the first call at or after the line's first instant freezes pre = the
+  joins so far and stores the seed it was given (HSET once, guarded by E:pre): one
+  owner decides the shuffle for everyone. Tickets 1..pre are then placed by the
+  seeded shuffle every process computes alike (engine/waitroom.c); later tickets
+  keep their arrival order behind them (place = ticket).
 ]]
 
 local EXPIRE_BATCH = 200 -- lazy expiry bound per call
@@ -383,10 +419,13 @@ local function tk_avail(keys, args)
     return out
 end
 
+local waitroom = {} -- admission checks for tk_reserve; filled in by the WAITING ROOM section
+
 -- tk_reserve holds tickets of one or more types of an event, all of them or
 -- none. The checks run in the order the HTTP contract gives its errors:
 -- malformed amounts, then the event, then the types, the limit and the stock.
 local function tk_reserve(keys, args)
+    local adm = waitroom.take_admission(keys, args)
     local s = keys_shard(keys)
     if not s then
         return bad_call(BAD_KEYS)
@@ -437,6 +476,10 @@ local function tk_reserve(keys, args)
     end
     if redis.call('HEXISTS', keys[2], rid) == 1 then
         return { 'ERR', 'exists' }
+    end
+    local used = adm and waitroom.check_admission(keys, s, adm)
+    if used then
+        return used
     end
 
     local fields = {}
@@ -494,6 +537,9 @@ local function tk_reserve(keys, args)
     redis.call('HSET', keys[2], rid, cjson.encode(rec))
     redis.call('ZADD', keys[3], until_ms, rid)
     outbox(keys, rid, rec)
+    if adm then
+        waitroom.bind_admission(adm, rid)
+    end
     return { 'OK', now, until_ms }
 end
 
@@ -837,6 +883,209 @@ local function tk_stats(keys, args)
     return out
 end
 
+--[[ WAITING ROOM
+A room hands out places in the queue and admits them at a rate. The admission line
+L(t), the number of places admitted by instant t, is a list of segments
+{from_ms, base, per_minute}: from from_ms on, L(t) = base + floor((t - from_ms) *
+per_minute / 60000). Every process computes L(t) itself from the segments it
+refreshes every 200 ms; a segment is only ever added WR_SCHEDULE_MS ahead of the
+instant it applies, so all processes agree on L at every instant, and L never
+decreases. When the line runs ahead of the queue (nobody left to admit), it is
+frozen (a segment with per_minute 0) so that idle minutes do not bank a burst of
+admissions; it resumes once someone waits again.
+]]
+local WR_SCHEDULE_MS = 1000
+local WR_MAX_SEGMENTS = 32
+local WR_ROOM_KEY = '^tk:{([0-9a-f][0-9a-f][0-9a-f][0-9a-f])}:wr$'
+
+local function wr_line(seg, t)
+    local cur
+    for _, sg in ipairs(seg) do
+        if sg[1] > t then
+            break
+        end
+        cur = sg
+    end
+    if not cur then
+        return 0
+    end
+    return cur[2] + math.floor((t - cur[1]) * cur[3] / 60000)
+end
+
+local function wr_append(seg, at, rate)
+    local base = wr_line(seg, at)
+    seg[#seg + 1] = { at, base, rate }
+    while #seg > WR_MAX_SEGMENTS do
+        table.remove(seg, 1)
+    end
+    return base
+end
+
+local function wr_load(keys, e)
+    if #keys ~= 1 or type(e) ~= 'string' then
+        return nil
+    end
+    local s = string.match(keys[1], WR_ROOM_KEY)
+    if not s or not in_shard(e, s) then
+        return nil
+    end
+    local blob = redis.call('HGET', keys[1], e .. ':cfg')
+    return blob and cjson.decode(blob) or false
+end
+
+local function wr_state(keys, e, cfg)
+    local vals = redis.call('HMGET', keys[1], e .. ':seq', e .. ':pre', e .. ':seed')
+    local out = { cfg.en, cfg.o, cfg.r, cfg.a, tonumber(vals[1]) or 0, tonumber(vals[2]) or -1, vals[3] or '', #cfg.seg }
+    for _, sg in ipairs(cfg.seg) do
+        out[#out + 1] = sg[1]
+        out[#out + 1] = sg[2]
+        out[#out + 1] = sg[3]
+    end
+    return out
+end
+
+-- wr_open_if_due freezes the pre-opening crowd and its shuffle seed, once.
+local function wr_open_if_due(keys, e, cfg, now, seed)
+    if cfg.en ~= 1 or now < cfg.seg[1][1] or redis.call('HEXISTS', keys[1], e .. ':pre') == 1 then
+        return
+    end
+    redis.call('HSET', keys[1], e .. ':pre', redis.call('HGET', keys[1], e .. ':seq') or 0, e .. ':seed', seed)
+end
+
+-- wr_schedule keeps the line from banking admissions nobody can use, and forgets
+-- segments superseded longer ago than any admission they granted can live.
+-- Returns whether cfg changed.
+local function wr_schedule(keys, e, cfg, now)
+    local seg = cfg.seg
+    local last = seg[#seg]
+    if cfg.en ~= 1 or last[1] > now then
+        return false
+    end
+    local changed = false
+    while #seg >= 2 and seg[2][1] <= now - (cfg.a * 1000 + 60000) do
+        table.remove(seg, 1)
+        changed = true
+    end
+    local joined = tonumber(redis.call('HGET', keys[1], e .. ':seq')) or 0
+    local at = now + WR_SCHEDULE_MS
+    if last[3] > 0 and wr_line(seg, at) > joined then
+        wr_append(seg, at, 0)
+        changed = true
+    elseif last[3] == 0 and last[2] < joined then
+        wr_append(seg, at, cfg.r)
+        changed = true
+    end
+    return changed
+end
+
+local function wr_save(keys, e, cfg)
+    redis.call('HSET', keys[1], e .. ':cfg', cjson.encode(cfg))
+end
+
+local function tk_wr_set(keys, args)
+    local e = args[1]
+    local cfg = wr_load(keys, e)
+    local en, opens, rate, adm = parse_int(args[2], 0), parse_int(args[3], 0), parse_int(args[4], 1), parse_int(args[5], 1)
+    if cfg == nil or not en or en > 1 or not opens or not rate or not adm then
+        return bad_call('tk_wr_set E enabled opens_ms per_minute admission_s')
+    end
+    local now = now_ms()
+    if not cfg or cfg.seg[1][1] > now + WR_SCHEDULE_MS then
+        -- not open yet, and not about to: the line simply starts at the new opening
+        -- (or now, for an opening in the past: no admissions are banked before it)
+        cfg = { seg = { { math.max(opens, now), 0, rate } } }
+    else
+        -- open: the change applies after every pending one and WR_SCHEDULE_MS from now
+        local seg = cfg.seg
+        local at = math.max(now + WR_SCHEDULE_MS, seg[#seg][1] + 1)
+        if opens > at then
+            local base = wr_append(seg, at, 0) -- paused until the new opening
+            seg[#seg + 1] = { opens, base, rate }
+        else
+            wr_append(seg, at, rate)
+        end
+    end
+    cfg.en, cfg.o, cfg.r, cfg.a = en, opens, rate, adm
+    wr_save(keys, e, cfg)
+    return wr_state(keys, e, cfg)
+end
+
+local function tk_wr_sync(keys, args)
+    local e, seed = args[1], args[2]
+    local cfg = wr_load(keys, e)
+    if cfg == nil or type(seed) ~= 'string' then
+        return bad_call('tk_wr_sync E seed_hex')
+    end
+    if not cfg then
+        return {}
+    end
+    local now = now_ms()
+    wr_open_if_due(keys, e, cfg, now, seed)
+    if wr_schedule(keys, e, cfg, now) then
+        wr_save(keys, e, cfg)
+    end
+    return wr_state(keys, e, cfg)
+end
+
+local function tk_wr_join(keys, args)
+    local e, seed = args[1], args[2]
+    local cfg = wr_load(keys, e)
+    if cfg == nil or type(seed) ~= 'string' then
+        return bad_call('tk_wr_join E seed_hex')
+    end
+    if not cfg or cfg.en ~= 1 then
+        return { 'OFF', cfg and cfg.a or 600 }
+    end
+    local now = now_ms()
+    wr_open_if_due(keys, e, cfg, now, seed)
+    local ticket = redis.call('HINCRBY', keys[1], e .. ':seq', 1)
+    if wr_schedule(keys, e, cfg, now) then
+        wr_save(keys, e, cfg)
+    end
+    local out = { 'JOIN', ticket }
+    for _, v in ipairs(wr_state(keys, e, cfg)) do
+        out[#out + 1] = v
+    end
+    return out
+end
+
+-- take_admission removes tk_reserve's optional eighth key and the two trailing
+-- arguments that go with it, so the rest of tk_reserve sees its usual call.
+function waitroom.take_admission(keys, args)
+    if #keys ~= 8 then
+        return nil
+    end
+    local key = table.remove(keys)
+    local id = table.remove(args)
+    local until_ms = table.remove(args)
+    return { key = key, id = id, until_ms = parse_int(until_ms, 0) }
+end
+
+-- check_admission refuses a hold while the admission's previous hold is live or
+-- paid. A previous hold that already left Redis (finished and persisted a grace
+-- period ago) counts as used: it may have been paid.
+function waitroom.check_admission(keys, s, adm)
+    if adm.key ~= 'tk:{' .. s .. '}:wa' or type(adm.id) ~= 'string' or not in_shard(adm.id, s) or not adm.until_ms then
+        return bad_call('tk_reserve admission: key tk:{s}:wa, ARGV ... until_ms E:ticket')
+    end
+    local prev = redis.call('HGET', adm.key, adm.id)
+    if not prev then
+        return nil
+    end
+    local rec = load_live(keys, prev)
+    if not rec or rec.st ~= 'CANCELLED' then
+        return { 'ERR', 'admission_used' }
+    end
+    return nil
+end
+
+function waitroom.bind_admission(adm, rid)
+    redis.call('HSET', adm.key, adm.id, rid)
+    if redis.call('PEXPIRETIME', adm.key) < adm.until_ms then
+        redis.call('PEXPIREAT', adm.key, adm.until_ms)
+    end
+end
+
 redis.register_function { function_name = 'tk_event_init', callback = tk_event_init, flags = {} }
 redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = {} }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
@@ -851,3 +1100,6 @@ redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = {
 redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
 redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = {} }
+redis.register_function { function_name = 'tk_wr_set', callback = tk_wr_set, flags = {} }
+redis.register_function { function_name = 'tk_wr_join', callback = tk_wr_join, flags = {} }
+redis.register_function { function_name = 'tk_wr_sync', callback = tk_wr_sync, flags = {} }

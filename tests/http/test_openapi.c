@@ -51,6 +51,10 @@ static const op_t api_routes[] = {
     {"GET", "/"},
     {"GET", "/docs"},
     {"GET", "/openapi.yaml"},
+    {"POST", "/events/queue/"},
+    {"GET", "/events/queue/"},
+    {"PUT", "/admin/events/{event_id}/waiting-room"},
+    {"GET", "/admin/events/{event_id}/waiting-room"},
     {"GET", "/admin/"},
 };
 
@@ -130,6 +134,14 @@ static void parse_document(void)
 /* a documented path names a router path: the same, or with one trailing slash more */
 static int same_route(const char *doc_path, const char *router_path)
 {
+    /* a router '*' stands for one path parameter of the document, "{name}" */
+    const char *star = strchr(router_path, '*');
+    if (star != NULL) {
+        size_t head = (size_t)(star - router_path);
+        const char *close = strchr(doc_path, '}');
+        return strncmp(doc_path, router_path, head) == 0 && doc_path[head] == '{' && close != NULL &&
+               same_route(close + 1, star + 1);
+    }
     size_t n = strlen(router_path);
     return strncmp(doc_path, router_path, n) == 0 && (doc_path[n] == '\0' || strcmp(doc_path + n, "/") == 0);
 }
