@@ -22,6 +22,7 @@ typedef struct st_tk_metrics_t {
     uint64_t latency_sum_us[TK_METRICS_ROUTES];
     uint64_t holds_created, holds_cancelled, holds_expired, payments_completed, payments_failed, soldout_fast_path;
     uint64_t overload_refusals;
+    uint64_t fairuse_refusals; /* holds refused with 429 (engine/fairuse.h) */
     /* read from the thread's Redis connection on scrape */
     const struct st_tk_redis_t *redis;
 } __attribute__((aligned(64))) tk_metrics_t;
@@ -39,6 +40,10 @@ void tk_metrics_set_config_warning(tk_config_warning_t which, int on);
 void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms);
 /* the last outbox depth the writer measured (-1 before the first measurement) */
 int64_t tk_metrics_outbox_depth(void);
+/* shards whose outbox is at or over TICKETD_OUTBOX_PAUSE (new holds there get 503) */
+void tk_metrics_set_paused_shards(int64_t n);
+/* Redis' used_memory and maxmemory (0: no limit), as the writer last read them */
+void tk_metrics_set_redis_memory(int64_t used, int64_t max);
 
 /* Renders the Prometheus text format into a heap buffer (free it); *len gets its length. */
 char *tk_metrics_render(size_t *len);
