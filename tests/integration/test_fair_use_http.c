@@ -28,6 +28,7 @@
     "{\"error\":\"Too many holds\",\"message\":\"This client holds too many reservations or asks too fast; try again shortly\"}"
 
 static tk_test_server_t limits, rate, proxy, pause_server;
+static char maxmemory_before[32] = "0"; /* the test Redis' own limit, put back after the maxmemory test */
 
 /* ---- a keep-alive HTTP/1.1 connection ---------------------------------------------------- */
 
@@ -304,13 +305,18 @@ static void start_pause(void)
     const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_CLIENT_MAX_HOLDS=0", "TICKETD_CLIENT_HOLD_RATE=0",
                          "TICKETD_OUTBOX_PAUSE=3", NULL};
     ck_assert_int_eq(tk_test_server_start(&pause_server, env, NULL), 0);
+    redisReply *r = redis_cmd("CONFIG GET maxmemory");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        snprintf(maxmemory_before, sizeof(maxmemory_before), "%s", r->element[1]->str);
+    freeReplyObject(r);
 }
 
 static void stop_pause(void)
 {
     tk_test_services("start-postgres");
-    redisReply *r = redis_cmd("CONFIG SET maxmemory 0");
-    freeReplyObject(r);
+    char restore[64];
+    snprintf(restore, sizeof(restore), "CONFIG SET maxmemory %s", maxmemory_before);
+    freeReplyObject(redis_cmd(restore));
     tk_test_server_stop(&pause_server);
 }
 
@@ -376,7 +382,9 @@ START_TEST(redis_at_maxmemory_makes_writes_503_not_500)
     j = tk_api_call(&pause_server, "PUT", "/events/reservation/", TK_JSON_HEADER, body, &status);
     ck_assert_int_eq(status, 503);
     json_decref(j);
-    freeReplyObject(redis_cmd("CONFIG SET maxmemory 0"));
+    char restore[64];
+    snprintf(restore, sizeof(restore), "CONFIG SET maxmemory %s", maxmemory_before);
+    freeReplyObject(redis_cmd(restore));
     ck_assert_int_eq(hold(&pause_server, event, NULL, NULL, NULL), 201);
 }
 END_TEST
