@@ -28,6 +28,10 @@ static const struct {
     [TK_SET_PAYMENT_LATENCY_MS] = {"TICKETD_PAYMENT_LATENCY_MS", "200"},
     [TK_SET_LOG_LEVEL] = {"TICKETD_LOG_LEVEL", "info"},
     [TK_SET_MAX_INFLIGHT] = {"TICKETD_MAX_INFLIGHT", "4096"},
+    [TK_SET_CLIENT_MAX_HOLDS] = {"TICKETD_CLIENT_MAX_HOLDS", "20"},
+    [TK_SET_CLIENT_HOLD_RATE] = {"TICKETD_CLIENT_HOLD_RATE", "10"},
+    [TK_SET_TRUSTED_PROXIES] = {"TICKETD_TRUSTED_PROXIES", NULL},
+    [TK_SET_OUTBOX_PAUSE] = {"TICKETD_OUTBOX_PAUSE", "200000"},
 };
 
 const char *tk_setting_name(tk_setting_t setting)
@@ -122,6 +126,21 @@ static const char *lookup(tk_config_t *cfg, tk_setting_t setting, tk_getenv_fn g
     return settings[setting].default_value;
 }
 
+/* TICKETD_TRUSTED_PROXIES: "10.0.0.1, 10.1.0.0/16, ::1" */
+static int parse_proxies(tk_config_t *cfg, const char *list)
+{
+    for (const char *p = list; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (cfg->ntrusted_proxies == TK_TRUSTED_PROXIES_MAX ||
+            tk_netaddr_parse_range(p, len, &cfg->trusted_proxies[cfg->ntrusted_proxies++]) != 0)
+            return -1;
+        p += len;
+        if (*p == ',')
+            ++p;
+    }
+    return cfg->ntrusted_proxies != 0 ? 0 : -1;
+}
+
 #define FAIL(...)                                                                                                                  \
     do {                                                                                                                           \
         snprintf(err, errsize, __VA_ARGS__);                                                                                       \
@@ -190,6 +209,18 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     v = lookup(cfg, TK_SET_MAX_INFLIGHT, getenv_fn, ctx);
     if (parse_int_in_range(v, 1, 1000000, &cfg->max_inflight) != 0)
         FAIL("TICKETD_MAX_INFLIGHT: '%s' is not a whole number from 1 to 1000000", v);
+    v = lookup(cfg, TK_SET_CLIENT_MAX_HOLDS, getenv_fn, ctx);
+    if (parse_int_in_range(v, 0, 1000000, &cfg->client_max_holds) != 0)
+        FAIL("TICKETD_CLIENT_MAX_HOLDS: '%s' is not a whole number from 0 (no limit) to 1000000", v);
+    v = lookup(cfg, TK_SET_CLIENT_HOLD_RATE, getenv_fn, ctx);
+    if (parse_int_in_range(v, 0, 100000, &cfg->client_hold_rate) != 0)
+        FAIL("TICKETD_CLIENT_HOLD_RATE: '%s' is not a whole number of requests per second from 0 (no limit) to 100000", v);
+    if ((v = lookup(cfg, TK_SET_TRUSTED_PROXIES, getenv_fn, ctx)) != NULL && parse_proxies(cfg, v) != 0)
+        FAIL("TICKETD_TRUSTED_PROXIES: '%s' is not a comma-separated list of at most %d addresses or CIDR ranges", v,
+             TK_TRUSTED_PROXIES_MAX);
+    v = lookup(cfg, TK_SET_OUTBOX_PAUSE, getenv_fn, ctx);
+    if (parse_int_in_range(v, 0, 100000000, &cfg->outbox_pause) != 0)
+        FAIL("TICKETD_OUTBOX_PAUSE: '%s' is not a whole number of outbox entries from 0 (never pause) to 100000000", v);
     return 0;
 }
 
@@ -277,6 +308,26 @@ void tk_config_print(const tk_config_t *cfg, FILE *out)
             break;
         case TK_SET_MAX_INFLIGHT:
             snprintf(value, sizeof(value), "%d", cfg->max_inflight);
+            break;
+        case TK_SET_CLIENT_MAX_HOLDS:
+            snprintf(value, sizeof(value), "%d%s", cfg->client_max_holds, cfg->client_max_holds == 0 ? " (no limit)" : "");
+            break;
+        case TK_SET_CLIENT_HOLD_RATE:
+            snprintf(value, sizeof(value), "%d%s", cfg->client_hold_rate,
+                     cfg->client_hold_rate == 0 ? " (no limit)" : " per second");
+            break;
+        case TK_SET_TRUSTED_PROXIES: {
+            size_t n = (size_t)snprintf(value, sizeof(value), "%s", cfg->ntrusted_proxies == 0 ? "(none)" : "");
+            for (size_t j = 0; j < cfg->ntrusted_proxies && n + 64 < sizeof(value); ++j) {
+                if (j != 0)
+                    value[n++] = ',';
+                n += tk_netaddr_format(&cfg->trusted_proxies[j], value + n, sizeof(value) - n);
+            }
+            break;
+        }
+        case TK_SET_OUTBOX_PAUSE:
+            snprintf(value, sizeof(value), "%d%s", cfg->outbox_pause,
+                     cfg->outbox_pause == 0 ? " (never pause)" : " entries per shard");
             break;
         case TK_SET__COUNT:
             break;

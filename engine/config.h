@@ -9,6 +9,7 @@
 #define TK_CONFIG_H
 
 #include "engine/log.h"
+#include "engine/netaddr.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #define TK_SECRET_MIN_LEN 32
 #define TK_ADMIN_TOKEN_MIN_LEN 32
 #define TK_BODY_MAX (64 * 1024)
+#define TK_TRUSTED_PROXIES_MAX 32
 
 typedef enum en_tk_env_t { TK_ENV_PRODUCTION = 0, TK_ENV_DEVELOPMENT } tk_env_t;
 typedef enum en_tk_source_t { TK_SOURCE_DEFAULT = 0, TK_SOURCE_ENVIRONMENT, TK_SOURCE_GENERATED } tk_source_t;
@@ -34,6 +36,10 @@ typedef enum en_tk_setting_t {
     TK_SET_PAYMENT_LATENCY_MS,
     TK_SET_LOG_LEVEL,
     TK_SET_MAX_INFLIGHT,
+    TK_SET_CLIENT_MAX_HOLDS,
+    TK_SET_CLIENT_HOLD_RATE,
+    TK_SET_TRUSTED_PROXIES,
+    TK_SET_OUTBOX_PAUSE,
     TK_SET__COUNT
 } tk_setting_t;
 
@@ -61,6 +67,12 @@ typedef struct st_tk_config_t {
     int payment_latency_ms;
     tk_log_level_t log_level;
     int max_inflight; /* Redis commands in flight per loop before writes get 503 */
+    /* fair use (API.md "Fair use"; 0 = off) and backpressure */
+    int client_max_holds;                                 /* live holds per client, per shard */
+    int client_hold_rate;                                 /* hold requests per second per client (bursts of twice that) */
+    tk_netaddr_t trusted_proxies[TK_TRUSTED_PROXIES_MAX]; /* whose X-Forwarded-For is believed */
+    size_t ntrusted_proxies;
+    int outbox_pause; /* unpersisted outbox entries of a shard that pause its new holds */
     tk_source_t source[TK_SET__COUNT];
 } tk_config_t;
 

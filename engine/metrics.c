@@ -23,7 +23,7 @@ static tk_metrics_t *registry[TK_METRICS_MAX_THREADS];
 static size_t registered;
 static char route_names[TK_METRICS_ROUTES][64];
 static int config_warnings[TK_WARN__COUNT];
-static int64_t outbox_depth = -1, outbox_lag_ms = -1;
+static int64_t outbox_depth = -1, outbox_lag_ms = -1, paused_shards = -1, redis_used = -1, redis_max = -1;
 static tk_writer_counts_t writer_counts;
 
 void tk_metrics_set_route_name(size_t slot, const char *method, const char *path)
@@ -90,6 +90,17 @@ void tk_metrics_set_writer(const tk_writer_counts_t *counts)
 int64_t tk_metrics_outbox_depth(void)
 {
     return __atomic_load_n(&outbox_depth, __ATOMIC_RELAXED);
+}
+
+void tk_metrics_set_paused_shards(int64_t n)
+{
+    __atomic_store_n(&paused_shards, n, __ATOMIC_RELAXED);
+}
+
+void tk_metrics_set_redis_memory(int64_t used, int64_t max)
+{
+    __atomic_store_n(&redis_used, used, __ATOMIC_RELAXED);
+    __atomic_store_n(&redis_max, max, __ATOMIC_RELAXED);
 }
 
 typedef struct st_tk_text_t {
@@ -199,6 +210,8 @@ char *tk_metrics_render(size_t *len)
                  SUM(m->soldout_fast_path));
     emit_counter(t, "ticketd_overload_refusals_total", "Writes refused with 503 because a queue was full or the server draining.",
                  SUM(m->overload_refusals));
+    emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with 429: the client was over a fair-use limit.",
+                 SUM(m->fairuse_refusals));
 
     emit_counter(t, "ticketd_waitroom_joins_total", "Waiting-room joins answered.", SUM(m->wr_joins));
     emit_counter(t, "ticketd_waitroom_polls_total", "Waiting-room polls (answered without Redis).", SUM(m->wr_polls));
@@ -241,6 +254,24 @@ char *tk_metrics_render(size_t *len)
              "# TYPE ticketd_persistence_lag_seconds gauge\nticketd_persistence_lag_seconds %.3f\n",
              (double)lag / 1000.0);
     }
+    int64_t paused = __atomic_load_n(&paused_shards, __ATOMIC_RELAXED);
+    if (paused >= 0)
+        emit(t,
+             "# HELP ticketd_paused_shards Shards whose unpersisted outbox is at TICKETD_OUTBOX_PAUSE: their new holds get 503.\n"
+             "# TYPE ticketd_paused_shards gauge\nticketd_paused_shards %" PRId64 "\n",
+             paused);
+    int64_t used = __atomic_load_n(&redis_used, __ATOMIC_RELAXED), max = __atomic_load_n(&redis_max, __ATOMIC_RELAXED);
+    if (used >= 0)
+        emit(t,
+             "# HELP ticketd_redis_memory_used_bytes Redis used_memory.\n# TYPE ticketd_redis_memory_used_bytes gauge\n"
+             "ticketd_redis_memory_used_bytes %" PRId64 "\n",
+             used);
+    if (max >= 0)
+        emit(
+            t,
+            "# HELP ticketd_redis_maxmemory_bytes Redis maxmemory (0: none; at the limit Redis refuses writes and holds get 503).\n"
+            "# TYPE ticketd_redis_maxmemory_bytes gauge\nticketd_redis_maxmemory_bytes %" PRId64 "\n",
+            max);
     emit(t, "# HELP ticketd_config_warning 1 when a production durability check warns.\n"
             "# TYPE ticketd_config_warning gauge\n");
     for (int i = 0; i < TK_WARN__COUNT; ++i)

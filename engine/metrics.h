@@ -23,6 +23,7 @@ typedef struct st_tk_metrics_t {
     uint64_t holds_created, holds_cancelled, holds_expired, payments_completed, payments_failed, soldout_fast_path;
     uint64_t overload_refusals;
     uint64_t wr_joins, wr_polls, wr_admissions, wr_refusals; /* waiting room */
+    uint64_t fairuse_refusals; /* holds refused with 429 (engine/fairuse.h) */
     /* read from the thread's Redis connection on scrape */
     const struct st_tk_redis_t *redis;
 } __attribute__((aligned(64))) tk_metrics_t;
@@ -46,6 +47,10 @@ typedef struct st_tk_writer_counts_t {
 void tk_metrics_set_writer(const tk_writer_counts_t *counts);
 /* the last outbox depth the writer measured (-1 before the first measurement) */
 int64_t tk_metrics_outbox_depth(void);
+/* shards whose outbox is at or over TICKETD_OUTBOX_PAUSE (new holds there get 503) */
+void tk_metrics_set_paused_shards(int64_t n);
+/* Redis' used_memory and maxmemory (0: no limit), as the writer last read them */
+void tk_metrics_set_redis_memory(int64_t used, int64_t max);
 
 /* Renders the Prometheus text format into a heap buffer (free it); *len gets its length. */
 char *tk_metrics_render(size_t *len);

@@ -19,22 +19,31 @@ static h2o_iovec_t number_in_pool(h2o_mem_pool_t *pool, int64_t v)
 }
 
 int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
-                           const tk_reserve_line_t *lines, size_t nlines, const struct st_tk_wr_admission_t *admission,
-                           h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
+                           const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
+                           const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
 {
     enum { FIXED = TK_FCALL_PREFIX_LEN + 5 };
     size_t ntickets = 0;
     for (size_t i = 0; i < nlines; ++i)
         ntickets += (size_t)lines[i].amount;
-    size_t argc = FIXED + 2 * nlines + ntickets + (admission != NULL ? 3 : 0);
+    size_t argc = FIXED + 2 * nlines + ntickets + (fair != NULL ? TK_FAIRUSE_EXTRA : 0) + (admission != NULL ? 3 : 0);
     const char **argv = h2o_mem_alloc_pool(pool, sizeof(*argv) * argc);
     size_t *argvlen = h2o_mem_alloc_pool(pool, sizeof(*argvlen) * argc);
     tk_shard_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
     tk_shard_keys(rid, keys);
 
     size_t k = (size_t)tk_fcall_prefix("tk_reserve", keys, argv, argvlen);
+    /* the optional keys follow the shard's seven: tk:{s}:rt (fair use), then tk:{s}:wa
+     * (the admission); the fair-use arguments lead ARGV, the admission's end it */
+    static const char *numkeys[] = {"7", "8", "9"};
+    int extra_keys = (fair != NULL) + (admission != NULL);
+    argv[2] = numkeys[extra_keys], argvlen[2] = 1;
+    if (fair != NULL)
+        k = tk_fairuse_key(fair, rid, argv, argvlen, k);
     if (admission != NULL)
         k = tk_waitroom_admission_key(admission, pool, argv, argvlen, k);
+    if (fair != NULL)
+        k = tk_fairuse_args(fair, argv, argvlen, k);
     h2o_iovec_t fixed[] = {h2o_iovec_init(ev->id, TK_UUID_LEN), h2o_iovec_init(rid, TK_UUID_LEN), number_in_pool(pool, hold_ms),
                            number_in_pool(pool, max_per_type), number_in_pool(pool, (int64_t)nlines)};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i, ++k) {

@@ -8,6 +8,7 @@
 #define TK_RESERVATION_H
 
 #include "engine/catalog.h"
+#include "engine/fairuse.h"
 #include "engine/redis_conn.h"
 
 #include <h2o.h>
@@ -47,12 +48,14 @@ typedef enum en_tk_cancel_outcome_t {
 } tk_cancel_outcome_t;
 
 /* Holds lines (merged, in request order) of ev under reservation id rid; mints one
- * ticket id per ticket from pool memory. admission: the waiting-room admission the hold
- * uses (one live hold each), NULL when the event's room is not on. */
+ * ticket id per ticket from pool memory. fair (NULL: none) adds the client's limits and
+ * the shard's pause (engine/fairuse.h); it must live until the reply. admission: the
+ * waiting-room admission the hold uses (one live hold each), NULL when the event's room
+ * is not on. */
 struct st_tk_wr_admission_t;
 int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
-                           const tk_reserve_line_t *lines, size_t nlines, const struct st_tk_wr_admission_t *admission,
-                           h2o_mem_pool_t *pool, tk_redis_cb cb, void *data);
+                           const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
+                           const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data);
 void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *out);
 int tk_reservation_get(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data);
 /* 1 and the reservation's JSON blob; 0 when not found; -1 on a failed call */

@@ -168,7 +168,6 @@ size_t tk_waitroom_admission_key(const tk_wr_admission_t *adm, h2o_mem_pool_t *p
 {
     tk_waitroom_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
     tk_waitroom_keys(adm->event, keys);
-    argv[2] = "8", argvlen[2] = 1;
     argv[k] = keys->wa, argvlen[k] = strlen(keys->wa);
     return k + 1;
 }

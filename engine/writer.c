@@ -14,6 +14,7 @@
 #include "engine/log.h"
 #include "engine/metrics.h"
 #include "engine/persist.h"
+#include "engine/redis_sync.h"
 #include "engine/timefmt.h"
 #include "engine/worker.h"
 
@@ -52,6 +53,7 @@ typedef struct st_tk_writer_t {
     size_t ngrouped;
     int pending_mode; /* re-read our own pending entries before new ones */
     int64_t last_claim_ms, last_gauge_ms;
+    redisContext *gauge; /* measure_outbox's own connection: it needs Redis only */
     tk_batch_entry_t *batch;
     size_t nbatch;
 } tk_writer_t;
@@ -97,25 +99,37 @@ static void claim_abandoned(tk_writer_t *w)
     }
 }
 
-/* Publishes the outbox depth and the age of its oldest entry over every shard, for
- * /metrics: two pipelined reads per shard, once a second. */
-static void measure_outbox(tk_writer_t *w)
+/* Publishes, for /metrics, the outbox depth and the age of its oldest entry over every
+ * shard of the catalog, the shards paused by TICKETD_OUTBOX_PAUSE, and Redis' memory:
+ * pipelined reads once a second on a Redis connection of its own, so the figures stay
+ * true while PostgreSQL is away (that is when the outbox grows). */
+static void measure_outbox(tk_writer_t *w, const tk_catalog_t *catalog)
 {
-    int64_t depth = 0, oldest_ms = 0, now = tk_time_now_ms();
-    for (size_t i = 0; i < w->ngrouped; ++i) {
-        tk_shard_keys_t keys;
-        tk_shard_keys(w->grouped[i], &keys);
-        redisAppendCommand(w->conn.redis, "XLEN %s", keys.names[TK_KEY_OB]);
-        redisAppendCommand(w->conn.redis, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
+    char err[256];
+    if (w->gauge != NULL && w->gauge->err) {
+        redisFree(w->gauge);
+        w->gauge = NULL;
     }
-    for (size_t i = 0; i < w->ngrouped; ++i) {
+    if (w->gauge == NULL && (w->gauge = tk_redis_sync_connect(&writer_config->redis, 1000, err, sizeof(err))) == NULL)
+        return;
+    int64_t depth = 0, oldest_ms = 0, paused = 0, now = tk_time_now_ms();
+    for (size_t i = 0; i < catalog->nshards; ++i) {
+        tk_shard_keys_t keys;
+        tk_shard_keys(catalog->shards[i], &keys);
+        redisAppendCommand(w->gauge, "XLEN %s", keys.names[TK_KEY_OB]);
+        redisAppendCommand(w->gauge, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
+    }
+    redisAppendCommand(w->gauge, "INFO memory");
+    for (size_t i = 0; i < catalog->nshards; ++i) {
         redisReply *len = NULL, *first = NULL;
-        if (redisGetReply(w->conn.redis, (void **)&len) != REDIS_OK || redisGetReply(w->conn.redis, (void **)&first) != REDIS_OK) {
+        if (redisGetReply(w->gauge, (void **)&len) != REDIS_OK || redisGetReply(w->gauge, (void **)&first) != REDIS_OK) {
             freeReplyObject(len);
-            return;
+            return; /* the connection is broken (err is set): remade next time */
         }
-        if (len->type == REDIS_REPLY_INTEGER)
+        if (len->type == REDIS_REPLY_INTEGER) {
             depth += len->integer;
+            paused += writer_config->outbox_pause != 0 && len->integer >= writer_config->outbox_pause;
+        }
         if (first->type == REDIS_REPLY_ARRAY && first->elements == 1 && first->element[0]->element[0]->type == REDIS_REPLY_STRING) {
             int64_t ts = strtoll(first->element[0]->element[0]->str, NULL, 10);
             if (oldest_ms == 0 || ts < oldest_ms)
@@ -124,7 +138,17 @@ static void measure_outbox(tk_writer_t *w)
         freeReplyObject(len);
         freeReplyObject(first);
     }
+    redisReply *info = NULL;
+    if (redisGetReply(w->gauge, (void **)&info) != REDIS_OK)
+        return;
+    if (info->type == REDIS_REPLY_STRING) {
+        const char *used = strstr(info->str, "\r\nused_memory:"), *max = strstr(info->str, "\r\nmaxmemory:");
+        tk_metrics_set_redis_memory(used != NULL ? strtoll(used + 14, NULL, 10) : -1,
+                                    max != NULL ? strtoll(max + 12, NULL, 10) : -1);
+    }
+    freeReplyObject(info);
     tk_metrics_set_outbox(depth, oldest_ms == 0 || oldest_ms > now ? 0 : now - oldest_ms);
+    tk_metrics_set_paused_shards(paused);
 }
 
 static void clear_batch(tk_writer_t *w)
@@ -333,6 +357,11 @@ static void *writer_main(void *arg)
     w->pending_mode = 1;
 
     while (!should_stop(idle)) {
+        tk_catalog_t *measured = tk_catalog_current(&w->catalog);
+        if (measured != NULL && tk_time_mono_ms() - w->last_gauge_ms >= GAUGE_EVERY_MS) {
+            measure_outbox(w, measured);
+            w->last_gauge_ms = tk_time_mono_ms();
+        }
         if (tk_worker_conn_ensure(&w->conn, err, sizeof(err)) != 0) {
             if (!failing++)
                 tk_log_warn("writer", "cannot reach the stores, the outbox waits in Redis: %s", err);
@@ -352,10 +381,6 @@ static void *writer_main(void *arg)
         if (now - w->last_claim_ms >= CLAIM_EVERY_MS) {
             claim_abandoned(w);
             w->last_claim_ms = now;
-        }
-        if (now - w->last_gauge_ms >= GAUGE_EVERY_MS) {
-            measure_outbox(w);
-            w->last_gauge_ms = now;
         }
         if (read_entries(w) != 0) {
             clear_batch(w);
@@ -393,6 +418,8 @@ static void *writer_main(void *arg)
     }
     tk_catalog_cache_dispose(&w->catalog);
     tk_worker_conn_dispose(&w->conn);
+    if (w->gauge != NULL)
+        redisFree(w->gauge);
     free(w->batch);
     free(w);
     return NULL;

@@ -11,10 +11,10 @@
 #include <string.h>
 
 /* Admission control for routes that change state. Their work queues are bounded: when
- * this thread's Redis pipeline (TICKETD_MAX_INFLIGHT) or the process's unpersisted outbox is past its limit,
- * or the server is draining for shutdown, they get 503 + Retry-After at once instead of
- * joining a queue that only grows. Reads are always admitted. */
-#define OUTBOX_LIMIT 1000000 /* outbox entries waiting for PostgreSQL, all shards */
+ * this thread's Redis pipeline (TICKETD_MAX_INFLIGHT) is past its limit, or the server is
+ * draining for shutdown, they get 503 + Retry-After at once instead of joining a queue
+ * that only grows. Reads are always admitted. (A shard whose unpersisted outbox is over
+ * TICKETD_OUTBOX_PAUSE is paused by tk_reserve itself, for that shard only.) */
 
 static int admit(h2o_req_t *req, tk_thread_t *thread)
 {
@@ -23,8 +23,6 @@ static int admit(h2o_req_t *req, tk_thread_t *thread)
         why = "The server is shutting down; try again";
     else if (tk_engine_in_flight(&thread->engine) >= (size_t)thread->config->max_inflight)
         why = "Too many requests in progress; try again";
-    else if (tk_metrics_outbox_depth() >= OUTBOX_LIMIT)
-        why = "Sales are paused while the database catches up; try again";
     if (why == NULL)
         return 1;
     tk_metrics_inc(&thread->metrics.overload_refusals);

@@ -8,6 +8,7 @@
 #include "engine/reservation.h"
 #include "engine/timefmt.h"
 #include "engine/waitroom_token.h"
+#include "http/client_addr.h"
 #include "http/jsonr.h"
 #include "http/lookup.h"
 #include "http/query.h"
@@ -100,7 +101,7 @@ static void on_reserved(redisReply *reply, void *data)
     tk_reservation_parse_reserve(reply, &result);
     if (result.outcome == TK_RESERVE_INSUFFICIENT && result.available == 0)
         tk_soldout_mark(&reserve->thread->engine.soldout, reserve->event, result.type.base, result.type.len, tk_time_now_ms());
-    if (req == NULL)
+    if (req == NULL || tk_client_refused(req, reply))
         goto Exit;
     const tk_config_t *config = reserve->thread->config;
     switch (result.outcome) {
@@ -205,7 +206,7 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     memcpy(reserve->event, ev->id, sizeof(reserve->event));
     tk_uuid_v4_in_shard(reserve->rid, ev->id);
     if (tk_reservation_reserve(thread->engine.redis, ev, reserve->rid, (int64_t)thread->config->hold_seconds * 1000,
-                               thread->config->max_per_type, lines, nlines, admission.ticket != 0 ? &admission : NULL, &req->pool,
+                               thread->config->max_per_type, lines, nlines, tk_client_fairuse(req, thread->config), admission.ticket != 0 ? &admission : NULL, &req->pool,
                                on_reserved, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");

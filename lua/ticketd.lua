@@ -65,6 +65,16 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:wr:rooms set of event ids that have a waiting room (one key of its own, read by
               every process's room refresher; outside the shard layout).
 
+  FAIR USE (optional, per shard; see tk_reserve). C is a client id: hex, a keyed hash of
+  the client's address made by ticketd, never the address itself.
+  tk:{s}:inv  also "cl:C" = the client's live (PENDING or PAYING) holds in the shard; a
+              reservation made for a client carries "k":C, and the transition out of
+              PENDING (release, finish_payment) takes it back. The field is deleted at 0.
+  tk:{s}:rt   sorted set, member C, score = the client's theoretical arrival time in ms
+              (GCRA: rate r per second, bursts of 2r). A member whose score has passed
+              is a client with a full bucket, so members are dropped once their score is
+              in the past and the set holds only clients seen in the last two seconds.
+
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
 FUNCTIONS. KEYS are always tk:{s}:inv, res, dl, pay, ob, tx, gc, in that order.
@@ -94,10 +104,20 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  ticket uuids (it must equal sum(amount)) is checked only once
                  every business check has passed, so a refused request may carry
                  fewer uuids.
-                 With an eighth key tk:{s}:wa, ARGV ends with admission_until_ms and
-                 the admission "E:ticket": the hold is refused with
-                 {"ERR","admission_used"} (after "exists") while the admission's
-                 previous hold is PENDING, PAYING or COMPLETED.
+                 Fair use and backpressure (optional): with an 8th key tk:{s}:rt, ARGV
+                 starts with four more arguments, C, max_holds, rate, outbox_limit (C
+                 may be empty: no client; 0 turns a limit off), then the usual ones.
+                 After the malformed checks and lazy expiry it answers
+                  | {"ERR","paused",retry_s}   XLEN tk:{s}:ob >= outbox_limit
+                  | {"ERR","too_many",retry_s} C holds max_holds live holds in the
+                                               shard, or asks faster than rate
+                 The rate check counts the request even when a later check refuses it
+                 (it limits requests, not holds), the one write a refused call makes.
+                 With one more key tk:{s}:wa (the last, after tk:{s}:rt when both are
+                 given), ARGV ends with admission_until_ms and the admission
+                 "E:ticket": the hold is refused with {"ERR","admission_used"} (after
+                 "exists") while the admission's previous hold is PENDING, PAYING or
+                 COMPLETED.
   tk_get         ARGV R   (a PENDING hold at or past its deadline expires first)
                  -> {"OK", blob_json} | {"ERR","not_found"}
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
@@ -240,6 +260,62 @@ local function in_shard(id, s)
     return type(id) == 'string' and #id > 4 and string.sub(id, 1, 4) == s
 end
 
+-- client_release gives back the place a hold took in its client's live-hold count
+-- (tk:{s}:inv "cl:C"). Called by the two transitions out of PENDING (release,
+-- finish_payment); the record forgets its client, so no place is given back twice.
+local function client_release(inv, rec)
+    if rec.k then
+        if redis.call('HINCRBY', inv, 'cl:' .. rec.k, -1) <= 0 then
+            redis.call('HDEL', inv, 'cl:' .. rec.k)
+        end
+        rec.k = nil
+    end
+end
+
+-- fair_use_args takes the optional fair-use part off a tk_reserve call: the 8th key
+-- and the first four ARGV. Returns fu (nil without it), the seven shard keys, and
+-- the remaining ARGV; fu.bad is set when the part is malformed.
+local function fair_use_args(keys, args)
+    if #keys < 8 or string.sub(keys[8], -3) ~= ':rt' then
+        return nil, keys, args
+    end
+    local fu = { key = keys[8], client = args[1], max = parse_int(args[2], 0), rate = parse_int(args[3], 0),
+        pause = parse_int(args[4], 0) }
+    fu.bad = keys[8] ~= string.gsub(keys[1], ':inv$', ':rt') or type(fu.client) ~= 'string' or
+        not string.match(fu.client, '^%x*$') or #fu.client > 64 or not fu.max or not fu.rate or not fu.pause
+    local rest = { unpack(keys, 1, 7) }
+    for i = 9, #keys do
+        rest[#rest + 1] = keys[i] -- tk:{s}:wa, the admission's key, when there is one
+    end
+    return fu, rest, { unpack(args, 5) }
+end
+
+-- fair_use_check answers a refusal when the shard's outbox is over its limit or the
+-- client is over one of its limits, and nil when the hold may go ahead (counting
+-- the request against the client's rate).
+local function fair_use_check(keys, fu, now)
+    if fu.pause > 0 and redis.call('XLEN', keys[5]) >= fu.pause then
+        return { 'ERR', 'paused', 1 }
+    end
+    if fu.client == '' then
+        return nil
+    end
+    if fu.max > 0 and (tonumber(redis.call('HGET', keys[1], 'cl:' .. fu.client)) or 0) >= fu.max then
+        return { 'ERR', 'too_many', 1 }
+    end
+    if fu.rate > 0 then
+        local interval = 1000 / fu.rate
+        local tolerance = interval * (2 * fu.rate - 1)
+        redis.call('ZREMRANGEBYSCORE', fu.key, '-inf', now)
+        local tat = math.max(tonumber(redis.call('ZSCORE', fu.key, fu.client)) or now, now)
+        if tat - now > tolerance then
+            return { 'ERR', 'too_many', math.max(1, math.ceil((tat - tolerance - now) / 1000)) }
+        end
+        redis.call('ZADD', fu.key, tat + interval, fu.client)
+    end
+    return nil
+end
+
 -- release owns the PENDING -> CANCELLED transition, for cancellation and for
 -- expiry alike. Every ticket goes back from held to avail, the event counter
 -- `counter` ('cancelled' or 'expired') grows by the number of tickets, and the
@@ -254,6 +330,7 @@ local function release(keys, rid, rec, counter)
         total = total + n
     end
     redis.call('HINCRBY', inv, rec.e .. ':' .. counter, total)
+    client_release(inv, rec)
     rec.st = 'CANCELLED'
     redis.call('HSET', keys[2], rid, cjson.encode(rec))
     redis.call('ZREM', keys[3], rid)
@@ -425,6 +502,11 @@ local waitroom = {} -- admission checks for tk_reserve; filled in by the WAITING
 -- none. The checks run in the order the HTTP contract gives its errors:
 -- malformed amounts, then the event, then the types, the limit and the stock.
 local function tk_reserve(keys, args)
+    local fu
+    fu, keys, args = fair_use_args(keys, args)
+    if fu and fu.bad then
+        return bad_call('fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first')
+    end
     local adm = waitroom.take_admission(keys, args)
     local s = keys_shard(keys)
     if not s then
@@ -465,6 +547,11 @@ local function tk_reserve(keys, args)
     local inv = keys[1]
     local now = now_ms()
     expire_due(keys, now, EXPIRE_BATCH)
+
+    local refused = fu and fair_use_check(keys, fu, now)
+    if refused then
+        return refused
+    end
 
     local meta = redis.call('HMGET', inv, e .. ':types', e .. ':date')
     if not meta[1] then
@@ -534,6 +621,10 @@ local function tk_reserve(keys, args)
     end
     local until_ms = now + hold
     local rec = { e = e, st = 'PENDING', c = now, u = until_ms, l = held, t = tickets }
+    if fu and fu.client ~= '' then
+        rec.k = fu.client
+        redis.call('HINCRBY', inv, 'cl:' .. fu.client, 1)
+    end
     redis.call('HSET', keys[2], rid, cjson.encode(rec))
     redis.call('ZADD', keys[3], until_ms, rid)
     outbox(keys, rid, rec)
@@ -585,6 +676,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
             redis.call('HINCRBY', inv, p .. 'sold', line[2])
         end
         redis.call('HINCRBY', inv, rec.e .. ':revenue', x.amt)
+        client_release(inv, rec)
         x.st, rec.st = 'COMPLETED', 'COMPLETED'
     else
         x.st, x.err, rec.st = 'ERROR', err, 'PENDING'

@@ -6,6 +6,10 @@
 #
 # Each profile has its own ports and data so the dev server and the test suite never
 # share state:  dev = Redis 6390, PostgreSQL 5440;  test = Redis 6391, PostgreSQL 5441.
+# Redis runs with maxmemory (TICKETD_REDIS_MAXMEMORY, default 1gb, every profile) and
+# policy noeviction: at the limit it refuses writes, which ticketd answers with 503, instead
+# of growing until the kernel kills it or evicting inventory. `start` also applies it to a
+# Redis that is already running.
 # Overrides: TICKETD_REDIS_PORT, TICKETD_PG_PORT, TICKETD_DATA_DIR (the profile dir,
 # default <repo>/.data/<profile>). Redis keeps its files in <profile dir>/redis,
 # PostgreSQL in <profile dir>/pg (log pg.log, socket dir pg-run beside it).
@@ -33,6 +37,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DATA_DIR=${TICKETD_DATA_DIR:-$REPO/.data/$PROFILE}
 [[ "$DATA_DIR" == /* ]] || DATA_DIR=$PWD/$DATA_DIR
 REDIS_DIR=$DATA_DIR/redis
+REDIS_MAXMEMORY=${TICKETD_REDIS_MAXMEMORY:-1gb}
 PG_BIN=/usr/lib/postgresql/15/bin
 DB_NAME=ticketd
 TIMEOUT=10 # seconds to wait for a service to come up or go down
@@ -106,7 +111,10 @@ pg_down() { ! pg_up; }
 start_redis() {
     local pidfile=$REDIS_DIR/redis.pid
     if redis_up; then
-        log "redis already running on 127.0.0.1:$REDIS_PORT"
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set maxmemory "$REDIS_MAXMEMORY" >/dev/null &&
+            redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set maxmemory-policy noeviction >/dev/null ||
+            die "cannot set maxmemory on the running redis"
+        log "redis already running on 127.0.0.1:$REDIS_PORT (maxmemory $REDIS_MAXMEMORY)"
         return
     fi
     mkdir -p "$REDIS_DIR"
@@ -116,6 +124,7 @@ start_redis() {
         rm_stale "$pidfile" redis-server
         redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
             --dir "$REDIS_DIR" --appendonly yes --appendfsync always --save '' \
+            --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction \
             --pidfile "$pidfile" --logfile "$REDIS_DIR/redis.log"
     fi
     if ! wait_until redis_up; then

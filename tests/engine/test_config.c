@@ -43,6 +43,10 @@ static const env_entry_t full_env[] = {
     {"TICKETD_PAYMENT_LATENCY_MS", "0"},
     {"TICKETD_LOG_LEVEL", "debug"},
     {"TICKETD_MAX_INFLIGHT", "64"},
+    {"TICKETD_CLIENT_MAX_HOLDS", "7"},
+    {"TICKETD_CLIENT_HOLD_RATE", "0"},
+    {"TICKETD_TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.1,::1 "},
+    {"TICKETD_OUTBOX_PAUSE", "1000"},
     {NULL, NULL},
 };
 
@@ -141,6 +145,37 @@ START_TEST(test_load_full_environment_takes_every_value)
     ck_assert_int_eq(cfg.payment_latency_ms, 0);
     ck_assert_int_eq(cfg.log_level, TK_LOG_DEBUG);
     ck_assert_int_eq(cfg.max_inflight, 64);
+    ck_assert_int_eq(cfg.client_max_holds, 7);
+    ck_assert_int_eq(cfg.client_hold_rate, 0);
+    ck_assert_int_eq(cfg.outbox_pause, 1000);
+    ck_assert_uint_eq(cfg.ntrusted_proxies, 3);
+    tk_netaddr_t a;
+    ck_assert_int_eq(tk_netaddr_parse("10.200.3.4", strlen("10.200.3.4"), &a), 0);
+    ck_assert(tk_netaddr_in(&a, cfg.trusted_proxies, cfg.ntrusted_proxies));
+    ck_assert_int_eq(tk_netaddr_parse("[::ffff:192.0.2.1]:80", strlen("[::ffff:192.0.2.1]:80"), &a), 0);
+    ck_assert(tk_netaddr_in(&a, cfg.trusted_proxies, cfg.ntrusted_proxies));
+    ck_assert_int_eq(tk_netaddr_parse("192.0.2.2", strlen("192.0.2.2"), &a), 0);
+    ck_assert(!tk_netaddr_in(&a, cfg.trusted_proxies, cfg.ntrusted_proxies));
+}
+END_TEST
+
+START_TEST(test_load_rejects_bad_fair_use_settings)
+{
+    static const char *const bad[][2] = {{"TICKETD_CLIENT_MAX_HOLDS", "-1"},         {"TICKETD_CLIENT_HOLD_RATE", "ten"},
+                                         {"TICKETD_TRUSTED_PROXIES", "10.0.0.0/33"}, {"TICKETD_TRUSTED_PROXIES", "proxy.local"},
+                                         {"TICKETD_TRUSTED_PROXIES", "10.0.0.1,,"},  {"TICKETD_OUTBOX_PAUSE", "1e6"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        env_entry_t env[] = {{bad[i][0], bad[i][1]}, {NULL, NULL}};
+        tk_config_t cfg;
+        ck_assert_int_eq(load(env, &cfg), -1);
+        ck_assert_msg(strstr(err, bad[i][0]) != NULL, "error for %s=%s does not name it: %s", bad[i][0], bad[i][1], err);
+    }
+    tk_config_t cfg;
+    env_entry_t none[] = {{NULL, NULL}};
+    ck_assert_int_eq(load(none, &cfg), 0);
+    ck_assert_int_eq(cfg.client_max_holds, 20);
+    ck_assert_int_eq(cfg.client_hold_rate, 10);
+    ck_assert_uint_eq(cfg.ntrusted_proxies, 0);
 }
 END_TEST
 
@@ -762,6 +797,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_print_masks_url_passwords);
     tcase_add_test(tc, test_print_marks_generated_values);
     tcase_add_test(tc, test_print_masks_redis_password_given_without_colon);
+    tcase_add_test(tc, test_load_rejects_bad_fair_use_settings);
     suite_add_tcase(s, tc);
     return s;
 }

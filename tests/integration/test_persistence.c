@@ -22,7 +22,9 @@
 #define FUNNEL_EACH 100
 
 static tk_test_server_t server;
-static const char *const server_env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_PAYMENT_LATENCY_MS=0", NULL};
+/* many holds from one client (127.0.0.1): fair use is tested in test_fair_use_http */
+static const char *const server_env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_PAYMENT_LATENCY_MS=0",
+                                         "TICKETD_CLIENT_MAX_HOLDS=0", "TICKETD_CLIENT_HOLD_RATE=0", NULL};
 
 static void start_server(void)
 {

@@ -22,7 +22,9 @@ static tk_test_server_t server;
 
 static void start_server(void)
 {
-    const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_HOLD_SECONDS=2", NULL};
+    /* many holds from one client (127.0.0.1): fair use is tested in test_fair_use_http */
+    const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_HOLD_SECONDS=2", "TICKETD_CLIENT_MAX_HOLDS=0",
+                         "TICKETD_CLIENT_HOLD_RATE=0", NULL};
     ck_assert_int_eq(tk_test_server_start(&server, env, NULL), 0);
 }
 
