@@ -4,6 +4,7 @@
  * are built from RESP bytes with hiredis' own reader, exactly as the connection would
  * hand them over, so each case reads as the wire text Redis would send. No Redis needed.
  */
+#include "engine/history.h"
 #include "engine/inventory.h"
 
 #include <check.h>
@@ -123,12 +124,17 @@ START_TEST(stats_reads_totals_and_types_in_order)
 }
 END_TEST
 
+/* tk_stats' reply as event_live.c reads it: the counters, then the demand figures */
 static int parse_stats(redisReply *reply)
 {
     h2o_mem_pool_t pool;
     tk_event_stats_t s;
     h2o_mem_init_pool(&pool);
     int rc = tk_inventory_parse_stats(reply, &pool, &s);
+    /* what follows the per-type entries is the demand figures' to judge */
+    tk_demand_t d;
+    if (rc == 0)
+        rc = tk_history_parse(reply, s.ntypes, &pool, &d);
     freeReplyObject(reply);
     h2o_mem_clear_pool(&pool);
     return rc;
