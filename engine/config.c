@@ -28,6 +28,9 @@ static const struct {
     [TK_SET_PAYMENT_LATENCY_MS] = {"TICKETD_PAYMENT_LATENCY_MS", "200"},
     [TK_SET_LOG_LEVEL] = {"TICKETD_LOG_LEVEL", "info"},
     [TK_SET_MAX_INFLIGHT] = {"TICKETD_MAX_INFLIGHT", "4096"},
+    [TK_SET_HTTP2] = {"TICKETD_HTTP2", "0"},
+    [TK_SET_METRICS_TOKEN] = {"TICKETD_METRICS_TOKEN", NULL},
+    [TK_SET_MAX_CONNECTIONS] = {"TICKETD_MAX_CONNECTIONS", NULL /* from the open-file limit */},
 };
 
 const char *tk_setting_name(tk_setting_t setting)
@@ -190,6 +193,18 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     v = lookup(cfg, TK_SET_MAX_INFLIGHT, getenv_fn, ctx);
     if (parse_int_in_range(v, 1, 1000000, &cfg->max_inflight) != 0)
         FAIL("TICKETD_MAX_INFLIGHT: '%s' is not a whole number from 1 to 1000000", v);
+    v = lookup(cfg, TK_SET_HTTP2, getenv_fn, ctx);
+    if (parse_int_in_range(v, 0, 1, &cfg->http2) != 0)
+        FAIL("TICKETD_HTTP2: '%s' is neither 0 (HTTP/1.1 only) nor 1 (also HTTP/2 over cleartext)", v);
+    if ((v = lookup(cfg, TK_SET_METRICS_TOKEN, getenv_fn, ctx)) != NULL) {
+        if (strlen(v) >= sizeof(cfg->metrics_token))
+            FAIL("TICKETD_METRICS_TOKEN: longer than %zu characters", sizeof(cfg->metrics_token) - 1);
+        cfg->metrics_token_len = strlen(v);
+        memcpy(cfg->metrics_token, v, cfg->metrics_token_len);
+    }
+    if ((v = lookup(cfg, TK_SET_MAX_CONNECTIONS, getenv_fn, ctx)) != NULL &&
+        parse_int_in_range(v, 1, 10000000, &cfg->max_connections) != 0)
+        FAIL("TICKETD_MAX_CONNECTIONS: '%s' is not a whole number from 1 to 10000000", v);
     return 0;
 }
 
@@ -277,6 +292,23 @@ void tk_config_print(const tk_config_t *cfg, FILE *out)
             break;
         case TK_SET_MAX_INFLIGHT:
             snprintf(value, sizeof(value), "%d", cfg->max_inflight);
+            break;
+        case TK_SET_HTTP2:
+            snprintf(value, sizeof(value), "%s", cfg->http2 ? "1 (HTTP/2 over cleartext accepted)" : "0 (HTTP/1.1 only)");
+            break;
+        case TK_SET_METRICS_TOKEN:
+            if (cfg->metrics_token_len != 0)
+                snprintf(value, sizeof(value), "*** (%zu characters)", cfg->metrics_token_len);
+            else if (cfg->env == TK_ENV_PRODUCTION)
+                snprintf(value, sizeof(value), "(unset: /metrics refuses everyone)");
+            else
+                snprintf(value, sizeof(value), "(unset: /metrics open, development only)");
+            break;
+        case TK_SET_MAX_CONNECTIONS:
+            if (cfg->max_connections == 0)
+                snprintf(value, sizeof(value), "(from the open-file limit)");
+            else
+                snprintf(value, sizeof(value), "%d", cfg->max_connections);
             break;
         case TK_SET__COUNT:
             break;

@@ -34,6 +34,9 @@ typedef enum en_tk_setting_t {
     TK_SET_PAYMENT_LATENCY_MS,
     TK_SET_LOG_LEVEL,
     TK_SET_MAX_INFLIGHT,
+    TK_SET_HTTP2,
+    TK_SET_METRICS_TOKEN,
+    TK_SET_MAX_CONNECTIONS,
     TK_SET__COUNT
 } tk_setting_t;
 
@@ -60,7 +63,11 @@ typedef struct st_tk_config_t {
     int threads;
     int payment_latency_ms;
     tk_log_level_t log_level;
-    int max_inflight; /* Redis commands in flight per loop before writes get 503 */
+    int max_inflight;        /* Redis commands in flight per loop before writes get 503 */
+    int http2;               /* 1: accept HTTP/2 over cleartext (h2c upgrade, prior knowledge) */
+    char metrics_token[512]; /* empty: /metrics open in development, refused in production */
+    size_t metrics_token_len;
+    int max_connections; /* 0: what the open-file limit leaves room for */
     tk_source_t source[TK_SET__COUNT];
 } tk_config_t;
 

@@ -13,7 +13,10 @@
 #include "engine/refresher.h"
 #include "engine/worker.h"
 #include "engine/writer.h"
+#include "http/idempotency.h"
 #include "http/jsonr.h"
+#include "http/respond.h"
+#include "http/router.h"
 #include "http/server.h"
 
 #include <getopt.h>
@@ -44,10 +47,29 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "  TICKETD_PAYMENT_LATENCY_MS  simulated payment gateway delay (200)\n"
                             "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
                             "  TICKETD_MAX_INFLIGHT        Redis commands in flight per loop before writes get 503 (4096)\n"
+                            "  TICKETD_HTTP2               1 accepts HTTP/2 over cleartext (0: HTTP/1.1 only)\n"
+                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; unset: open in development,\n"
+                            "                              refused in production\n"
+                            "  TICKETD_MAX_CONNECTIONS     open connections (what the open-file limit leaves room for)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
                             "  --check-config  print the effective settings and whether production would start;\n"
                             "                  exit 0 when it would, 1 when not\n";
+
+/* The writer's counters in /metrics. Rendered from here so that engine/metrics.c need not
+ * include engine/writer.h (which includes it: an include cycle); belongs in writer.c. */
+static void on_render_writer(tk_metrics_text_t *t)
+{
+    tk_writer_stats_t ws;
+    tk_writer_get_stats(&ws);
+    tk_metrics_emit_counter(t, "ticketd_writer_batches_total", "Outbox batches committed to PostgreSQL.", ws.batches);
+    tk_metrics_emit_counter(t, "ticketd_writer_records_total", "Outbox records committed to PostgreSQL.", ws.records);
+    tk_metrics_emit_counter(t, "ticketd_writer_failures_total", "Outbox batches that failed and were retried.", ws.failures);
+    tk_metrics_emit_counter(t, "ticketd_writer_ack_calls_total", "tk_persisted calls (one per shard of a committed batch).",
+                            ws.ack_calls);
+    tk_metrics_emit_counter(t, "ticketd_writer_dead_letters_total", "Outbox entries PostgreSQL refused, moved to tk:{s}:dead.",
+                            ws.dead_letters);
+}
 
 static const char *process_getenv(const char *name, void *ctx)
 {
@@ -183,8 +205,11 @@ int main(int argc, char **argv)
         tk_config_fill_development(&config);
 
     /* the port first: a busy one is the only thing reported, before any store is touched */
-    if (tk_server_bind(&config) != 0)
+    if (tk_server_bind(&config, tk_router_on_req, tk_router_slot) != 0)
         return 1;
+    tk_router_name_metrics();
+    tk_metrics_add_section(on_render_writer);
+    tk_respond_set_observer(tk_idempotency_on_respond);
     PGconn *pg;
     redisContext *redis;
     if (check_stores(&config, NULL, &pg, &redis) != 0)

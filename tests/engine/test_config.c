@@ -43,6 +43,9 @@ static const env_entry_t full_env[] = {
     {"TICKETD_PAYMENT_LATENCY_MS", "0"},
     {"TICKETD_LOG_LEVEL", "debug"},
     {"TICKETD_MAX_INFLIGHT", "64"},
+    {"TICKETD_HTTP2", "1"},
+    {"TICKETD_METRICS_TOKEN", token33},
+    {"TICKETD_MAX_CONNECTIONS", "500"},
     {NULL, NULL},
 };
 
