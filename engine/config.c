@@ -32,6 +32,9 @@ static const struct {
     [TK_SET_CLIENT_HOLD_RATE] = {"TICKETD_CLIENT_HOLD_RATE", "10"},
     [TK_SET_TRUSTED_PROXIES] = {"TICKETD_TRUSTED_PROXIES", NULL},
     [TK_SET_OUTBOX_PAUSE] = {"TICKETD_OUTBOX_PAUSE", "200000"},
+    [TK_SET_HTTP2] = {"TICKETD_HTTP2", "0"},
+    [TK_SET_METRICS_TOKEN] = {"TICKETD_METRICS_TOKEN", NULL},
+    [TK_SET_MAX_CONNECTIONS] = {"TICKETD_MAX_CONNECTIONS", NULL /* from the open-file limit */},
 };
 
 const char *tk_setting_name(tk_setting_t setting)
@@ -221,6 +224,18 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     v = lookup(cfg, TK_SET_OUTBOX_PAUSE, getenv_fn, ctx);
     if (parse_int_in_range(v, 0, 100000000, &cfg->outbox_pause) != 0)
         FAIL("TICKETD_OUTBOX_PAUSE: '%s' is not a whole number of outbox entries from 0 (never pause) to 100000000", v);
+    v = lookup(cfg, TK_SET_HTTP2, getenv_fn, ctx);
+    if (parse_int_in_range(v, 0, 1, &cfg->http2) != 0)
+        FAIL("TICKETD_HTTP2: '%s' is neither 0 (HTTP/1.1 only) nor 1 (also HTTP/2 over cleartext)", v);
+    if ((v = lookup(cfg, TK_SET_METRICS_TOKEN, getenv_fn, ctx)) != NULL) {
+        if (strlen(v) >= sizeof(cfg->metrics_token))
+            FAIL("TICKETD_METRICS_TOKEN: longer than %zu characters", sizeof(cfg->metrics_token) - 1);
+        cfg->metrics_token_len = strlen(v);
+        memcpy(cfg->metrics_token, v, cfg->metrics_token_len);
+    }
+    if ((v = lookup(cfg, TK_SET_MAX_CONNECTIONS, getenv_fn, ctx)) != NULL &&
+        parse_int_in_range(v, 1, 10000000, &cfg->max_connections) != 0)
+        FAIL("TICKETD_MAX_CONNECTIONS: '%s' is not a whole number from 1 to 10000000", v);
     return 0;
 }
 
@@ -328,6 +343,23 @@ void tk_config_print(const tk_config_t *cfg, FILE *out)
         case TK_SET_OUTBOX_PAUSE:
             snprintf(value, sizeof(value), "%d%s", cfg->outbox_pause,
                      cfg->outbox_pause == 0 ? " (never pause)" : " entries per shard");
+            break;
+        case TK_SET_HTTP2:
+            snprintf(value, sizeof(value), "%s", cfg->http2 ? "1 (HTTP/2 over cleartext accepted)" : "0 (HTTP/1.1 only)");
+            break;
+        case TK_SET_METRICS_TOKEN:
+            if (cfg->metrics_token_len != 0)
+                snprintf(value, sizeof(value), "*** (%zu characters)", cfg->metrics_token_len);
+            else if (cfg->env == TK_ENV_PRODUCTION)
+                snprintf(value, sizeof(value), "(unset: /metrics refuses everyone)");
+            else
+                snprintf(value, sizeof(value), "(unset: /metrics open, development only)");
+            break;
+        case TK_SET_MAX_CONNECTIONS:
+            if (cfg->max_connections == 0)
+                snprintf(value, sizeof(value), "(from the open-file limit)");
+            else
+                snprintf(value, sizeof(value), "%d", cfg->max_connections);
             break;
         case TK_SET__COUNT:
             break;

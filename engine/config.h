@@ -40,6 +40,9 @@ typedef enum en_tk_setting_t {
     TK_SET_CLIENT_HOLD_RATE,
     TK_SET_TRUSTED_PROXIES,
     TK_SET_OUTBOX_PAUSE,
+    TK_SET_HTTP2,
+    TK_SET_METRICS_TOKEN,
+    TK_SET_MAX_CONNECTIONS,
     TK_SET__COUNT
 } tk_setting_t;
 
@@ -73,6 +76,10 @@ typedef struct st_tk_config_t {
     tk_netaddr_t trusted_proxies[TK_TRUSTED_PROXIES_MAX]; /* whose X-Forwarded-For is believed */
     size_t ntrusted_proxies;
     int outbox_pause; /* unpersisted outbox entries of a shard that pause its new holds */
+    int http2;               /* 1: accept HTTP/2 over cleartext (h2c upgrade, prior knowledge) */
+    char metrics_token[512]; /* empty: /metrics open in development, refused in production */
+    size_t metrics_token_len;
+    int max_connections; /* 0: what the open-file limit leaves room for */
     tk_source_t source[TK_SET__COUNT];
 } tk_config_t;
 

@@ -37,8 +37,7 @@ const char *tk_log_level_name(tk_log_level_t level)
     return level_names[level];
 }
 
-/* Appends s to buf as the inside of a JSON string; returns the new length. */
-static size_t append_json_escaped(char *buf, size_t len, size_t cap, const char *s)
+size_t tk_log_json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
     for (; *s != '\0' && len + 7 < cap; ++s) {
         unsigned char c = (unsigned char)*s;
@@ -66,9 +65,9 @@ void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, 
     size_t len;
     if (log_format == TK_LOG_JSON) {
         len = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"", ts, level_names[level]);
-        len = append_json_escaped(line, len, sizeof(line) - 8, component);
+        len = tk_log_json_escape(line, len, sizeof(line) - 8, component);
         len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"msg\":\"");
-        len = append_json_escaped(line, len, sizeof(line) - 4, msg);
+        len = tk_log_json_escape(line, len, sizeof(line) - 4, msg);
         memcpy(line + len, "\"}\n", 3);
         len += 3;
     } else {
@@ -80,33 +79,13 @@ void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, 
     (void)ignored;
 }
 
-void tk_log_request(const char *method, size_t method_len, const char *path, size_t path_len, int status, uint64_t duration_us,
-                    size_t bytes)
+int tk_log_is_json(void)
 {
-    if (TK_LOG_INFO < tk_log_min_level)
-        return;
-    char m[16], p[256], line[1024], ts[32];
-    snprintf(m, sizeof(m), "%.*s", (int)method_len, method);
-    snprintf(p, sizeof(p), "%.*s", (int)path_len, path);
-    tk_time_format_rfc3339(tk_time_now_ms(), ts, sizeof(ts));
-    size_t len;
-    if (log_format == TK_LOG_JSON) {
-        len = (size_t)snprintf(line, sizeof(line),
-                               "{\"ts\":\"%s\",\"level\":\"info\",\"component\":\"http\",\"msg\":\"request\",\"method\":\"", ts);
-        len = append_json_escaped(line, len, 64, m);
-        len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"path\":\"");
-        len = append_json_escaped(line, len, sizeof(line) - 128, p);
-        len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu}\n", status,
-                                (double)duration_us / 1000.0, bytes);
-    } else {
-        for (char *c = p; *c != '\0'; ++c)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
-        len = (size_t)snprintf(line, sizeof(line), "%s info  http: %s %s %d %.3fms %zuB\n", ts, m, p, status,
-                               (double)duration_us / 1000.0, bytes);
-    }
-    if (len > sizeof(line))
-        len = sizeof(line);
+    return log_format == TK_LOG_JSON;
+}
+
+void tk_log_emit(const char *line, size_t len)
+{
     ssize_t ignored = write(STDERR_FILENO, line, len);
     (void)ignored;
 }

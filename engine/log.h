@@ -20,11 +20,13 @@ void tk_log_init(tk_log_level_t level, tk_log_format_t format);
 int tk_log_parse_level(const char *s, tk_log_level_t *level);
 const char *tk_log_level_name(tk_log_level_t level);
 void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* One access-log record at info level: JSON fields in production, a readable line in
- * development. The path is logged without its query string, which can carry
- * reservation ids (bearer secrets). */
-void tk_log_request(const char *method, size_t method_len, const char *path, size_t path_len, int status, uint64_t duration_us,
-                    size_t bytes);
+/* whether records are JSON lines (production) rather than readable text */
+int tk_log_is_json(void);
+/* Appends s to buf[len..cap) as the inside of a JSON string, stopping short of cap;
+ * returns the new length. For callers that format records of their own (the access log). */
+size_t tk_log_json_escape(char *buf, size_t len, size_t cap, const char *s);
+/* writes one finished line (newline included) to the log in a single write(2) */
+void tk_log_emit(const char *line, size_t len);
 /* copies url into buf with the password (if any) replaced by "***" */
 void tk_log_redact_url(const char *url, char *buf, size_t bufsize);
 

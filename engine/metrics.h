@@ -1,8 +1,10 @@
 /*
- * Prometheus metrics. Each loop thread owns a tk_metrics_t that only it writes (relaxed
- * atomic increments, no locks, no shared cache lines between threads); a scrape sums
- * every registered block. Process-wide gauges (outbox depth, persistence lag, config
- * warnings) are single atomics set by the thread that knows them.
+ * Prometheus metrics of the engine. Each loop thread owns a tk_metrics_t that only it writes
+ * (relaxed atomic increments, no locks, no shared cache lines between threads); a scrape
+ * sums every registered block. Process-wide gauges (outbox depth, persistence lag, config
+ * warnings) are single atomics set by the thread that knows them. Other layers add their
+ * own sections to the scrape (tk_metrics_add_section): HTTP requests by route and status
+ * are counted in http/http_metrics.c, not here.
  */
 #ifndef TK_METRICS_H
 #define TK_METRICS_H
@@ -10,16 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TK_METRICS_ROUTES 24 /* route slots; the last one counts unmatched paths */
-#define TK_METRICS_STATUSES 16
-#define TK_METRICS_BUCKETS 12
 #define TK_METRICS_MAX_THREADS 256
+#define TK_METRICS_MAX_SECTIONS 8
 
 typedef struct st_tk_metrics_t {
-    uint64_t requests[TK_METRICS_ROUTES][TK_METRICS_STATUSES];
-    uint64_t latency_buckets[TK_METRICS_ROUTES][TK_METRICS_BUCKETS]; /* cumulative counts are built on scrape */
-    uint64_t latency_count[TK_METRICS_ROUTES];
-    uint64_t latency_sum_us[TK_METRICS_ROUTES];
     uint64_t holds_created, holds_cancelled, holds_expired, payments_completed, payments_failed, soldout_fast_path;
     uint64_t overload_refusals;
     uint64_t wr_joins, wr_polls, wr_admissions, wr_refusals; /* waiting room */
@@ -30,11 +26,8 @@ typedef struct st_tk_metrics_t {
 
 typedef enum en_tk_config_warning_t { TK_WARN_REDIS_AOF = 0, TK_WARN_PG_DURABILITY, TK_WARN__COUNT } tk_config_warning_t;
 
-/* names of route slots, set once at start-up by the router: "GET /events/event" */
-void tk_metrics_set_route_name(size_t slot, const char *method, const char *path);
 void tk_metrics_register(tk_metrics_t *m);
 void tk_metrics_inc(uint64_t *counter);
-void tk_metrics_observe_request(tk_metrics_t *m, size_t route, int status, uint64_t latency_us);
 
 /* process-wide gauges */
 void tk_metrics_set_config_warning(tk_config_warning_t which, int on);
@@ -51,6 +44,20 @@ int64_t tk_metrics_outbox_depth(void);
 void tk_metrics_set_paused_shards(int64_t n);
 /* Redis' used_memory and maxmemory (0: no limit), as the writer last read them */
 void tk_metrics_set_redis_memory(int64_t used, int64_t max);
+
+/* The scrape text being built; sections append to it with tk_metrics_emit. */
+typedef struct st_tk_metrics_text_t {
+    char *buf;
+    size_t len, cap;
+} tk_metrics_text_t;
+
+void tk_metrics_emit(tk_metrics_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "# HELP name help\n# TYPE name counter\nname value\n" */
+void tk_metrics_emit_counter(tk_metrics_text_t *t, const char *name, const char *help, uint64_t value);
+/* A section of the scrape owned by another module, rendered before the engine's own
+ * counters in the order added. Called at start-up, before any scrape. */
+typedef void (*tk_metrics_section_fn)(tk_metrics_text_t *t);
+void tk_metrics_add_section(tk_metrics_section_fn fn);
 
 /* Renders the Prometheus text format into a heap buffer (free it); *len gets its length. */
 char *tk_metrics_render(size_t *len);

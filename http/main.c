@@ -14,7 +14,10 @@
 #include "engine/waitroom_view.h"
 #include "engine/worker.h"
 #include "engine/writer.h"
+#include "http/idempotency.h"
 #include "http/jsonr.h"
+#include "http/respond.h"
+#include "http/router.h"
 #include "http/server.h"
 
 #include <getopt.h>
@@ -45,6 +48,10 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "  TICKETD_PAYMENT_LATENCY_MS  simulated payment gateway delay (200)\n"
                             "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
                             "  TICKETD_MAX_INFLIGHT        Redis commands in flight per loop before writes get 503 (4096)\n"
+                            "  TICKETD_HTTP2               1 accepts HTTP/2 over cleartext (0: HTTP/1.1 only)\n"
+                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; unset: open in development,\n"
+                            "                              refused in production\n"
+                            "  TICKETD_MAX_CONNECTIONS     open connections (what the open-file limit leaves room for)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
                             "  --check-config  print the effective settings and whether production would start;\n"
@@ -184,8 +191,10 @@ int main(int argc, char **argv)
         tk_config_fill_development(&config);
 
     /* the port first: a busy one is the only thing reported, before any store is touched */
-    if (tk_server_bind(&config) != 0)
+    if (tk_server_bind(&config, tk_router_on_req, tk_router_slot) != 0)
         return 1;
+    tk_router_name_metrics();
+    tk_respond_set_observer(tk_idempotency_on_respond);
     PGconn *pg;
     redisContext *redis;
     if (check_stores(&config, NULL, &pg, &redis) != 0)

@@ -1,17 +1,14 @@
 /*
  * Response helpers and the async guard. Operations come from a per-thread free list
  * of fixed-size blocks, so waiting on Redis does not call malloc once warm; a guard
- * lives in the request's pool and its dispose callback detaches the operation.
+ * lives in the request's pool and its dispose callback detaches the operation. This
+ * file knows h2o and the JSON writer only: the access log and the request counters are
+ * an h2o logger (http/access_log.c), and the one module that must see answers before
+ * they go out registers itself as the observer.
  */
 #include "http/respond.h"
-#include "http/idempotency.h"
-#include "http/router.h"
-#include "http/server.h"
 
-#include "engine/log.h"
-
-#include <sys/time.h>
-
+#include <stdlib.h>
 #include <string.h>
 
 #define ASYNC_BLOCK_SIZE 512
@@ -32,6 +29,12 @@ typedef struct st_tk_async_guard_t {
 
 static __thread tk_async_t *free_ops;
 static __thread size_t free_ops_count;
+static tk_respond_observer_fn observer;
+
+void tk_respond_set_observer(tk_respond_observer_fn fn)
+{
+    observer = fn;
+}
 
 static const char *reason_of(int status)
 {
@@ -58,6 +61,8 @@ static const char *reason_of(int status)
         return "Payload Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
     case 503:
@@ -74,14 +79,8 @@ void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    tk_idempotency_on_respond(req, status, body);
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
-                 (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
-    tk_metrics_observe_request(&tk_thread_of(req)->metrics, tk_router_slot(req), status, us > 0 ? (uint64_t)us : 0);
-    tk_log_request(req->method.base, req->method.len, req->path_normalized.base, req->path_normalized.len, status,
-                   us > 0 ? (uint64_t)us : 0, body.len);
+    if (observer != NULL)
+        observer(req, status, body);
     h2o_send_inline(req, body.base, body.len);
 }
 

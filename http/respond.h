@@ -12,6 +12,10 @@
 #include <h2o.h>
 
 void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+/* Called by tk_respond with every answer just before it is sent (one observer: the
+ * idempotency module, which stores answers to claimed keys). Set once at start-up. */
+typedef void (*tk_respond_observer_fn)(h2o_req_t *req, int status, h2o_iovec_t body);
+void tk_respond_set_observer(tk_respond_observer_fn fn);
 void tk_respond_json(h2o_req_t *req, int status, tk_jsonw_t *body);
 void tk_respond_error(h2o_req_t *req, int status, const char *error, const char *message);
 /* 503 with Retry-After, for a store that is down or a queue that is full */

@@ -7,6 +7,7 @@
 #include "http/respond.h"
 #include "http/routes.h"
 #include "engine/metrics.h"
+#include "http/http_metrics.h"
 
 #include <string.h>
 
@@ -90,14 +91,14 @@ size_t tk_router_slot(h2o_req_t *req)
         if (path_is(path, routes[i].path) &&
             h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method)))
             return i;
-    return TK_METRICS_ROUTES - 1;
+    return TK_HTTP_METRICS_ROUTES - 1;
 }
 
 void tk_router_name_metrics(void)
 {
-    _Static_assert(NROUTES < TK_METRICS_ROUTES, "more routes than metrics slots");
+    _Static_assert(NROUTES < TK_HTTP_METRICS_ROUTES, "more routes than metrics slots");
     for (size_t i = 0; i < NROUTES; ++i)
-        tk_metrics_set_route_name(i, routes[i].method, routes[i].path);
+        tk_http_metrics_set_route_name(i, routes[i].method, routes[i].path);
 }
 
 int tk_router_on_req(h2o_handler_t *self, h2o_req_t *req)

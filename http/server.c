@@ -1,27 +1,61 @@
 /*
- * Server start-up and the loop threads. Listening sockets are all bound before any
- * thread starts, so "address in use" is reported once, plainly, with exit status 1.
+ * Server start-up, the loop threads and their connections. Listening sockets are all
+ * bound before any thread starts, so "address in use" is reported once, plainly, with
+ * exit status 1. The soft file limit is raised to the hard one at start; each loop takes
+ * its share of TICKETD_MAX_CONNECTIONS and stops reading its listener while it is full
+ * (new clients wait in the kernel's backlog, the loop does not spin). When descriptors
+ * run out anyway (EMFILE), the loop gives up its reserve descriptor for a moment to
+ * accept and close one waiting connection, so a full table never leaves the listener
+ * readable forever; such refusals are counted and logged at most once a second.
  */
 #include "http/server.h"
 #include "engine/log.h"
 #include "engine/timefmt.h"
 #include "engine/worker.h"
-#include "http/router.h"
+#include "http/access_log.h"
+#include "http/http_metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define DRAIN_TIMEOUT_MS 10000
+#define FD_RESERVE 64       /* descriptors kept for the stores, the workers and the process itself */
+#define FD_PER_THREAD 8     /* a loop's listener, reserve, epoll, wake-up pipe, Redis connection, … */
+#define ACCEPT_RETRY_MS 100 /* a loop that could not get its reserve back tries again after this */
+#define REFUSAL_LOG_MS 1000 /* at most one "refused" line per loop per second */
+#define MIN_CONNECTIONS 16
 
 static h2o_globalconf_t globalconf;
 int tk_server_draining;
+static int http1_layout; /* 0 unknown, 1 checked, -1 h2o's HTTP/1 connection is not laid out as expected */
+
+h2o_socket_t *tk_server_http1_socket(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || __atomic_load_n(&http1_layout, __ATOMIC_RELAXED) != 1)
+        return NULL;
+    /* h2o 2.2's struct st_h2o_http1_conn_t starts {h2o_conn_t super; h2o_socket_t *sock; …};
+     * check_http1_layout verified that on an accepted connection before this is trusted */
+    return *(h2o_socket_t **)((h2o_conn_t *)req->conn + 1);
+}
+
+static void check_http1_layout(h2o_socket_t *sock)
+{
+    if (__atomic_load_n(&http1_layout, __ATOMIC_RELAXED) != 0 || sock->data == NULL)
+        return;
+    int ok = *(h2o_socket_t **)((h2o_conn_t *)sock->data + 1) == sock;
+    __atomic_store_n(&http1_layout, ok ? 1 : -1, __ATOMIC_RELAXED);
+    if (!ok)
+        tk_log_error("server", "this h2o's HTTP/1 connection layout is unknown: ambiguous request framing cannot be refused");
+}
 
 static int bind_listener(const tk_config_t *config, char *err, size_t errsize)
 {
@@ -47,15 +81,105 @@ static int bind_listener(const tk_config_t *config, char *err, size_t errsize)
     return fd;
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* Logs refusals (or a full cap) at most once a second per loop, with how many since. */
+static void log_refusal(tk_thread_t *thread, const char *what)
+{
+    ++thread->refusals_unlogged;
+    int64_t now = tk_time_mono_ms();
+    if (now - thread->refusals_logged_ms < REFUSAL_LOG_MS)
+        return;
+    tk_log_warn("server", "%s (%llu time%s on loop %zu since the last report)", what, (unsigned long long)thread->refusals_unlogged,
+                thread->refusals_unlogged == 1 ? "" : "s", thread->index);
+    thread->refusals_logged_ms = now;
+    thread->refusals_unlogged = 0;
+}
+
+static void resume_accepting(tk_thread_t *thread)
+{
+    if (thread->accept_paused && thread->listener != NULL) {
+        thread->accept_paused = 0;
+        h2o_socket_read_start(thread->listener, on_accept);
+    }
+}
+
+static void pause_accepting(tk_thread_t *thread)
+{
+    if (!thread->accept_paused) {
+        thread->accept_paused = 1;
+        h2o_socket_read_stop(thread->listener);
+    }
+}
+
+static void on_accept_retry(h2o_timeout_entry_t *entry)
+{
+    tk_thread_t *thread = H2O_STRUCT_FROM_MEMBER(tk_thread_t, accept_retry_entry, entry);
+    if (thread->reserve_fd == -1)
+        thread->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (thread->reserve_fd == -1)
+        h2o_timeout_link(thread->ctx.loop, &thread->accept_retry_timeout, &thread->accept_retry_entry);
+    else if (thread->connections < thread->max_connections)
+        resume_accepting(thread);
+}
+
+/* Out of descriptors: frees the reserve to take one waiting connection off the backlog and
+ * close it, so the listener stops being readable for it, then takes the reserve back. */
+static void refuse_connection(tk_thread_t *thread)
+{
+    if (thread->reserve_fd != -1) {
+        close(thread->reserve_fd);
+        int fd = accept4(thread->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd != -1)
+            close(fd);
+        thread->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    tk_http_metrics_connection_refused();
+    log_refusal(thread, "refused a connection: out of file descriptors (raise the hard limit, ulimit -Hn, or lower "
+                        "TICKETD_MAX_CONNECTIONS)");
+    if (thread->reserve_fd == -1) {
+        /* another part of the process took the descriptor: wait instead of spinning */
+        pause_accepting(thread);
+        if (!h2o_timeout_is_linked(&thread->accept_retry_entry))
+            h2o_timeout_link(thread->ctx.loop, &thread->accept_retry_timeout, &thread->accept_retry_entry);
+    }
+}
+
+static void on_socket_close(void *data)
+{
+    tk_thread_t *thread = data;
+    --thread->connections;
+    tk_http_metrics_connection_closed();
+    if (thread->connections < thread->max_connections && thread->reserve_fd != -1)
+        resume_accepting(thread);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     tk_thread_t *thread = listener->data;
-    h2o_socket_t *sock;
     if (err != NULL)
         return;
     /* accept a burst per wake-up, as h2o's own server does */
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
+    for (int i = 0; i < 16; ++i) {
+        if (thread->connections >= thread->max_connections) {
+            pause_accepting(thread);
+            tk_http_metrics_accept_paused();
+            log_refusal(thread, "TICKETD_MAX_CONNECTIONS reached: new connections wait until one closes");
+            return;
+        }
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL) {
+            if (errno == EMFILE || errno == ENFILE)
+                refuse_connection(thread);
+            return;
+        }
+        ++thread->connections;
+        tk_http_metrics_connection_opened();
+        sock->on_close.cb = on_socket_close;
+        sock->on_close.data = thread;
         h2o_accept(&thread->accept_ctx, sock);
+        check_http1_layout(sock);
+    }
 }
 
 /* On the loop thread: stop accepting. Connections already open are served until exit. */
@@ -65,7 +189,8 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     while (!h2o_linklist_is_empty(messages))
         h2o_linklist_unlink(messages->next);
     if (thread->listener != NULL) {
-        h2o_socket_read_stop(thread->listener);
+        if (!thread->accept_paused)
+            h2o_socket_read_stop(thread->listener);
         h2o_socket_close(thread->listener);
         thread->listener = NULL;
     }
@@ -93,6 +218,9 @@ static void *thread_main(void *arg)
     thread->accept_ctx = (h2o_accept_ctx_t){.ctx = &thread->ctx, .hosts = globalconf.hosts};
     thread->listener = h2o_evloop_socket_create(thread->ctx.loop, thread->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thread->listener->data = thread;
+    thread->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    h2o_timeout_init(thread->ctx.loop, &thread->accept_retry_timeout, ACCEPT_RETRY_MS);
+    thread->accept_retry_entry.cb = on_accept_retry;
     h2o_socket_read_start(thread->listener, on_accept);
     while (h2o_evloop_run(thread->ctx.loop, INT32_MAX) == 0)
         ;
@@ -102,25 +230,65 @@ static void *thread_main(void *arg)
 static tk_thread_t *threads; /* lives until the process exits: the loop threads run on it */
 static size_t nthreads;
 
-int tk_server_bind(const tk_config_t *config)
+/* Raises the soft limit on open files to the hard one; returns the soft limit in force. */
+static size_t raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+        else
+            tk_log_warn("server", "cannot raise the open-file limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
+                        (unsigned long long)rl.rlim_max, strerror(errno));
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 24) ? (1u << 24) : (size_t)rl.rlim_cur;
+}
+
+/* TICKETD_MAX_CONNECTIONS, or what the file limit leaves once the process's own needs are set aside */
+static size_t connection_cap(const tk_config_t *config, size_t file_limit)
+{
+    size_t own = FD_RESERVE + FD_PER_THREAD * (size_t)config->threads;
+    size_t fit = file_limit > own + MIN_CONNECTIONS ? file_limit - own : MIN_CONNECTIONS;
+    if (config->max_connections == 0)
+        return fit;
+    if ((size_t)config->max_connections > fit)
+        tk_log_warn("server",
+                    "TICKETD_MAX_CONNECTIONS=%d is more than the open-file limit %zu leaves room for (%zu): "
+                    "connections past that are refused",
+                    config->max_connections, file_limit, fit);
+    return (size_t)config->max_connections;
+}
+
+int tk_server_bind(const tk_config_t *config, int (*on_req)(h2o_handler_t *self, h2o_req_t *req), size_t (*slot_of)(h2o_req_t *req))
 {
     char err[256];
     h2o_config_init(&globalconf);
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("ticketd"));
     /* bodies over 64 KiB get our JSON 413; h2o's own limit stops abuse beyond that */
     globalconf.max_request_entity_size = 1024 * 1024;
+    /* HTTP/2 over cleartext (Upgrade: h2c and the prior-knowledge preface) only when asked:
+     * h2o 2.2.5 has no defence against rapid reset (SECURITY.md) */
+    globalconf.http1.upgrade_to_http2 = config->http2;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
-    handler->on_req = tk_router_on_req;
-    tk_router_name_metrics();
+    handler->on_req = on_req;
+    /* the fallback path is where h2o's own errors (broken framing, body too large) are answered */
+    tk_access_log_register(pathconf, slot_of);
+    tk_access_log_register(&hostconf->fallback_path, slot_of);
+    tk_http_metrics_init();
 
+    size_t cap = connection_cap(config, raise_file_limit());
     nthreads = (size_t)config->threads;
     threads = aligned_alloc(64, (sizeof(*threads) * nthreads + 63) / 64 * 64);
     memset(threads, 0, sizeof(*threads) * nthreads);
     for (size_t i = 0; i < nthreads; ++i) {
         threads[i].index = i;
         threads[i].config = config;
+        threads[i].max_connections = (cap + nthreads - 1) / nthreads;
         if ((threads[i].listen_fd = bind_listener(config, err, sizeof(err))) == -1) {
             fprintf(stderr, "ticketd: %s\n", err);
             for (size_t j = 0; j < i; ++j)

@@ -27,7 +27,15 @@ typedef struct st_tk_thread_t {
     h2o_multithread_message_t stop_message;
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
-    int ready; /* set by the loop thread once it can receive messages */
+    int reserve_fd;                      /* /dev/null, given up for a moment to accept and close when descriptors run out */
+    int ready;                           /* set by the loop thread once it can receive messages */
+    size_t connections, max_connections; /* this loop's open connections and its share of the cap */
+    int accept_paused;                   /* at the cap: the listener is not read until a connection closes */
+    int64_t refusals_logged_ms;          /* rate limit of the "refused" log line */
+    uint64_t refusals_unlogged;
+    h2o_timeout_t accept_retry_timeout; /* waiting for the reserve descriptor to be free again */
+    h2o_timeout_entry_t accept_retry_entry;
+    size_t reads_in_flight, writes_in_flight; /* admitted requests not yet disposed of, by budget */
     pthread_t tid;
 } tk_thread_t;
 
@@ -39,8 +47,13 @@ static inline tk_thread_t *tk_thread_of(h2o_req_t *req)
 /* set once SIGTERM or SIGINT arrived: new writes are refused while in-flight work finishes */
 extern int tk_server_draining;
 
-/* Binds the listening sockets; on failure prints a one-line reason and returns 1. */
-int tk_server_bind(const tk_config_t *config);
+/* Binds the listening sockets, answering requests with on_req; slot_of names a request's
+ * route for the request counters. On failure prints a one-line reason and returns 1. */
+int tk_server_bind(const tk_config_t *config, int (*on_req)(h2o_handler_t *self, h2o_req_t *req),
+                   size_t (*slot_of)(h2o_req_t *req));
+/* The socket under an HTTP/1 request (whose raw head is still at the start of its input
+ * buffer while the request is processed), or NULL for HTTP/2 or when unknown. */
+h2o_socket_t *tk_server_http1_socket(h2o_req_t *req);
 /* Starts the loop threads on the bound sockets and blocks until SIGINT or SIGTERM, then
  * drains. Returns the process exit status. */
 int tk_server_run(void);

@@ -47,6 +47,9 @@ static const env_entry_t full_env[] = {
     {"TICKETD_CLIENT_HOLD_RATE", "0"},
     {"TICKETD_TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.1,::1 "},
     {"TICKETD_OUTBOX_PAUSE", "1000"},
+    {"TICKETD_HTTP2", "1"},
+    {"TICKETD_METRICS_TOKEN", token33},
+    {"TICKETD_MAX_CONNECTIONS", "500"},
     {NULL, NULL},
 };
 

@@ -502,8 +502,9 @@ static const row_t rows[] = {
     ROWF("unknown Expect", "POST", EV, J "Expect: 200-ok\r\n", "{}", 417, F_H2O),
     RAW("garbage request line", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n", 400),
     RAW("HTTP/1.0 without Host", "GET /healthz HTTP/1.0\r\n\r\n", 200),
+    /* HTTP/2 over cleartext is off by default (TICKETD_HTTP2): the preface is a bad HTTP/1 request */
     RAW("HTTP/2 preface, then a broken frame",
-        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff", CLOSED),
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff", 400),
     RAW("h2c upgrade with garbage settings",
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: "
         "!!!\r\n\r\n",
