@@ -13,7 +13,7 @@
 #include <sys/time.h>
 
 typedef struct st_tk_log_bucket_t {
-    double tokens;
+    double allowance;
     int64_t refilled_ms;
     uint64_t suppressed; /* lines dropped since the last one written */
     int started;
@@ -58,19 +58,19 @@ static int take_token(int64_t now_ms)
 {
     if (!bucket.started) {
         bucket.started = 1;
-        bucket.tokens = TK_ACCESS_LOG_BURST;
+        bucket.allowance = TK_ACCESS_LOG_BURST;
         bucket.refilled_ms = now_ms;
     }
-    bucket.tokens += (double)(now_ms - bucket.refilled_ms) * TK_ACCESS_LOG_RATE / 1000.0;
-    if (bucket.tokens > TK_ACCESS_LOG_BURST)
-        bucket.tokens = TK_ACCESS_LOG_BURST;
+    bucket.allowance += (double)(now_ms - bucket.refilled_ms) * TK_ACCESS_LOG_RATE / 1000.0;
+    if (bucket.allowance > TK_ACCESS_LOG_BURST)
+        bucket.allowance = TK_ACCESS_LOG_BURST;
     bucket.refilled_ms = now_ms;
-    if (bucket.tokens < 1.0) {
+    if (bucket.allowance < 1.0) {
         ++bucket.suppressed;
         tk_http_metrics_log_suppressed(1);
         return 0;
     }
-    bucket.tokens -= 1.0;
+    bucket.allowance -= 1.0;
     return 1;
 }
 
