@@ -21,6 +21,19 @@ void tk_respond_error(h2o_req_t *req, int status, const char *error, const char 
 /* 503 with Retry-After, for a store that is down or a queue that is full */
 void tk_respond_unavailable(h2o_req_t *req, const char *message);
 
+/* An answer built before it is known whether its client is still there: sent with
+ * tk_respond_answer when it is, kept for an Idempotency-Key when it is not. */
+typedef struct st_tk_answer_t {
+    int status;
+    h2o_iovec_t body;   /* JSON */
+    h2o_iovec_t cookie; /* a Set-Cookie value, or empty */
+    int retry_after;    /* seconds; 0: no Retry-After */
+} tk_answer_t;
+void tk_answer_json(tk_answer_t *a, int status, tk_jsonw_t *body);
+/* the API's error shape; 503 answers get Retry-After: 1 */
+void tk_answer_error(tk_answer_t *a, h2o_mem_pool_t *pool, int status, const char *error, const char *message);
+void tk_respond_answer(h2o_req_t *req, const tk_answer_t *a);
+
 /* An asynchronous operation on behalf of a request, with size bytes of caller data. */
 typedef struct st_tk_async_t tk_async_t;
 tk_async_t *tk_async_start(h2o_req_t *req, size_t size);
