@@ -5,13 +5,20 @@
  * theirs); a 400 was remembered for 24 hours (now never: the corrected retry runs); a
  * key squatted with a bad request poisoned the real one (now the real one runs); a 429
  * is not remembered either. A replay carries the first answer's status, body and cookie.
+ * And an HTTP/2 stream reset mid-request (which frees the request at once) no longer loses
+ * the answer: a retry with the key gets the one hold that was made, never a second.
  */
 #include "tests/support/api.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ADMIN_TOKEN "tk-test-only-admin-token-0123456789abcdef"
@@ -246,6 +253,112 @@ START_TEST(a_429_is_not_remembered)
 }
 END_TEST
 
+/* ---- HTTP/2: a stream reset while the hold is being made ---- */
+
+static tk_test_server_t h2;
+
+static void start_h2(void)
+{
+    const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_HTTP2=1", "TICKETD_CLIENT_MAX_HOLDS=0",
+                         "TICKETD_CLIENT_HOLD_RATE=0", NULL};
+    ck_assert_int_eq(tk_test_server_start(&h2, env, NULL), 0);
+}
+
+static void stop_h2(void)
+{
+    tk_test_server_stop(&h2);
+}
+
+static size_t frame(unsigned char *p, size_t len, int type, int flags, unsigned stream)
+{
+    unsigned char head[9] = {(unsigned char)(len >> 16),    (unsigned char)(len >> 8),    (unsigned char)len,
+                             (unsigned char)type,           (unsigned char)flags,         (unsigned char)(stream >> 24),
+                             (unsigned char)(stream >> 16), (unsigned char)(stream >> 8), (unsigned char)stream};
+    memcpy(p, head, 9);
+    return 9;
+}
+
+/* an HPACK "literal without indexing, new name" field (names and values under 127 bytes) */
+static size_t field(unsigned char *p, const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value), k = 0;
+    p[k++] = 0x00;
+    p[k++] = (unsigned char)n;
+    memcpy(p + k, name, n), k += n;
+    p[k++] = (unsigned char)v;
+    memcpy(p + k, value, v), k += v;
+    return k;
+}
+
+/* Sends the hold as HTTP/2 stream 1 (prior knowledge), waits delay_us, resets the stream
+ * and closes the connection without reading an answer. */
+static void post_and_reset_h2(int port, const char *key, const char *body, long delay_us)
+{
+    unsigned char buf[2048], block[1024];
+    size_t n = 0, b = 0;
+    char length[16];
+    snprintf(length, sizeof(length), "%zu", strlen(body));
+    b += field(block + b, ":method", "POST");
+    b += field(block + b, ":scheme", "http");
+    b += field(block + b, ":path", RES);
+    b += field(block + b, ":authority", "127.0.0.1");
+    b += field(block + b, "content-type", "application/json");
+    b += field(block + b, "content-length", length);
+    b += field(block + b, "idempotency-key", key);
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    memcpy(buf, preface, sizeof(preface) - 1), n += sizeof(preface) - 1;
+    n += frame(buf + n, 0, 0x4, 0, 0);   /* SETTINGS */
+    n += frame(buf + n, b, 0x1, 0x4, 1); /* HEADERS, END_HEADERS */
+    memcpy(buf + n, block, b), n += b;
+    n += frame(buf + n, strlen(body), 0x0, 0x1, 1); /* DATA, END_STREAM */
+    memcpy(buf + n, body, strlen(body)), n += strlen(body);
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+    struct timespec ts = {0, delay_us * 1000};
+    nanosleep(&ts, NULL);
+    unsigned char rst[13];
+    frame(rst, 4, 0x3, 0, 1); /* RST_STREAM CANCEL */
+    rst[9] = rst[10] = rst[11] = 0, rst[12] = 0x8;
+    ck_assert_int_eq(write(fd, rst, sizeof(rst)), (ssize_t)sizeof(rst));
+    close(fd);
+}
+
+START_TEST(a_stream_reset_mid_hold_loses_no_answer)
+{
+    enum { ROUNDS = 24 };
+    char *event = create_event(&h2, 100), body[256];
+    hold_body(body, sizeof(body), event, 1);
+    for (int i = 0; i < ROUNDS; ++i) {
+        char key[64], headers[160];
+        snprintf(key, sizeof(key), "reset-%d-%ld-%d", (int)getpid(), random(), i);
+        /* the reset lands anywhere from before the claim to after the answer */
+        post_and_reset_h2(h2.port, key, body, 100L * i);
+        snprintf(headers, sizeof(headers), TK_JSON_HEADER "Idempotency-Key: %s\r\n", key);
+        /* the retry: served once the first is settled (409 while it still runs) */
+        tk_http_response_t res;
+        int status = 409;
+        for (int tries = 0; tries < 500 && status == 409; ++tries) {
+            post(&h2, headers, body, &res);
+            status = res.status;
+            tk_http_response_free(&res);
+            if (status == 409) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        ck_assert_int_eq(status, 201);
+        /* one key, one hold: the reset request's hold was either never made or is the one replayed */
+        ck_assert_int_eq(held(&h2, event), i + 1);
+    }
+    free(event);
+}
+END_TEST
+
 int main(void)
 {
     srandom((unsigned)getpid());
@@ -263,6 +376,11 @@ int main(void)
     tcase_add_unchecked_fixture(fair, start_limited, stop_limited);
     tcase_add_test(fair, a_429_is_not_remembered);
     suite_add_tcase(suite, fair);
+    TCase *reset = tcase_create("http2_reset");
+    tcase_set_timeout(reset, 120);
+    tcase_add_unchecked_fixture(reset, start_h2, stop_h2);
+    tcase_add_test(reset, a_stream_reset_mid_hold_loses_no_answer);
+    suite_add_tcase(suite, reset);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
