@@ -90,9 +90,11 @@ void tk_idem_parse_claim(const redisReply *reply, tk_idem_result_t *out)
 /* ---- the calls ---- */
 
 typedef struct st_tk_idem_op_t {
+    tk_engine_t *e;
     tk_idem_cb cb;
     void *data;
 } tk_idem_op_t;
+_Static_assert(sizeof(tk_idem_op_t) <= TK_ENGINE_OP_SIZE, "tk_idem_op_t fits an engine op block");
 
 static void on_claimed(redisReply *reply, void *data)
 {
@@ -100,7 +102,7 @@ static void on_claimed(redisReply *reply, void *data)
     tk_idem_result_t result;
     tk_idem_parse_claim(reply, &result);
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 static void hex_sha256(h2o_iovec_t material, char *out)
@@ -128,44 +130,67 @@ int tk_idem_claim(tk_engine_t *e, const tk_idem_request_t *rq, tk_idem_claim_t *
     snprintf(claim_ms, sizeof(claim_ms), "%d", TK_IDEM_CLAIM_MS);
     const char *argv[] = {"FCALL", "tk_idem_claim", "1", claim->key, claim_ms, claim->fingerprint, claim->token};
     size_t argvlen[] = {5, 13, 1, TK_IDEM_KEY_LEN, strlen(claim_ms), 64, TK_UUID_LEN};
-    tk_idem_op_t *op = h2o_mem_alloc(sizeof(*op));
-    *op = (tk_idem_op_t){.cb = cb, .data = data};
+    tk_idem_op_t *op = tk_engine_op_alloc(e);
+    *op = (tk_idem_op_t){.e = e, .cb = cb, .data = data};
     if (tk_redis_command(e->redis, on_claimed, op, 7, argv, argvlen) != 0) {
-        free(op);
+        tk_engine_op_free(e, op);
         return -EAGAIN;
     }
     return 0;
 }
 
+typedef struct st_tk_idem_settle_op_t {
+    tk_engine_t *e;
+    void (*cb)(void *data);
+    void *data;
+} tk_idem_settle_op_t;
+_Static_assert(sizeof(tk_idem_settle_op_t) <= TK_ENGINE_OP_SIZE, "tk_idem_settle_op_t fits an engine op block");
+
 static void on_settled(redisReply *reply, void *data)
 {
+    tk_idem_settle_op_t *op = data;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || !is_string(reply->element[0], "OK"))
         tk_log_warn("idempotency", "settling a claim failed; it lapses in %d s", TK_IDEM_CLAIM_MS / 1000);
+    if (op->cb != NULL)
+        op->cb(op->data);
+    tk_engine_op_free(op->e, op);
 }
 
-void tk_idem_release(tk_engine_t *e, const tk_idem_claim_t *claim)
+static int settle_call(tk_engine_t *e, int argc, const char **argv, const size_t *argvlen, void (*cb)(void *), void *data)
+{
+    tk_idem_settle_op_t *op = tk_engine_op_alloc(e);
+    *op = (tk_idem_settle_op_t){.e = e, .cb = cb, .data = data};
+    if (tk_redis_command(e->redis, on_settled, op, argc, argv, argvlen) != 0) {
+        tk_log_warn("idempotency", "settling a claim failed; it lapses in %d s", TK_IDEM_CLAIM_MS / 1000);
+        tk_engine_op_free(e, op);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+int tk_idem_release(tk_engine_t *e, const tk_idem_claim_t *claim, void (*cb)(void *data), void *data)
 {
     const char *argv[] = {"FCALL", "tk_idem_release", "1", claim->key, claim->token};
     size_t argvlen[] = {5, 15, 1, TK_IDEM_KEY_LEN, TK_UUID_LEN};
-    if (tk_redis_command(e->redis, on_settled, NULL, 5, argv, argvlen) != 0)
-        on_settled(NULL, NULL);
+    return settle_call(e, 5, argv, argvlen, cb, data);
 }
 
-void tk_idem_settle(tk_engine_t *e, const tk_idem_claim_t *claim, const tk_idem_answer_t *answer)
+int tk_idem_settle(tk_engine_t *e, const tk_idem_claim_t *claim, const tk_idem_answer_t *answer, void (*cb)(void *data), void *data)
 {
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     h2o_iovec_t stored = tk_idem_encode(&pool, answer);
     int64_t keep_ms = tk_idem_keep_ms(answer->status, stored.len);
+    int ret;
     if (keep_ms == 0) {
-        tk_idem_release(e, claim);
+        ret = tk_idem_release(e, claim, cb, data);
     } else {
         char ttl[24];
         snprintf(ttl, sizeof(ttl), "%" PRId64, keep_ms);
         const char *argv[] = {"FCALL", "tk_idem_store", "1", claim->key, claim->token, ttl, stored.base};
         size_t argvlen[] = {5, 13, 1, TK_IDEM_KEY_LEN, TK_UUID_LEN, strlen(ttl), stored.len};
-        if (tk_redis_command(e->redis, on_settled, NULL, 7, argv, argvlen) != 0)
-            on_settled(NULL, NULL);
+        ret = settle_call(e, 7, argv, argvlen, cb, data);
     }
     h2o_mem_clear_pool(&pool);
+    return ret;
 }

@@ -63,10 +63,12 @@ typedef void (*tk_idem_cb)(const tk_idem_result_t *result, void *data);
  * -EAGAIN: Redis cannot take the call, cb never runs. */
 int tk_idem_claim(tk_engine_t *e, const tk_idem_request_t *rq, tk_idem_claim_t *claim, tk_idem_cb cb, void *data);
 /* Settles a claim CLAIMED answered: keeps answer for tk_idem_keep_ms, or releases the key
- * when that is 0. Nothing to wait for; a failure is logged (the claim then lapses). */
-void tk_idem_settle(tk_engine_t *e, const tk_idem_claim_t *claim, const tk_idem_answer_t *answer);
-/* Gives a claim back unanswered. */
-void tk_idem_release(tk_engine_t *e, const tk_idem_claim_t *claim);
+ * when that is 0. 0: cb (NULL: none) runs once Redis has taken it or failed to (a failure
+ * is logged; the claim then lapses); -EAGAIN: not sent, cb never runs. */
+int tk_idem_settle(tk_engine_t *e, const tk_idem_claim_t *claim, const tk_idem_answer_t *answer, void (*cb)(void *data),
+                   void *data);
+/* Gives a claim back unanswered; as tk_idem_settle. */
+int tk_idem_release(tk_engine_t *e, const tk_idem_claim_t *claim, void (*cb)(void *data), void *data);
 
 /* How long an answer is kept, in ms; 0: not at all (400, 413, 415, 429, 5xx, or its
  * stored form over TK_IDEM_ANSWER_MAX bytes). */

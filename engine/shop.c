@@ -24,6 +24,7 @@ typedef struct st_tk_reserve_op_t {
     char rid[TK_UUID_LEN + 1];
     tk_fairuse_t fair;
 } tk_reserve_op_t;
+_Static_assert(sizeof(tk_reserve_op_t) <= TK_ENGINE_OP_SIZE, "tk_reserve_op_t fits an engine op block");
 
 static void on_reserved(redisReply *reply, void *data)
 {
@@ -34,7 +35,7 @@ static void on_reserved(redisReply *reply, void *data)
     if (result.outcome == TK_RESERVE_INSUFFICIENT && result.available == 0)
         tk_soldout_mark(&op->e->soldout, op->event, result.type.base, result.type.len, tk_time_now_ms());
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_cb cb, void *data)
@@ -47,7 +48,7 @@ int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_c
         cb(&result, data);
         return 0;
     }
-    tk_reserve_op_t *op = h2o_mem_alloc(sizeof(*op));
+    tk_reserve_op_t *op = tk_engine_op_alloc(e);
     *op = (tk_reserve_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->event, rq->event->id, sizeof(op->event));
     tk_uuid_v4_in_shard(op->rid, rq->event->id);
@@ -58,7 +59,7 @@ int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_c
                                      rq->lines, rq->nlines, &op->fair, rq->admission, &pool, on_reserved, op);
     h2o_mem_clear_pool(&pool);
     if (ret != 0) {
-        free(op);
+        tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }
     return 0;
@@ -72,6 +73,7 @@ typedef struct st_tk_get_op_t {
     void *data;
     char rid[TK_UUID_LEN + 1];
 } tk_get_op_t;
+_Static_assert(sizeof(tk_get_op_t) <= TK_ENGINE_OP_SIZE, "tk_get_op_t fits an engine op block");
 
 static void on_stored_reservation(const tk_shop_stored_t *stored, void *data)
 {
@@ -81,7 +83,7 @@ static void on_stored_reservation(const tk_shop_stored_t *stored, void *data)
                                                               : TK_GET_UNAVAILABLE,
                               .reservation = stored->found > 0 ? &stored->reservation : NULL};
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 static void on_viewed(redisReply *reply, void *data)
@@ -99,16 +101,16 @@ static void on_viewed(redisReply *reply, void *data)
     tk_get_result_t result = {.outcome = found > 0 ? TK_GET_FOUND : TK_GET_UNAVAILABLE, .reservation = found > 0 ? &view : NULL};
     op->cb(&result, op->data);
     h2o_mem_clear_pool(&pool);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 int tk_shop_get(tk_engine_t *e, const tk_get_request_t *rq, tk_get_cb cb, void *data)
 {
-    tk_get_op_t *op = h2o_mem_alloc(sizeof(*op));
+    tk_get_op_t *op = tk_engine_op_alloc(e);
     *op = (tk_get_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->rid, rq->rid, sizeof(op->rid));
     if (tk_reservation_view(e->redis, op->rid, on_viewed, op) != 0) {
-        free(op);
+        tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }
     return 0;
@@ -122,6 +124,7 @@ typedef struct st_tk_cancel_op_t {
     void *data;
     char rid[TK_UUID_LEN + 1];
 } tk_cancel_op_t;
+_Static_assert(sizeof(tk_cancel_op_t) <= TK_ENGINE_OP_SIZE, "tk_cancel_op_t fits an engine op block");
 
 /* A reservation that has left Redis is finished: it cannot be cancelled any more. */
 static void on_stored_for_cancel(const tk_shop_stored_t *stored, void *data)
@@ -131,7 +134,7 @@ static void on_stored_for_cancel(const tk_shop_stored_t *stored, void *data)
                                             : stored->found == 0 ? TK_CANCEL_NOT_FOUND
                                                                  : TK_CANCEL_UNAVAILABLE};
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 static void on_cancelled(redisReply *reply, void *data)
@@ -143,16 +146,16 @@ static void on_cancelled(redisReply *reply, void *data)
     if (result.outcome == TK_CANCEL_NOT_FOUND)
         result.outcome = TK_CANCEL_UNAVAILABLE; /* no worker free to ask PostgreSQL */
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 int tk_shop_cancel(tk_engine_t *e, const tk_cancel_request_t *rq, tk_cancel_cb cb, void *data)
 {
-    tk_cancel_op_t *op = h2o_mem_alloc(sizeof(*op));
+    tk_cancel_op_t *op = tk_engine_op_alloc(e);
     *op = (tk_cancel_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->rid, rq->rid, sizeof(op->rid));
     if (tk_reservation_cancel(e->redis, op->rid, on_cancelled, op) != 0) {
-        free(op);
+        tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }
     return 0;

@@ -28,6 +28,7 @@ typedef struct st_tk_charge_t {
     const char *error;
     h2o_timeout_entry_t retry;
 } tk_charge_t;
+_Static_assert(sizeof(tk_charge_t) <= TK_ENGINE_OP_SIZE, "tk_charge_t fits an engine op block");
 
 static void record_answer(tk_charge_t *charge);
 
@@ -54,7 +55,7 @@ static void on_recorded(redisReply *reply, void *data)
         break;
     }
     __atomic_fetch_sub(&charge->e->charges_in_flight, 1, __ATOMIC_RELAXED);
-    free(charge);
+    tk_engine_op_free(charge->e, charge);
 }
 
 static void on_retry(h2o_timeout_entry_t *entry)
@@ -80,7 +81,7 @@ static void on_charged(tk_charge_outcome_t outcome, const char *error, void *dat
 /* Charges card for the transaction just started; runs to its recorded end on its own. */
 static void start_charge(tk_engine_t *e, const char *rid, h2o_iovec_t txn, const char *card, int64_t amount_minor)
 {
-    tk_charge_t *charge = h2o_mem_alloc(sizeof(*charge));
+    tk_charge_t *charge = tk_engine_op_alloc(e);
     *charge = (tk_charge_t){.e = e, .retry = {.cb = on_retry}};
     __atomic_fetch_add(&e->charges_in_flight, 1, __ATOMIC_RELAXED);
     memcpy(charge->rid, rid, sizeof(charge->rid));
@@ -96,6 +97,7 @@ typedef struct st_tk_pay_op_t {
     char rid[TK_UUID_LEN + 1];
     char card[MAX_CARD_LEN + 1];
 } tk_pay_op_t;
+_Static_assert(sizeof(tk_pay_op_t) <= TK_ENGINE_OP_SIZE, "tk_pay_op_t fits an engine op block");
 
 /* A reservation that has left Redis is finished: it cannot be paid any more. */
 static void on_stored_for_payment(const tk_shop_stored_t *stored, void *data)
@@ -105,7 +107,7 @@ static void on_stored_for_payment(const tk_shop_stored_t *stored, void *data)
                                          : stored->found == 0 ? TK_PAY_NOT_FOUND
                                                               : TK_PAY_UNAVAILABLE};
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 static void on_pay_started(redisReply *reply, void *data)
@@ -136,14 +138,14 @@ static void on_pay_started(redisReply *reply, void *data)
         break;
     }
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 int tk_shop_pay(tk_engine_t *e, const tk_pay_request_t *rq, tk_pay_cb cb, void *data)
 {
     if (strlen(rq->card) > MAX_CARD_LEN)
         return -EINVAL;
-    tk_pay_op_t *op = h2o_mem_alloc(sizeof(*op));
+    tk_pay_op_t *op = tk_engine_op_alloc(e);
     *op = (tk_pay_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->rid, rq->rid, sizeof(op->rid));
     memcpy(op->card, rq->card, strlen(rq->card) + 1);
@@ -151,7 +153,7 @@ int tk_shop_pay(tk_engine_t *e, const tk_pay_request_t *rq, tk_pay_cb cb, void *
     tk_uuid_v4_in_shard(txn, op->rid);
     if (tk_reservation_pay_start(e->redis, op->rid, txn, GATEWAY_TIMEOUT_MS + e->config->payment_latency_ms, on_pay_started, op) !=
         0) {
-        free(op);
+        tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }
     return 0;
@@ -163,13 +165,14 @@ typedef struct st_tk_txn_op_t {
     void *data;
     char txn[TK_UUID_LEN + 1];
 } tk_txn_op_t;
+_Static_assert(sizeof(tk_txn_op_t) <= TK_ENGINE_OP_SIZE, "tk_txn_op_t fits an engine op block");
 
 static void on_stored_transaction(const tk_shop_stored_t *stored, void *data)
 {
     tk_txn_op_t *op = data;
     tk_txn_result_t result = {.outcome = stored->found == 0 ? TK_TXN_NOT_FOUND : TK_TXN_UNAVAILABLE};
     op->cb(stored->found > 0 ? &stored->txn : &result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 static void on_txn(redisReply *reply, void *data)
@@ -183,16 +186,16 @@ static void on_txn(redisReply *reply, void *data)
         result.outcome = TK_TXN_UNAVAILABLE;
     }
     op->cb(&result, op->data);
-    free(op);
+    tk_engine_op_free(op->e, op);
 }
 
 int tk_shop_txn(tk_engine_t *e, const tk_txn_request_t *rq, tk_txn_cb cb, void *data)
 {
-    tk_txn_op_t *op = h2o_mem_alloc(sizeof(*op));
+    tk_txn_op_t *op = tk_engine_op_alloc(e);
     *op = (tk_txn_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->txn, rq->txn, sizeof(op->txn));
     if (tk_reservation_txn(e->redis, op->txn, on_txn, op) != 0) {
-        free(op);
+        tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }
     return 0;

@@ -1,5 +1,6 @@
 /*
- * A claim in progress is a small heap block (a hold), referenced by the request (through
+ * A claim in progress is a small block (a hold, from the engine's recycled operation
+ * blocks: it must outlive its request), referenced by the request (through
  * a guard in its pool), by the engine's claim call while it is in flight, and by any
  * route operation that took it; the last reference to go releases a claim nobody settled,
  * so a key is never left claimed by a request that answered nothing. Claimed requests
@@ -20,8 +21,10 @@ struct st_tk_idem_hold_t {
     h2o_req_t *req; /* NULL once the request is gone */
     int claimed, settled;
     unsigned refs;
+    h2o_iovec_t held;               /* the answer waiting for the engine to take it, in the request's pool */
     struct st_tk_idem_hold_t *next; /* in active_holds while claimed, unsettled and its request alive */
 };
+_Static_assert(sizeof(tk_idem_hold_t) <= TK_ENGINE_OP_SIZE, "a hold fits an engine op block");
 
 static __thread tk_idem_hold_t *active_holds;
 
@@ -40,18 +43,39 @@ static void drop(tk_idem_hold_t *hold)
     if (--hold->refs != 0)
         return;
     if (hold->claimed && !hold->settled)
-        tk_idem_release(&hold->thread->engine, &hold->claim);
-    free(hold);
+        tk_idem_release(&hold->thread->engine, &hold->claim, NULL, NULL);
+    tk_engine_op_free(&hold->thread->engine, hold);
 }
 
-static void settle(tk_idem_hold_t *hold, int status, h2o_iovec_t cookie, h2o_iovec_t body)
+static void on_settled(void *data)
+{
+    tk_idem_hold_t *hold = data;
+    if (hold->req != NULL)
+        tk_respond_send(hold->req, hold->held);
+    drop(hold);
+}
+
+/* Settles the claim with an answer. With send_after, the answer goes out only once the
+ * engine has it (so that a retry the client sends at once, maybe to another thread and
+ * Redis connection, finds it): returns 1 when it is held for that, 0 to send it now. */
+static int settle(tk_idem_hold_t *hold, int status, h2o_iovec_t cookie, h2o_iovec_t body, int send_after)
 {
     if (!hold->claimed || hold->settled)
-        return;
+        return 0;
     hold->settled = 1;
     unlink_hold(hold);
     tk_idem_answer_t answer = {.status = status, .cookie = cookie, .body = body};
-    tk_idem_settle(&hold->thread->engine, &hold->claim, &answer);
+    if (!send_after || hold->req == NULL) {
+        tk_idem_settle(&hold->thread->engine, &hold->claim, &answer, NULL, NULL);
+        return 0;
+    }
+    hold->held = h2o_strdup(&hold->req->pool, body.base, body.len);
+    ++hold->refs;
+    if (tk_idem_settle(&hold->thread->engine, &hold->claim, &answer, on_settled, hold) != 0) {
+        --hold->refs;
+        return 0;
+    }
+    return 1;
 }
 
 static void on_request_dispose(void *p)
@@ -123,7 +147,7 @@ int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler)
     if (rq.body.base == NULL)
         rq.body = h2o_iovec_init("", 0);
 
-    tk_idem_hold_t *hold = h2o_mem_alloc(sizeof(*hold));
+    tk_idem_hold_t *hold = tk_engine_op_alloc(&thread->engine);
     *hold = (tk_idem_hold_t){.thread = thread, .handler = handler, .req = req, .refs = 2};
     tk_idem_hold_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_request_dispose);
     *guard = hold;
@@ -134,18 +158,18 @@ int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler)
     return 0;
 }
 
-void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
+int tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
 {
     tk_idem_hold_t *hold = active_holds;
     while (hold != NULL && hold->req != req)
         hold = hold->next;
     if (hold == NULL)
-        return;
+        return 0;
     h2o_iovec_t cookie = {NULL, 0};
     ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_SET_COOKIE, -1);
     if (i != -1)
         cookie = req->res.headers.entries[i].value;
-    settle(hold, status, cookie, body);
+    return settle(hold, status, cookie, body, 1);
 }
 
 tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req)
@@ -160,6 +184,6 @@ tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req)
 
 void tk_idempotency_finish(tk_idem_hold_t *hold, const tk_answer_t *answer)
 {
-    settle(hold, answer->status, answer->cookie, answer->body);
+    settle(hold, answer->status, answer->cookie, answer->body, 0);
     drop(hold);
 }

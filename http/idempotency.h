@@ -4,7 +4,8 @@
  * owns the key's transitions, fingerprints and what is kept how long) before its route
  * runs; a retry with the same key and body gets the first answer again, with another
  * body 422, while the first still runs 409. The answer is handed to the engine as the
- * response goes out (tk_idempotency_on_respond, the responder's observer), or, when the
+ * response goes out (tk_idempotency_on_respond, the responder's observer, which sends it
+ * only once the engine has it, so that an immediate retry finds it), or, when the
  * client went away first (an HTTP/2 reset frees the request at once), by the route
  * itself once its engine call completes: a route whose work outlives its request takes
  * a reference with tk_idempotency_hold and gives it back with tk_idempotency_finish.
@@ -21,8 +22,9 @@ typedef struct st_tk_idem_hold_t tk_idem_hold_t;
 
 /* Runs handler for req, honouring an Idempotency-Key header if there is one. */
 int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler);
-/* The observer of every response: settles the claim req runs under, if any. */
-void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body);
+/* The observer of every response: settles the claim req runs under, if any, and then
+ * holds the answer until the engine has it (returns 1; 0: send it now). */
+int tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body);
 /* A reference to the claim req runs under (NULL when none), for a route whose engine
  * call may complete after the request is gone. */
 tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req);

@@ -80,8 +80,13 @@ void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    if (observer != NULL)
-        observer(req, status, body);
+    if (observer != NULL && observer(req, status, body))
+        return; /* held: the observer sends it with tk_respond_send */
+    h2o_send_inline(req, body.base, body.len);
+}
+
+void tk_respond_send(h2o_req_t *req, h2o_iovec_t body)
+{
     h2o_send_inline(req, body.base, body.len);
 }
 

@@ -13,9 +13,14 @@
 
 void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
 /* Called by tk_respond with every answer just before it is sent (one observer: the
- * idempotency module, which stores answers to claimed keys). Set once at start-up. */
-typedef void (*tk_respond_observer_fn)(h2o_req_t *req, int status, h2o_iovec_t body);
+ * idempotency module, which stores answers to claimed keys). It returns 0 to let the
+ * answer go out at once, or 1 to hold it until tk_respond_send (the answer must not
+ * reach the client before it is stored, or a quick retry could miss it). Set once at
+ * start-up. */
+typedef int (*tk_respond_observer_fn)(h2o_req_t *req, int status, h2o_iovec_t body);
 void tk_respond_set_observer(tk_respond_observer_fn fn);
+/* Sends an answer the observer held (status and headers are already set). */
+void tk_respond_send(h2o_req_t *req, h2o_iovec_t body);
 void tk_respond_json(h2o_req_t *req, int status, tk_jsonw_t *body);
 void tk_respond_error(h2o_req_t *req, int status, const char *error, const char *message);
 /* 503 with Retry-After, for a store that is down or a queue that is full */
