@@ -41,13 +41,6 @@ static void answer_insufficient(tk_answer_t *a, h2o_mem_pool_t *pool, h2o_iovec_
     tk_answer_error(a, pool, 409, "Requested more tickets than available", message);
 }
 
-static void respond_now(h2o_req_t *req, void (*fn)(tk_answer_t *, h2o_mem_pool_t *))
-{
-    tk_answer_t a;
-    fn(&a, &req->pool);
-    tk_respond_answer(req, &a);
-}
-
 static void respond_not_found(h2o_req_t *req)
 {
     tk_respond_error(req, 404, "Reservation does not exist", "There is no reservation with this id");
@@ -213,17 +206,18 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
         tk_respond_error(req, 400, "Event already took place", "Tickets for past events are not sold");
         return 0;
     }
+    tk_answer_t refusal;
     for (size_t i = 0; i < nlines; ++i) {
         if (tk_event_find_type(ev, lines[i].type.base, lines[i].type.len) == NULL) {
-            respond_now(req, answer_unknown_type);
+            answer_unknown_type(&refusal, &req->pool);
+            tk_respond_answer(req, &refusal);
             return 0;
         }
     }
     for (size_t i = 0; i < nlines; ++i) {
         if (lines[i].amount > thread->config->max_per_type) {
-            tk_answer_t a;
-            answer_over_limit(&a, &req->pool, thread->config->max_per_type);
-            tk_respond_answer(req, &a);
+            answer_over_limit(&refusal, &req->pool, thread->config->max_per_type);
+            tk_respond_answer(req, &refusal);
             return 0;
         }
     }
@@ -242,10 +236,11 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     reserve->thread = thread;
     reserve->idem = tk_idempotency_hold(req);
     if (tk_shop_reserve(&thread->engine, &rq, on_reserved, op) != 0) {
+        tk_answer_error(&refusal, &req->pool, 503, "Service unavailable", "Reservations are unavailable right now; try again");
+        tk_respond_answer(req, &refusal);
         if (reserve->idem != NULL)
-            tk_idempotency_finish(reserve->idem, &(tk_answer_t){.status = 503});
+            tk_idempotency_finish(reserve->idem, &refusal);
         tk_async_finish(op);
-        tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
     }
     return 0;
 }
