@@ -1,7 +1,8 @@
 /*
  * The shop's types: the typed requests and results of engine/shop.h, and the reservation
- * as the API shows it. Apart from the calls so that the engine's own Redis layer
- * (engine/reservation.h) can decode into them without depending on the engine's state.
+ * as the API shows it. They live apart from the calls so that the engine's own Redis
+ * layer (engine/reservation.h) can decode into them without depending on the engine's
+ * per-loop state.
  * Statuses are the API's: a reservation whose payment is in flight reads as PENDING
  * (lua/ticketd.lua, public_status, owns that rule).
  */
