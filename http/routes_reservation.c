@@ -206,8 +206,8 @@ int tk_route_reservation_create(h2o_req_t *req, tk_thread_t *thread)
     memcpy(reserve->event, ev->id, sizeof(reserve->event));
     tk_uuid_v4_in_shard(reserve->rid, ev->id);
     if (tk_reservation_reserve(thread->engine.redis, ev, reserve->rid, (int64_t)thread->config->hold_seconds * 1000,
-                               thread->config->max_per_type, lines, nlines, tk_client_fairuse(req, thread->config), admission.ticket != 0 ? &admission : NULL, &req->pool,
-                               on_reserved, op) != 0) {
+                               thread->config->max_per_type, lines, nlines, tk_client_fairuse(req, thread->config),
+                               admission.ticket != 0 ? &admission : NULL, &req->pool, on_reserved, op) != 0) {
         tk_async_finish(op);
         tk_respond_unavailable(req, "Reservations are unavailable right now; try again");
     }
