@@ -75,7 +75,7 @@ typedef struct st_tk_config_t {
     int client_hold_rate;                                 /* hold requests per second per client (bursts of twice that) */
     tk_netaddr_t trusted_proxies[TK_TRUSTED_PROXIES_MAX]; /* whose X-Forwarded-For is believed */
     size_t ntrusted_proxies;
-    int outbox_pause; /* unpersisted outbox entries of a shard that pause its new holds */
+    int outbox_pause;        /* unpersisted outbox entries of a shard that pause its new holds */
     int http2;               /* 1: accept HTTP/2 over cleartext (h2c upgrade, prior knowledge) */
     char metrics_token[512]; /* empty: /metrics open in development, refused in production */
     size_t metrics_token_len;

@@ -142,14 +142,15 @@ char *tk_metrics_render(size_t *len)
                             SUM(m->soldout_fast_path));
     tk_metrics_emit_counter(t, "ticketd_overload_refusals_total",
                             "Writes refused with 503 because a queue was full or the server draining.", SUM(m->overload_refusals));
-tk_metrics_emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with 429: the client was over a fair-use limit.",
-                 SUM(m->fairuse_refusals));
+    tk_metrics_emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with 429: the client was over a fair-use limit.",
+                            SUM(m->fairuse_refusals));
 
     tk_metrics_emit_counter(t, "ticketd_waitroom_joins_total", "Waiting-room joins answered.", SUM(m->wr_joins));
     tk_metrics_emit_counter(t, "ticketd_waitroom_polls_total", "Waiting-room polls (answered without Redis).", SUM(m->wr_polls));
-    tk_metrics_emit_counter(t, "ticketd_waitroom_admissions_total", "Join and poll answers that carried an admission.", SUM(m->wr_admissions));
-    tk_metrics_emit_counter(t, "ticketd_waitroom_refusals_total", "Reservations refused for a missing, forged, expired or used admission.",
-                 SUM(m->wr_refusals));
+    tk_metrics_emit_counter(t, "ticketd_waitroom_admissions_total", "Join and poll answers that carried an admission.",
+                            SUM(m->wr_admissions));
+    tk_metrics_emit_counter(t, "ticketd_waitroom_refusals_total",
+                            "Reservations refused for a missing, forged, expired or used admission.", SUM(m->wr_refusals));
 
     uint64_t round_trips = 0, depth = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -173,9 +174,10 @@ tk_metrics_emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with
     tk_metrics_emit_counter(t, "ticketd_writer_batches_total", "Outbox batches committed to PostgreSQL.", ws.batches);
     tk_metrics_emit_counter(t, "ticketd_writer_records_total", "Outbox records committed to PostgreSQL.", ws.records);
     tk_metrics_emit_counter(t, "ticketd_writer_failures_total", "Outbox batches that failed and were retried.", ws.failures);
-    tk_metrics_emit_counter(t, "ticketd_writer_ack_calls_total", "tk_persisted calls (one per shard of a committed batch).", ws.ack_calls);
+    tk_metrics_emit_counter(t, "ticketd_writer_ack_calls_total", "tk_persisted calls (one per shard of a committed batch).",
+                            ws.ack_calls);
     tk_metrics_emit_counter(t, "ticketd_writer_dead_letters_total", "Outbox entries PostgreSQL refused, moved to tk:{s}:dead.",
-                 ws.dead_letters);
+                            ws.dead_letters);
     int64_t ob_depth = __atomic_load_n(&outbox_depth, __ATOMIC_RELAXED), lag = __atomic_load_n(&outbox_lag_ms, __ATOMIC_RELAXED);
     if (ob_depth >= 0) {
         tk_metrics_emit(t,
@@ -189,16 +191,17 @@ tk_metrics_emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with
     }
     int64_t paused = __atomic_load_n(&paused_shards, __ATOMIC_RELAXED);
     if (paused >= 0)
-        tk_metrics_emit(t,
-             "# HELP ticketd_paused_shards Shards whose unpersisted outbox is at TICKETD_OUTBOX_PAUSE: their new holds get 503.\n"
-             "# TYPE ticketd_paused_shards gauge\nticketd_paused_shards %" PRId64 "\n",
-             paused);
+        tk_metrics_emit(
+            t,
+            "# HELP ticketd_paused_shards Shards whose unpersisted outbox is at TICKETD_OUTBOX_PAUSE: their new holds get 503.\n"
+            "# TYPE ticketd_paused_shards gauge\nticketd_paused_shards %" PRId64 "\n",
+            paused);
     int64_t used = __atomic_load_n(&redis_used, __ATOMIC_RELAXED), max = __atomic_load_n(&redis_max, __ATOMIC_RELAXED);
     if (used >= 0)
         tk_metrics_emit(t,
-             "# HELP ticketd_redis_memory_used_bytes Redis used_memory.\n# TYPE ticketd_redis_memory_used_bytes gauge\n"
-             "ticketd_redis_memory_used_bytes %" PRId64 "\n",
-             used);
+                        "# HELP ticketd_redis_memory_used_bytes Redis used_memory.\n# TYPE ticketd_redis_memory_used_bytes gauge\n"
+                        "ticketd_redis_memory_used_bytes %" PRId64 "\n",
+                        used);
     if (max >= 0)
         tk_metrics_emit(
             t,
@@ -206,7 +209,7 @@ tk_metrics_emit_counter(t, "ticketd_fairuse_refusals_total", "Holds refused with
             "# TYPE ticketd_redis_maxmemory_bytes gauge\nticketd_redis_maxmemory_bytes %" PRId64 "\n",
             max);
     tk_metrics_emit(t, "# HELP ticketd_config_warning 1 when a production durability check warns.\n"
-            "# TYPE ticketd_config_warning gauge\n");
+                       "# TYPE ticketd_config_warning gauge\n");
     for (int i = 0; i < TK_WARN__COUNT; ++i)
         tk_metrics_emit(t, "ticketd_config_warning{check=\"%s\"} %d\n", warning_names[i],
                         __atomic_load_n(&config_warnings[i], __ATOMIC_RELAXED));

@@ -19,7 +19,7 @@ typedef struct st_tk_metrics_t {
     uint64_t holds_created, holds_cancelled, holds_expired, payments_completed, payments_failed, soldout_fast_path;
     uint64_t overload_refusals;
     uint64_t wr_joins, wr_polls, wr_admissions, wr_refusals; /* waiting room */
-    uint64_t fairuse_refusals; /* holds refused with 429 (engine/fairuse.h) */
+    uint64_t fairuse_refusals;                               /* holds refused with 429 (engine/fairuse.h) */
     /* read from the thread's Redis connection on scrape */
     const struct st_tk_redis_t *redis;
 } __attribute__((aligned(64))) tk_metrics_t;

@@ -1,48 +1,33 @@
 /*
- * The waiting room over HTTP: joining (POST /events/queue/, one Redis round trip),
- * polling (GET /events/queue/, answered from this process's view of the room: no Redis,
- * no malloc beyond the request pool), the admin's settings and live figures
- * (PUT/GET /admin/events/<id>/waiting-room), and the gate POST /events/reservation/ passes
- * through when the event's room is on.
+ * The waiting room over HTTP: joining (POST /events/queue/), polling (GET /events/queue/,
+ * answered from this process's view of the room: no Redis, no malloc beyond the request
+ * pool), the admin's settings and live figures (PUT/GET /admin/events/<id>/waiting-room),
+ * and the gate POST /events/reservation/ passes through when the event's room is on.
+ * Each route reads the request, asks engine/waitroom_api.h and renders its typed answer;
+ * the Redis calls, the view and the signing stay in the engine.
  */
 #include "engine/timefmt.h"
-#include "engine/waitroom.h"
-#include "engine/waitroom_token.h"
-#include "engine/waitroom_view.h"
+#include "engine/waitroom_api.h"
 #include "http/auth.h"
 #include "http/jsonr.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
+#include <errno.h>
 #include <string.h>
 
-typedef struct st_tk_room_op_t {
-    tk_thread_t *thread;
-    char event[TK_UUID_LEN + 1];
-} tk_room_op_t;
+#define UNAVAILABLE "The waiting room is unavailable right now; try again"
 
 static void respond_no_event(h2o_req_t *req)
 {
     tk_respond_error(req, 404, "Event does not exist", "There is no event with this id");
 }
 
-/* "admission": "<token>", "admitted_until": "<instant>" for a verdict that admits */
-static void render_admission(tk_jsonw_t *w, const tk_config_t *config, const char *event, int64_t ticket, int64_t until_ms)
+/* The body fields of an answer: status, then position and eta, or the admission. */
+static void render_answer(tk_jsonw_t *w, tk_thread_t *thread, const tk_wr_answer_t *a)
 {
-    tk_wr_admission_t adm = {.ticket = ticket, .until_ms = until_ms};
-    char token[TK_WR_ADMISSION_MAX];
-    memcpy(adm.event, event, sizeof(adm.event));
-    size_t len = tk_wr_admission_sign(config, &adm, token);
-    tk_jsonw_lit(w, "\"admission\":\"");
-    tk_jsonw_raw(w, token, len);
-    tk_jsonw_lit(w, "\",\"admitted_until\":");
-    tk_jsonw_time(w, until_ms);
-}
-
-/* The body fields of a verdict: status, then position and eta, or the admission. */
-static void render_verdict(tk_jsonw_t *w, tk_thread_t *thread, const char *event, int64_t ticket, const tk_wr_verdict_t *v)
-{
+    const tk_wr_verdict_t *v = &a->verdict;
     switch (v->status) {
     case TK_WR_WAITING:
         tk_jsonw_lit(w, "\"status\":\"waiting\",\"position\":");
@@ -56,8 +41,10 @@ static void render_verdict(tk_jsonw_t *w, tk_thread_t *thread, const char *event
     case TK_WR_ADMITTED:
     case TK_WR_OPEN:
         tk_metrics_inc(&thread->metrics.wr_admissions);
-        tk_jsonw_lit(w, "\"status\":\"admitted\",");
-        render_admission(w, thread->config, event, v->status == TK_WR_OPEN ? 0 : ticket, v->until_ms);
+        tk_jsonw_lit(w, "\"status\":\"admitted\",\"admission\":\"");
+        tk_jsonw_raw(w, a->admission, a->admission_len);
+        tk_jsonw_lit(w, "\",\"admitted_until\":");
+        tk_jsonw_time(w, v->until_ms);
         break;
     case TK_WR_EXPIRED:
         tk_jsonw_lit(w, "\"status\":\"expired\"");
@@ -65,75 +52,58 @@ static void render_verdict(tk_jsonw_t *w, tk_thread_t *thread, const char *event
     }
 }
 
-static void on_joined(redisReply *reply, void *data)
+typedef struct st_tk_room_op_t {
+    tk_thread_t *thread;
+} tk_room_op_t;
+
+static void on_joined(const tk_wr_join_result_t *result, void *data)
 {
     tk_async_t *op = data;
     tk_room_op_t *join = tk_async_data(op);
     h2o_req_t *req = tk_async_req(op);
-    int64_t ticket = 0, now = tk_time_now_ms();
-    tk_wr_state_t st;
-    tk_wr_join_outcome_t outcome = tk_wr_parse_join(reply, &ticket, &st);
-    if (outcome == TK_WR_JOIN_QUEUED)
-        tk_wr_room_publish(join->event, &st);
-    if (req == NULL)
-        goto Exit;
-    if (outcome == TK_WR_JOIN_FAILED) {
-        tk_respond_unavailable(req, "The waiting room is unavailable right now; try again");
-        goto Exit;
-    }
-    tk_metrics_inc(&join->thread->metrics.wr_joins);
-    tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 512);
-    tk_jsonw_lit(&w, "{\"queue_id\":");
-    tk_wr_verdict_t v;
-    if (outcome == TK_WR_JOIN_OFF) {
-        v = (tk_wr_verdict_t){.status = TK_WR_OPEN, .until_ms = now + st.admission_s * 1000};
-        tk_jsonw_lit(&w, "null,");
-        render_verdict(&w, join->thread, join->event, 0, &v);
+    if (req == NULL) {
+        /* the client went away; the view has the room's news all the same */
+    } else if (result->outcome != TK_WR_OK) {
+        tk_respond_unavailable(req, UNAVAILABLE);
+    } else {
+        tk_metrics_inc(&join->thread->metrics.wr_joins);
+        tk_jsonw_t w;
+        tk_jsonw_init(&w, &req->pool, 512);
+        tk_jsonw_lit(&w, "{\"queue_id\":");
+        if (result->queued) {
+            tk_jsonw_lit(&w, "\"");
+            tk_jsonw_raw(&w, result->queue_id, result->queue_id_len);
+            tk_jsonw_lit(&w, "\",");
+        } else {
+            tk_jsonw_lit(&w, "null,");
+        }
+        render_answer(&w, join->thread, &result->answer);
+        if (result->queued) {
+            tk_jsonw_lit(&w, ",\"opens_at\":");
+            tk_jsonw_time(&w, result->opens_at_ms);
+        }
         tk_jsonw_lit(&w, "}");
         tk_respond_json(req, 201, &w);
-        goto Exit;
     }
-    char queue_id[TK_WR_QUEUE_ID_MAX];
-    size_t len = tk_wr_queue_id_sign(join->thread->config, join->event, ticket, now, queue_id);
-    tk_jsonw_lit(&w, "\"");
-    tk_jsonw_raw(&w, queue_id, len);
-    tk_jsonw_lit(&w, "\",");
-    /* the answer a poll would give: the view's shuffle is the one place a fresh join reply lacks */
-    const uint32_t *place_of = NULL;
-    tk_wr_room_t *room = tk_wr_room_find(join->event);
-    if (room != NULL) {
-        tk_wr_state_t seen;
-        tk_wr_room_read(room, &seen, &place_of);
-    }
-    tk_wr_evaluate(&st, place_of, ticket, now, now, &v);
-    render_verdict(&w, join->thread, join->event, ticket, &v);
-    tk_jsonw_lit(&w, ",\"opens_at\":");
-    tk_jsonw_time(&w, st.opens_at_ms);
-    tk_jsonw_lit(&w, "}");
-    tk_respond_json(req, 201, &w);
-Exit:
     tk_async_finish(op);
 }
 
 int tk_route_queue_join(h2o_req_t *req, tk_thread_t *thread)
 {
     json_t *body = tk_jsonr_request_object(req);
-    char event[TK_UUID_LEN + 1];
-    if (body == NULL || tk_jsonr_require_uuid(req, body, "event_id", event) != 0)
+    tk_wr_join_request_t request;
+    if (body == NULL || tk_jsonr_require_uuid(req, body, "event_id", request.event_id) != 0)
         return 0;
-    tk_catalog_t *catalog = tk_catalog_current(&thread->engine.catalog);
-    if (catalog == NULL || tk_catalog_find(catalog, event) == NULL) {
-        respond_no_event(req);
-        return 0;
-    }
     tk_async_t *op = tk_async_start(req, sizeof(tk_room_op_t));
     tk_room_op_t *join = tk_async_data(op);
     join->thread = thread;
-    memcpy(join->event, event, sizeof(join->event));
-    if (tk_wr_call_join(thread->engine.redis, join->event, on_joined, op) != 0) {
+    int rc = tk_waitroom_join(&thread->engine, &request, on_joined, op);
+    if (rc != 0) {
         tk_async_finish(op);
-        tk_respond_unavailable(req, "The waiting room is unavailable right now; try again");
+        if (rc == -ENOENT)
+            respond_no_event(req);
+        else
+            tk_respond_unavailable(req, UNAVAILABLE);
     }
     return 0;
 }
@@ -141,30 +111,21 @@ int tk_route_queue_join(h2o_req_t *req, tk_thread_t *thread)
 int tk_route_queue_poll(h2o_req_t *req, tk_thread_t *thread)
 {
     h2o_iovec_t id;
-    char event[TK_UUID_LEN + 1];
-    int64_t ticket, joined_ms;
     int found = tk_query_get(tk_query_of(req), "queue_id", &req->pool, &id);
     if (found <= 0) {
         tk_respond_error(req, 400, "Missing queue_id", "Poll with the queue_id that POST /events/queue/ returned");
         return 0;
     }
     tk_metrics_inc(&thread->metrics.wr_polls);
-    if (tk_wr_queue_id_verify(thread->config, id.base, id.len, event, &ticket, &joined_ms) != 0) {
+    tk_wr_poll_result_t result;
+    if (tk_waitroom_poll(&thread->engine, id.base, id.len, &result) != 0) {
         tk_respond_error(req, 403, "Invalid queue id", "This queue id was not issued by this server");
         return 0;
-    }
-    tk_wr_verdict_t v = {.status = TK_WR_WAITING};
-    tk_wr_room_t *room = tk_wr_room_find(event);
-    if (room != NULL) {
-        tk_wr_state_t st;
-        const uint32_t *place_of;
-        tk_wr_room_read(room, &st, &place_of);
-        tk_wr_evaluate(&st, place_of, ticket, joined_ms, tk_time_now_ms(), &v);
     }
     tk_jsonw_t w;
     tk_jsonw_init(&w, &req->pool, 256);
     tk_jsonw_lit(&w, "{");
-    render_verdict(&w, thread, event, ticket, &v);
+    render_answer(&w, thread, &result.answer);
     tk_jsonw_lit(&w, "}");
     tk_respond_json(req, 200, &w);
     return 0;
@@ -183,68 +144,58 @@ static int admin_event_of(h2o_req_t *req, char *event)
     return tk_uuid_normalize(path.base + plen, TK_UUID_LEN, event);
 }
 
-static void render_settings(h2o_req_t *req, const char *event, const tk_wr_state_t *st, int has_room)
-{
-    tk_wr_figures_t f = {0};
-    if (has_room)
-        tk_wr_figures(st, tk_time_now_ms(), &f);
-    tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 512);
-    tk_jsonw_lit(&w, "{\"event_id\":\"");
-    tk_jsonw_raw(&w, event, TK_UUID_LEN);
-    tk_jsonw_lit(&w, "\",\"enabled\":");
-    if (has_room && st->enabled)
-        tk_jsonw_lit(&w, "true");
-    else
-        tk_jsonw_lit(&w, "false");
-    tk_jsonw_lit(&w, ",\"opens_at\":");
-    if (has_room)
-        tk_jsonw_time(&w, st->opens_at_ms);
-    else
-        tk_jsonw_lit(&w, "null");
-    tk_jsonw_lit(&w, ",\"admit_per_minute\":");
-    if (has_room)
-        tk_jsonw_int(&w, st->per_minute);
-    else
-        tk_jsonw_lit(&w, "null");
-    tk_jsonw_lit(&w, ",\"admission_seconds\":");
-    tk_jsonw_int(&w, has_room ? st->admission_s : TK_WR_DEFAULT_ADMISSION_S);
-    tk_jsonw_lit(&w, ",\"waiting\":");
-    tk_jsonw_int(&w, f.waiting);
-    tk_jsonw_lit(&w, ",\"admitted\":");
-    tk_jsonw_int(&w, f.admitted);
-    tk_jsonw_lit(&w, ",\"next_position\":");
-    tk_jsonw_int(&w, has_room ? f.next_position : 1);
-    tk_jsonw_lit(&w, ",\"expected_wait_seconds\":");
-    tk_jsonw_int(&w, f.expected_wait_s);
-    tk_jsonw_lit(&w, ",\"opened\":");
-    if (has_room && st->pre >= 0)
-        tk_jsonw_lit(&w, "true}");
-    else
-        tk_jsonw_lit(&w, "false}");
-    tk_respond_json(req, 200, &w);
-}
-
-static void on_room_state(redisReply *reply, void *data)
+static void on_room(const tk_wr_room_result_t *result, void *data)
 {
     tk_async_t *op = data;
-    tk_room_op_t *call = tk_async_data(op);
     h2o_req_t *req = tk_async_req(op);
-    tk_wr_state_t st;
-    int has_room = tk_wr_parse_state(reply, &st);
-    if (has_room == 1)
-        tk_wr_room_publish(call->event, &st);
-    if (req != NULL) {
-        if (has_room < 0)
-            tk_respond_unavailable(req, "The waiting room is unavailable right now; try again");
+    if (req == NULL) {
+        /* the client went away */
+    } else if (result->outcome != TK_WR_OK) {
+        tk_respond_unavailable(req, UNAVAILABLE);
+    } else {
+        const tk_wr_settings_t *s = &result->settings;
+        const tk_wr_figures_t *f = &result->figures;
+        tk_jsonw_t w;
+        tk_jsonw_init(&w, &req->pool, 512);
+        tk_jsonw_lit(&w, "{\"event_id\":\"");
+        tk_jsonw_raw(&w, result->event_id, TK_UUID_LEN);
+        tk_jsonw_lit(&w, "\",\"enabled\":");
+        if (s->enabled)
+            tk_jsonw_lit(&w, "true");
         else
-            render_settings(req, call->event, &st, has_room);
+            tk_jsonw_lit(&w, "false");
+        tk_jsonw_lit(&w, ",\"opens_at\":");
+        if (result->has_room)
+            tk_jsonw_time(&w, s->opens_at_ms);
+        else
+            tk_jsonw_lit(&w, "null");
+        tk_jsonw_lit(&w, ",\"admit_per_minute\":");
+        if (result->has_room)
+            tk_jsonw_int(&w, s->per_minute);
+        else
+            tk_jsonw_lit(&w, "null");
+        tk_jsonw_lit(&w, ",\"admission_seconds\":");
+        tk_jsonw_int(&w, s->admission_s);
+        tk_jsonw_lit(&w, ",\"waiting\":");
+        tk_jsonw_int(&w, f->waiting);
+        tk_jsonw_lit(&w, ",\"admitted\":");
+        tk_jsonw_int(&w, f->admitted);
+        tk_jsonw_lit(&w, ",\"next_position\":");
+        tk_jsonw_int(&w, f->next_position);
+        tk_jsonw_lit(&w, ",\"expected_wait_seconds\":");
+        tk_jsonw_int(&w, f->expected_wait_s);
+        tk_jsonw_lit(&w, ",\"opened\":");
+        if (result->opened)
+            tk_jsonw_lit(&w, "true}");
+        else
+            tk_jsonw_lit(&w, "false}");
+        tk_respond_json(req, 200, &w);
     }
     tk_async_finish(op);
 }
 
 /* Reads the PUT body into settings; answers 400 and returns -1 when a value is bad. */
-static int read_settings(h2o_req_t *req, json_t *body, tk_wr_state_t *settings)
+static int read_settings(h2o_req_t *req, json_t *body, tk_wr_settings_t *settings)
 {
     json_t *enabled = json_object_get(body, "enabled"), *opens = json_object_get(body, "opens_at"),
            *rate = json_object_get(body, "admit_per_minute"), *adm = json_object_get(body, "admission_seconds");
@@ -272,29 +223,35 @@ static int read_settings(h2o_req_t *req, json_t *body, tk_wr_state_t *settings)
 
 static int admin_room(h2o_req_t *req, tk_thread_t *thread, int put)
 {
-    char event[TK_UUID_LEN + 1];
+    tk_wr_settings_request_t request;
     if (tk_auth_admin(req, thread->config) != 0)
         return 0;
+    /* an unknown event is a 404 before its body is read */
     tk_catalog_t *catalog = tk_catalog_current(&thread->engine.catalog);
-    if (admin_event_of(req, event) != 0 || catalog == NULL || tk_catalog_find(catalog, event) == NULL) {
+    if (admin_event_of(req, request.event_id) != 0 || catalog == NULL || tk_catalog_find(catalog, request.event_id) == NULL) {
         respond_no_event(req);
         return 0;
     }
-    tk_wr_state_t settings;
     if (put) {
         json_t *body = tk_jsonr_request_object(req);
-        if (body == NULL || read_settings(req, body, &settings) != 0)
+        if (body == NULL || read_settings(req, body, &request.settings) != 0)
             return 0;
     }
-    tk_async_t *op = tk_async_start(req, sizeof(tk_room_op_t));
-    tk_room_op_t *call = tk_async_data(op);
-    call->thread = thread;
-    memcpy(call->event, event, sizeof(call->event));
-    int rc = put ? tk_wr_call_set(thread->engine.redis, call->event, &settings, on_room_state, op)
-                 : tk_wr_call_sync(thread->engine.redis, call->event, on_room_state, op);
+    tk_async_t *op = tk_async_start(req, 0);
+    int rc;
+    if (put) {
+        rc = tk_waitroom_settings_put(&thread->engine, &request, on_room, op);
+    } else {
+        tk_wr_room_query_t query;
+        memcpy(query.event_id, request.event_id, sizeof(query.event_id));
+        rc = tk_waitroom_settings_get(&thread->engine, &query, on_room, op);
+    }
     if (rc != 0) {
         tk_async_finish(op);
-        tk_respond_unavailable(req, "The waiting room is unavailable right now; try again");
+        if (rc == -ENOENT)
+            respond_no_event(req);
+        else
+            tk_respond_unavailable(req, UNAVAILABLE);
     }
     return 0;
 }
@@ -313,15 +270,6 @@ int tk_route_admin_room_get(h2o_req_t *req, tk_thread_t *thread)
 
 int tk_route_queue_gate(h2o_req_t *req, tk_thread_t *thread, const tk_event_t *ev, json_t *body, tk_wr_admission_t *adm)
 {
-    memset(adm, 0, sizeof(*adm));
-    tk_wr_room_t *room = tk_wr_room_find(ev->id);
-    tk_wr_state_t st;
-    const uint32_t *place_of;
-    if (room == NULL)
-        return 0;
-    tk_wr_room_read(room, &st, &place_of);
-    if (!st.enabled)
-        return 0;
     json_t *field = json_object_get(body, "admission");
     h2o_iovec_t token = h2o_iovec_init(NULL, 0);
     ssize_t header;
@@ -329,8 +277,7 @@ int tk_route_queue_gate(h2o_req_t *req, tk_thread_t *thread, const tk_event_t *e
         token = h2o_iovec_init(json_string_value(field), json_string_length(field));
     else if ((header = h2o_find_header_by_str(&req->headers, H2O_STRLIT("admission"), -1)) != -1)
         token = req->headers.entries[header].value;
-    if (token.base == NULL || tk_wr_admission_verify(thread->config, token.base, token.len, adm) != 0 ||
-        memcmp(adm->event, ev->id, TK_UUID_LEN) != 0 || adm->ticket < 1 || adm->until_ms <= tk_time_now_ms()) {
+    if (tk_waitroom_admit(&thread->engine, ev->id, token.base, token.len, adm) != 0) {
         tk_metrics_inc(&thread->metrics.wr_refusals);
         tk_respond_error(req, 403, "Waiting room", "This event sells through a waiting room: join the queue first");
         return -1;

@@ -1,81 +1,61 @@
 /*
  * test_dead_letter.c: tests of tk_dead_letter, the function of lua/ticketd.lua that moves
  * an outbox entry the writer cannot persist to its shard's dead-letter stream, and of the
- * writer's way of calling it (tk_inventory_dead_letter). Runs against a real Redis 7 at
- * 127.0.0.1:$TICKETD_TEST_REDIS_PORT (default 6391); main() loads the library with
- * FUNCTION LOAD REPLACE from $TICKETD_SOURCE_DIR/lua/ticketd.lua (else TK_SOURCE_DIR).
- * Each test works in a random shard whose outbox does not exist yet (so no event of
- * another test lives there) and deletes its two streams afterwards; nothing is flushed.
+ * writer's way of calling it (tk_inventory_dead_letter), over tests/lua/support.c (real
+ * Redis, the library loaded from the source tree, a connection per test). Each test works in a random shard whose outbox does not
+ * exist yet (so no event of another test lives there) and deletes its two streams afterwards; nothing is flushed.
  */
-#include "engine/inventory.h"
-#include "engine/uuid.h"
+#include "tests/lua/support.h"
 
-#include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static redisContext *rc;
 static char shard[TK_SHARD_LEN + 1], ob[TK_KEY_LEN], dead[TK_KEY_LEN];
-
-static redisContext *redis_connect(void)
-{
-    const char *p = getenv("TICKETD_TEST_REDIS_PORT");
-    int port = p != NULL && *p != '\0' ? atoi(p) : 6391;
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (c != NULL && c->err) {
-        fprintf(stderr, "test_dead_letter: redis 127.0.0.1:%d: %s\n", port, c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
 
 /* a random unused shard with the writers' group on its outbox */
 static void setup(void)
 {
-    rc = redis_connect();
-    ck_assert_ptr_nonnull(rc);
     for (int in_use = 1; in_use;) {
         char id[TK_UUID_LEN + 1];
         tk_uuid_v4(id);
         snprintf(shard, sizeof(shard), "%.4s", id);
         snprintf(ob, sizeof(ob), "tk:{%s}:ob", shard);
         snprintf(dead, sizeof(dead), "tk:{%s}:dead", shard);
-        redisReply *r = redisCommand(rc, "EXISTS %s %s", ob, dead);
+        redisReply *r = redisCommand(tk_lua_redis, "EXISTS %s %s", ob, dead);
         ck_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
         in_use = r->integer != 0;
         freeReplyObject(r);
     }
-    redisReply *r = redisCommand(rc, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", ob);
+    redisReply *r = redisCommand(tk_lua_redis, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", ob);
     ck_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
     freeReplyObject(r);
 }
 
+/* on a connection of its own: the support's teardown may have closed the test's */
 static void teardown(void)
 {
-    freeReplyObject(redisCommand(rc, "DEL %s %s", ob, dead));
-    redisFree(rc);
+    redisContext *c = tk_lua_connect();
+    freeReplyObject(redisCommand(c, "DEL %s %s", ob, dead));
+    redisFree(c);
 }
 
 /* Appends an entry with field m to stream key and reads it as a writer would, so it is
  * pending in the group; its id goes to id. */
 static void add_pending(const char *key, const char *m, size_t mlen, char id[64])
 {
-    redisReply *r = redisCommand(rc, "XADD %s * m %b", key, m, mlen);
+    redisReply *r = redisCommand(tk_lua_redis, "XADD %s * m %b", key, m, mlen);
     ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
     snprintf(id, 64, "%s", r->str);
     freeReplyObject(r);
-    r = redisCommand(rc, "XREADGROUP GROUP " TK_OUTBOX_GROUP " test COUNT 100 STREAMS %s >", key);
+    r = redisCommand(tk_lua_redis, "XREADGROUP GROUP " TK_OUTBOX_GROUP " test COUNT 100 STREAMS %s >", key);
     ck_assert(r != NULL && r->type == REDIS_REPLY_ARRAY);
     freeReplyObject(r);
 }
 
 static int in_stream(const char *key, const char *id)
 {
-    redisReply *r = redisCommand(rc, "XRANGE %s %s %s", key, id, id);
+    redisReply *r = redisCommand(tk_lua_redis, "XRANGE %s %s %s", key, id, id);
     ck_assert(r != NULL && r->type == REDIS_REPLY_ARRAY);
     int n = (int)r->elements;
     freeReplyObject(r);
@@ -84,7 +64,7 @@ static int in_stream(const char *key, const char *id)
 
 static int pending(const char *id)
 {
-    redisReply *r = redisCommand(rc, "XPENDING %s " TK_OUTBOX_GROUP " %s %s 10", ob, id, id);
+    redisReply *r = redisCommand(tk_lua_redis, "XPENDING %s " TK_OUTBOX_GROUP " %s %s 10", ob, id, id);
     ck_assert(r != NULL && r->type == REDIS_REPLY_ARRAY);
     int n = (int)r->elements;
     freeReplyObject(r);
@@ -94,7 +74,7 @@ static int pending(const char *id)
 /* The dead letters of id: how many, and the fields of the last one ("m", "err"). */
 static int dead_letters(const char *id, char *m, size_t msize, char *err, size_t errsize)
 {
-    redisReply *r = redisCommand(rc, "XRANGE %s - +", dead);
+    redisReply *r = redisCommand(tk_lua_redis, "XRANGE %s - +", dead);
     ck_assert(r != NULL && r->type == REDIS_REPLY_ARRAY);
     int n = 0;
     for (size_t i = 0; i < r->elements; ++i) {
@@ -116,7 +96,7 @@ static int dead_letters(const char *id, char *m, size_t msize, char *err, size_t
 static redisReply *fcall(const char *k1, const char *k2, const char *id, const char *reason)
 {
     const char *argv[] = {"FCALL", "tk_dead_letter", "2", k1, k2, id, reason};
-    return redisCommandArgv(rc, 7, argv, NULL);
+    return redisCommandArgv(tk_lua_redis, 7, argv, NULL);
 }
 
 START_TEST(an_entry_moves_with_its_reason_in_one_call)
@@ -153,7 +133,7 @@ END_TEST
 START_TEST(an_entry_without_m_keeps_its_id_and_reason)
 {
     char id[64], m[64] = "unset", err[128];
-    redisReply *r = redisCommand(rc, "XADD %s * other 1", ob);
+    redisReply *r = redisCommand(tk_lua_redis, "XADD %s * other 1", ob);
     ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
     snprintf(id, sizeof(id), "%s", r->str);
     freeReplyObject(r);
@@ -186,7 +166,7 @@ START_TEST(malformed_calls_are_refused_and_change_nothing)
     assert_refused(fcall(ob, other_dead, id, "why"), id);    /* dead of another shard */
     assert_refused(fcall(dead, ob, id, "why"), id);          /* keys swapped */
     assert_refused(fcall(ob, dead, "not-an-id", "why"), id); /* not a stream id */
-    redisReply *r = redisCommand(rc, "FCALL tk_dead_letter 2 %s %s %s", ob, dead, id);
+    redisReply *r = redisCommand(tk_lua_redis, "FCALL tk_dead_letter 2 %s %s %s", ob, dead, id);
     assert_refused(r, id); /* no reason */
 }
 END_TEST
@@ -195,7 +175,7 @@ END_TEST
 START_TEST(an_entry_nobody_read_moves_too)
 {
     char id[64], m[64], err[128];
-    redisReply *r = redisCommand(rc, "XADD %s * m fresh", ob);
+    redisReply *r = redisCommand(tk_lua_redis, "XADD %s * m fresh", ob);
     ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
     snprintf(id, sizeof(id), "%s", r->str);
     freeReplyObject(r);
@@ -215,48 +195,19 @@ START_TEST(the_writer_helper_moves_and_reports)
 {
     char id[64], m[64], err[128];
     add_pending(ob, "payload", 7, id);
-    ck_assert_int_eq(tk_inventory_dead_letter(rc, shard, id, "rejected by PostgreSQL", err, sizeof(err)), 1);
-    ck_assert_int_eq(tk_inventory_dead_letter(rc, shard, id, "again", err, sizeof(err)), 0);
+    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, id, "rejected by PostgreSQL", err, sizeof(err)), 1);
+    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, id, "again", err, sizeof(err)), 0);
     ck_assert_int_eq(dead_letters(id, m, sizeof(m), err, sizeof(err)), 1);
     ck_assert_str_eq(m, "payload");
     ck_assert_str_eq(err, "rejected by PostgreSQL");
     ck_assert_int_eq(pending(id), 0);
-    ck_assert_int_eq(tk_inventory_dead_letter(rc, shard, "bad", "why", err, sizeof(err)), -1);
+    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, "bad", "why", err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "tk_dead_letter") != NULL, "err: %s", err);
 }
 END_TEST
 
-static int load_library(void)
+static void add_tests(TCase *tc)
 {
-    const char *dir = getenv("TICKETD_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/lua/ticketd.lua", dir != NULL && *dir != '\0' ? dir : TK_SOURCE_DIR);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
-    static char code[1 << 20];
-    size_t len = fread(code, 1, sizeof(code), f);
-    fclose(f);
-    redisContext *c = redis_connect();
-    if (c == NULL)
-        return -1;
-    redisReply *r = redisCommand(c, "FUNCTION LOAD REPLACE %b", code, len);
-    int ok = r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, "ticketd") == 0;
-    if (!ok)
-        fprintf(stderr, "test_dead_letter: FUNCTION LOAD %s: %s\n", path, r != NULL && r->str != NULL ? r->str : c->errstr);
-    freeReplyObject(r);
-    redisFree(c);
-    return ok ? 0 : -1;
-}
-
-int main(void)
-{
-    if (load_library() != 0)
-        return EXIT_FAILURE;
-    Suite *s = suite_create("lua_dead_letter");
-    TCase *tc = tcase_create("dead_letter");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_entry_moves_with_its_reason_in_one_call);
     tcase_add_test(tc, a_second_move_of_the_same_entry_adds_nothing);
@@ -264,10 +215,9 @@ int main(void)
     tcase_add_test(tc, malformed_calls_are_refused_and_change_nothing);
     tcase_add_test(tc, an_entry_nobody_read_moves_too);
     tcase_add_test(tc, the_writer_helper_moves_and_reports);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return tk_lua_run("lua_dead_letter", add_tests);
 }

@@ -9,37 +9,14 @@
 # scripts/test.sh starts; ports from TICKETD_TEST_REDIS_PORT / TICKETD_TEST_PG_PORT.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-bin=${TICKETD_BIN:-$repo/build/ticketd}
-redis_port=${TICKETD_TEST_REDIS_PORT:-6391}
-pg_port=${TICKETD_TEST_PG_PORT:-5441}
-token=tk-test-only-admin-token-0123456789abcdef
-db=tk_ui_$$
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+UI_NAME=dashboard
+UI_DB=tk_ui_$$
 out=${TICKETD_UI_OUT:-$(mktemp -d /tmp/tk-dashboard.XXXXXX)}
+# shellcheck source=tests/ui/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 J='Content-Type: application/json'
 
-fail() {
-    echo "dashboard test: $*" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-}
-
-server=""
-cleanup() {
-    [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
-TICKETD_ENV=development TICKETD_ADMIN_TOKEN=$token TICKETD_LISTEN=127.0.0.1:$port TICKETD_PAYMENT_LATENCY_MS=0 \
-    TICKETD_REDIS_URL=redis://127.0.0.1:$redis_port/0 TICKETD_PG_URL=postgresql://postgres@127.0.0.1:$pg_port/$db \
-    TICKETD_LOG_LEVEL=warn "$bin" >"$out/ticketd.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || fail "ticketd did not start (see $out/ticketd.log)"
+ui_start_ticketd TICKETD_PAYMENT_LATENCY_MS=0
 
 event=$(curl -sf -X POST "http://127.0.0.1:$port/admin/events" -H "$J" -H "Authorization: Bearer $token" \
     -d '{"name": "Dashboard", "date": "2035-01-01T20:00:00Z", "ticket_types": [{"type": "VIP", "price": 350, "amount": 50},
@@ -60,7 +37,7 @@ sleep 0.5 # the payments' answers are recorded
 
 stats=$(curl -sf "http://127.0.0.1:$port/events/stats/?event_id=$event" -H "Authorization: Bearer $token")
 "$here/dashboard.sh" --budget 4000 --min-polls 2 --out "$out" "http://127.0.0.1:$port" "$token" "$event" >/dev/null ||
-    fail "the page shows no live figures: $(grep '^status=' "$out/stats.txt" 2>/dev/null || echo 'no status')"
+    ui_fail "the page shows no live figures: $(grep '^status=' "$out/stats.txt" 2>/dev/null || echo 'no status')"
 
 # every figure on the page equals the endpoint's
 checked=0
@@ -68,7 +45,7 @@ while IFS='=' read -r page_id jq_path; do
     want=$(jq -r "$jq_path" <<<"$stats")
     got=$(grep "^$page_id=" "$out/stats.txt" | head -1 | cut -d= -f2-)
     if [[ -z "$got" ]] || ! python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$want')) < 1e-9 else 1)" 2>/dev/null; then
-        fail "$page_id shows '$got', the stats endpoint says '$want'"
+        ui_fail "$page_id shows '$got', the stats endpoint says '$want'"
     fi
     checked=$((checked + 1))
 done <<'MAP'
@@ -85,7 +62,7 @@ type-VIP-available=.live.ticket_types.VIP.available
 type-Standing-sold=.live.ticket_types.Standing.sold
 type-Standing-held=.live.ticket_types.Standing.held
 MAP
-[[ -s "$out/dashboard.png" ]] || fail "no screenshot"
-[[ "$(jq -r .live.sold <<<"$stats")" -gt 0 && "$(jq -r .live.held <<<"$stats")" -gt 0 ]] || fail "the sale did not happen"
+[[ -s "$out/dashboard.png" ]] || ui_fail "no screenshot"
+[[ "$(jq -r .live.sold <<<"$stats")" -gt 0 && "$(jq -r .live.held <<<"$stats")" -gt 0 ]] || ui_fail "the sale did not happen"
 echo "dashboard test: $checked figures match the stats endpoint; screenshot $out/dashboard.png"
 echo "1 passed, 0 failed"

@@ -1,68 +1,29 @@
 /*
- * Tests of the WAITING ROOM section of lua/ticketd.lua against a real Redis 7 at
- * 127.0.0.1:$TICKETD_TEST_REDIS_PORT (the library is loaded from the source tree, as
- * test_functions.c does): the opening is decided once, by the first caller, with its
- * seed; settings replace the line before the opening and extend it a second ahead after;
- * an idle line freezes and resumes; and tk_reserve keeps one live hold per admission.
- * Every test uses fresh random event ids.
+ * Tests of the WAITING ROOM section of lua/ticketd.lua, over tests/lua/support.c (real
+ * Redis, the library loaded from the source tree, a connection per test): the opening is
+ * decided once, by the first caller, with its seed; settings replace the line before the
+ * opening and extend it a second ahead after; an idle line freezes and resumes; and
+ * tk_reserve keeps one live hold per admission. Ids and key names come from the engine
+ * (tk_uuid_v4, tk_waitroom_keys, tk_shard_keys), as the support's do. Every test uses
+ * fresh random event ids.
  */
-#include <check.h>
-#include <hiredis/hiredis.h>
+#include "tests/lua/support.h"
+
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-static redisContext *rc;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static redisContext *connect_redis(void)
-{
-    const char *p = getenv("TICKETD_TEST_REDIS_PORT");
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", p != NULL && *p ? atoi(p) : 6391, tv);
-    return c != NULL && !c->err ? c : NULL;
-}
-
-static void random_event(char *id)
-{
-    static const char hex[] = "0123456789abcdef";
-    static const int dash[] = {8, 13, 18, 23};
-    for (int i = 0, d = 0; i < 36; ++i) {
-        if (d < 4 && i == dash[d]) {
-            id[i] = '-', ++d;
-            continue;
-        }
-        id[i] = hex[rand() % 16];
-    }
-    id[14] = '4';
-    id[36] = '\0';
-}
 
 static redisReply *call(int argc, const char **argv)
 {
-    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    redisReply *r = redisCommandArgv(tk_lua_redis, argc, argv, NULL);
     ck_assert_ptr_nonnull(r);
     return r;
 }
 
-static void wr_key(const char *event, char *key)
-{
-    snprintf(key, 32, "tk:{%.4s}:wr", event);
-}
-
 static redisReply *wr(const char *fn, const char *event, const char *a, const char *b, const char *c, const char *d)
 {
-    char key[32];
-    wr_key(event, key);
-    const char *argv[] = {"FCALL", fn, "1", key, event, a, b, c, d};
+    tk_waitroom_keys_t keys;
+    tk_waitroom_keys(event, &keys);
+    const char *argv[] = {"FCALL", fn, "1", keys.wr, event, a, b, c, d};
     int argc = 5 + (a != NULL) + (b != NULL) + (c != NULL) + (d != NULL);
     return call(argc, argv);
 }
@@ -89,9 +50,9 @@ static long long field(const redisReply *r, size_t at, size_t i)
 
 START_TEST(the_opening_is_decided_once_by_the_first_caller)
 {
-    char event[37];
-    random_event(event);
-    int64_t opens = now_ms() + 300;
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    int64_t opens = tk_time_now_ms() + 300;
     freeReplyObject(set_room(event, 1, opens, 60, 600));
     for (int i = 1; i <= 3; ++i) {
         redisReply *r = wr("tk_wr_join", event, SEED_B, NULL, NULL, NULL);
@@ -101,7 +62,7 @@ START_TEST(the_opening_is_decided_once_by_the_first_caller)
         ck_assert_str_eq(r->element[2 + 6]->str, "");
         freeReplyObject(r);
     }
-    usleep(400 * 1000);
+    tk_time_sleep_ms(400);
     redisReply *first = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
     redisReply *second = wr("tk_wr_sync", event, SEED_B, NULL, NULL, NULL);
     ck_assert_int_eq(field(first, 0, 5), 3);
@@ -120,9 +81,9 @@ END_TEST
 
 START_TEST(settings_replace_the_line_before_the_opening_and_extend_it_after)
 {
-    char event[37];
-    random_event(event);
-    int64_t far = now_ms() + 3600000;
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    int64_t far = tk_time_now_ms() + 3600000;
     redisReply *r = set_room(event, 1, far, 60, 600);
     ck_assert_int_eq(field(r, 0, 7), 1);
     ck_assert_int_eq(field(r, 0, 8), far);
@@ -134,11 +95,11 @@ START_TEST(settings_replace_the_line_before_the_opening_and_extend_it_after)
     ck_assert_int_eq(field(r, 0, 3), 300);
     freeReplyObject(r);
     /* opened a minute ago at 60/min: a change applies a second from now, continuing the line */
-    int64_t past = now_ms() - 60000;
+    int64_t past = tk_time_now_ms() - 60000;
     freeReplyObject(set_room(event, 1, past, 60, 600));
     for (int i = 0; i < 100; ++i) /* keep a queue so the line does not freeze */
         freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
-    int64_t before = now_ms();
+    int64_t before = tk_time_now_ms();
     r = set_room(event, 1, past, 600, 600);
     ck_assert_int_eq(field(r, 0, 7), 2);
     long long from = field(r, 0, 11), base = field(r, 0, 12);
@@ -153,18 +114,18 @@ END_TEST
 
 START_TEST(an_idle_line_freezes_and_resumes_when_someone_waits)
 {
-    char event[37];
-    random_event(event);
-    freeReplyObject(set_room(event, 1, now_ms(), 60000, 600)); /* a thousand a second: the queue empties at once */
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    freeReplyObject(set_room(event, 1, tk_time_now_ms(), 60000, 600)); /* a thousand a second: the queue empties at once */
     freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
-    usleep(50 * 1000);
+    tk_time_sleep_ms(50);
     redisReply *r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
     long long nseg = field(r, 0, 7);
     ck_assert_int_eq(nseg, 2);
     ck_assert_int_eq(field(r, 0, 8 + 3 * 1 + 2), 0); /* frozen */
     long long frozen_at = field(r, 0, 8 + 3), frozen_base = field(r, 0, 8 + 3 + 1);
     freeReplyObject(r);
-    usleep((useconds_t)(frozen_at - now_ms() + 50) * 1000);
+    tk_time_sleep_ms(frozen_at - tk_time_now_ms() + 50);
     /* enough joiners to pass the frozen line: the next call resumes the rate a second ahead */
     for (long long i = 0; i <= frozen_base; ++i)
         freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
@@ -178,8 +139,8 @@ END_TEST
 
 START_TEST(join_without_a_room_or_with_it_off_is_off)
 {
-    char event[37];
-    random_event(event);
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
     redisReply *r = wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL);
     ck_assert_str_eq(r->element[0]->str, "OFF");
     ck_assert_int_eq(r->element[1]->integer, 600);
@@ -188,7 +149,7 @@ START_TEST(join_without_a_room_or_with_it_off_is_off)
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
     ck_assert_int_eq(r->elements, 0);
     freeReplyObject(r);
-    freeReplyObject(set_room(event, 0, now_ms(), 60, 45));
+    freeReplyObject(set_room(event, 0, tk_time_now_ms(), 60, 45));
     r = wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL);
     ck_assert_str_eq(r->element[0]->str, "OFF");
     ck_assert_int_eq(r->element[1]->integer, 45);
@@ -198,21 +159,21 @@ END_TEST
 
 START_TEST(malformed_room_calls_are_errors)
 {
-    char event[37], other[37];
-    random_event(event);
+    tk_lua_uuid_t event, other;
+    tk_uuid_v4(event);
     do
-        random_event(other);
+        tk_uuid_v4(other);
     while (memcmp(event, other, 4) == 0);
-    char key[32];
-    wr_key(other, key);
-    const char *argv[] = {"FCALL", "tk_wr_join", "1", key, event, SEED_A};
+    tk_waitroom_keys_t keys;
+    tk_waitroom_keys(other, &keys);
+    const char *argv[] = {"FCALL", "tk_wr_join", "1", keys.wr, event, SEED_A};
     redisReply *r = call(6, argv);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
-    r = set_room(event, 2, now_ms(), 60, 600);
+    r = set_room(event, 2, tk_time_now_ms(), 60, 600);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
-    r = set_room(event, 1, now_ms(), 0, 600);
+    r = set_room(event, 1, tk_time_now_ms(), 0, 600);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
 }
@@ -220,50 +181,31 @@ END_TEST
 
 /* ---- tk_reserve with an admission ----------------------------------------------------- */
 
-static void shard_keys(const char *id, char keys[8][32])
-{
-    static const char *const names[8] = {"inv", "res", "dl", "pay", "ob", "tx", "gc", "wa"};
-    for (int i = 0; i < 8; ++i)
-        snprintf(keys[i], 32, "tk:{%.4s}:%s", id, names[i]);
-}
-
-static void init_event(const char *event)
-{
-    char keys[8][32], date[24];
-    shard_keys(event, keys);
-    snprintf(date, sizeof(date), "%lld", (long long)(now_ms() + 86400000LL));
-    const char *argv[] = {"FCALL", "tk_event_init", "7",   keys[0], keys[1], keys[2], keys[3], keys[4],
-                          keys[5], keys[6],         event, date,    "1",     "VIP",   "10",    "100"};
-    freeReplyObject(call(16, argv));
-}
-
-static void new_id_in(const char *event, char *id)
-{
-    random_event(id);
-    memcpy(id, event, 4);
-}
-
+/* tk_reserve of one VIP ticket for rid; with an admission, the eighth key (wa_key, or the
+ * event's own) and the admission's expiry and id as the trailing arguments */
 static redisReply *reserve_with(const char *event, const char *rid, const char *admission, long long until, const char *wa_key)
 {
-    char keys[8][32], ticket[37], until_s[24];
-    shard_keys(event, keys);
-    if (wa_key != NULL)
-        snprintf(keys[7], 32, "%s", wa_key);
-    new_id_in(event, ticket);
+    tk_shard_keys_t keys;
+    tk_waitroom_keys_t room;
+    tk_lua_uuid_t ticket;
+    char until_s[24];
+    const char *argv[TK_FCALL_PREFIX_LEN + 11];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 11];
+    tk_shard_keys(event, &keys);
+    tk_waitroom_keys(event, &room);
+    tk_uuid_v4_in_shard(ticket, event);
     snprintf(until_s, sizeof(until_s), "%lld", until);
-    const char *argv[] = {"FCALL", "tk_reserve", admission != NULL ? "8" : "7",
-                          keys[0], keys[1],      keys[2],
-                          keys[3], keys[4],      keys[5],
-                          keys[6], keys[7],      event,
-                          rid,     "60000",      "5",
-                          "1",     "VIP",        "1",
-                          ticket,  until_s,      admission};
-    if (admission == NULL) {
-        const char *plain[] = {"FCALL", "tk_reserve", "7", keys[0], keys[1], keys[2], keys[3], keys[4], keys[5],
-                               keys[6], event,        rid, "60000", "5",     "1",     "VIP",   "1",     ticket};
-        return call(18, plain);
+    int argc = tk_fcall_prefix("tk_reserve", &keys, argv, argvlen);
+    if (admission != NULL) {
+        argv[2] = "8", argvlen[2] = 1;
+        argv[argc] = wa_key != NULL ? wa_key : room.wa;
+        argvlen[argc] = strlen(argv[argc]);
+        ++argc;
     }
-    return call(21, argv);
+    const char *args[] = {event, rid, "60000", "5", "1", "VIP", "1", ticket, until_s, admission};
+    for (size_t i = 0; i < (admission != NULL ? 10u : 8u); ++i)
+        argv[argc] = args[i], argvlen[argc++] = strlen(args[i]);
+    return call(argc, argv);
 }
 
 static void assert_ok(redisReply *r)
@@ -283,90 +225,48 @@ static void assert_used(redisReply *r)
 
 START_TEST(an_admission_holds_one_live_reservation_at_a_time)
 {
-    char event[37], r1[37], r2[37], r3[37], r4[37], admission[64], keys[8][32];
-    random_event(event);
-    init_event(event);
-    shard_keys(event, keys);
+    tk_lua_uuid_t event, r1, r2, r3, r4;
+    char admission[64];
+    tk_lua_event_new(event, tk_lua_future(), "VIP", "10", "100", NULL);
+    tk_waitroom_keys_t room;
+    tk_waitroom_keys(event, &room);
     snprintf(admission, sizeof(admission), "%s:7", event);
-    long long until = now_ms() + 120000;
-    new_id_in(event, r1);
-    new_id_in(event, r2);
-    new_id_in(event, r3);
-    new_id_in(event, r4);
+    long long until = tk_time_now_ms() + 120000;
+    tk_uuid_v4_in_shard(r1, event);
+    tk_uuid_v4_in_shard(r2, event);
+    tk_uuid_v4_in_shard(r3, event);
+    tk_uuid_v4_in_shard(r4, event);
     assert_ok(reserve_with(event, r1, admission, until, NULL));
     assert_used(reserve_with(event, r2, admission, until, NULL));
     /* the binding key lives as long as the admission */
-    redisReply *t = redisCommand(rc, "PEXPIRETIME %s", keys[7]);
+    redisReply *t = tk_lua_cmd("PEXPIRETIME %s", room.wa);
     ck_assert_int_eq(t->integer, until);
     freeReplyObject(t);
     /* cancelled: it may hold again; then paid-or-pending refuses again */
-    char *argv[] = {"FCALL", "tk_cancel", "7", keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], r1};
-    freeReplyObject(call(11, (const char **)argv));
+    freeReplyObject(tk_lua_fcall("tk_cancel", event, r1, NULL));
     assert_ok(reserve_with(event, r3, admission, until, NULL));
     assert_used(reserve_with(event, r4, admission, until, NULL));
     /* without an admission, tk_reserve is unchanged; a wrong eighth key is a caller bug */
-    new_id_in(event, r4);
+    tk_uuid_v4_in_shard(r4, event);
     assert_ok(reserve_with(event, r4, NULL, 0, NULL));
-    new_id_in(event, r4);
+    tk_uuid_v4_in_shard(r4, event);
     redisReply *bad = reserve_with(event, r4, admission, until, "tk:{ffff}:wa");
     ck_assert_int_eq(bad->type, REDIS_REPLY_ERROR);
     freeReplyObject(bad);
 }
 END_TEST
 
-static int load_library(void)
+static void add_tests(TCase *tc)
 {
-    const char *dir = getenv("TICKETD_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/lua/ticketd.lua", dir != NULL && *dir ? dir : TK_SOURCE_DIR);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -1;
-    static char code[1 << 20];
-    size_t len = fread(code, 1, sizeof(code), f);
-    fclose(f);
-    redisReply *r = redisCommand(rc, "FUNCTION LOAD REPLACE %b", code, len);
-    int ok = r != NULL && r->type == REDIS_REPLY_STRING;
-    if (!ok)
-        fprintf(stderr, "FUNCTION LOAD: %s\n", r != NULL && r->str != NULL ? r->str : rc->errstr);
-    freeReplyObject(r);
-    return ok ? 0 : -1;
-}
-
-static void setup(void)
-{
-    srand((unsigned)(now_ms() ^ getpid()));
-    rc = connect_redis();
-    ck_assert_ptr_nonnull(rc);
-}
-
-static void teardown(void)
-{
-    redisFree(rc);
-}
-
-int main(void)
-{
-    rc = connect_redis();
-    if (rc == NULL || load_library() != 0) {
-        fprintf(stderr, "test_waiting_room_lua: no Redis or the library does not load\n");
-        return 1;
-    }
-    redisFree(rc);
-    Suite *suite = suite_create("waiting_room_lua");
-    TCase *tc = tcase_create("functions");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, the_opening_is_decided_once_by_the_first_caller);
     tcase_add_test(tc, settings_replace_the_line_before_the_opening_and_extend_it_after);
     tcase_add_test(tc, an_idle_line_freezes_and_resumes_when_someone_waits);
     tcase_add_test(tc, join_without_a_room_or_with_it_off_is_off);
     tcase_add_test(tc, malformed_room_calls_are_errors);
     tcase_add_test(tc, an_admission_holds_one_live_reservation_at_a_time);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed != 0;
+}
+
+int main(void)
+{
+    return tk_lua_run("waiting_room", add_tests);
 }
