@@ -39,8 +39,10 @@ int tk_server_draining;
 
 h2o_socket_t *tk_server_http1_socket(h2o_req_t *req)
 {
-    /* HTTP/2 (and h2c) streams share their connection's socket, whose input is frames */
-    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+    /* HTTP/2 (and h2c) streams share their connection's socket, whose input is frames;
+     * only h2o's HTTP/1 connections fill in the http1 request-index logger */
+    const h2o_conn_callbacks_t *cb = req->conn->callbacks;
+    if (req->version >= 0x200 || cb->get_socket == NULL || cb->log_.http1.request_index == NULL)
         return NULL;
     return req->conn->callbacks->get_socket(req->conn);
 }
