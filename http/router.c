@@ -5,13 +5,13 @@
  * comparison is a length check first, so a request costs a handful of memcmp calls.
  */
 #include "http/router.h"
+#include "engine/log.h"
+#include "engine/metrics.h"
+#include "http/framing.h"
+#include "http/http_metrics.h"
 #include "http/idempotency.h"
 #include "http/respond.h"
 #include "http/routes.h"
-#include "engine/metrics.h"
-#include "http/http_metrics.h"
-#include "http/framing.h"
-#include "engine/log.h"
 
 #include <string.h>
 
