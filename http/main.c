@@ -49,8 +49,9 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
                             "  TICKETD_MAX_INFLIGHT        Redis commands in flight per loop before writes get 503 (4096)\n"
                             "  TICKETD_HTTP2               1 accepts HTTP/2 over cleartext (0: HTTP/1.1 only)\n"
-                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; unset: open in development,\n"
-                            "                              refused in production\n"
+                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; production: at least 32\n"
+                            "                              characters, unset refuses every scrape; development: open\n"
+                            "                              unless set\n"
                             "  TICKETD_MAX_CONNECTIONS     open connections (what the open-file limit leaves room for)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
@@ -129,6 +130,10 @@ static int check_config(const tk_config_t *config, int demo)
         printf("ok    TICKETD_ADMIN_TOKEN is unset: admin routes refuse everyone\n");
     else if (config->admin_token_len >= TK_ADMIN_TOKEN_MIN_LEN)
         printf("ok    TICKETD_ADMIN_TOKEN is set (%zu characters)\n", config->admin_token_len);
+    if (config->metrics_token_len == 0)
+        printf("ok    TICKETD_METRICS_TOKEN is unset: /metrics refuses everyone\n");
+    else if (config->metrics_token_len >= TK_METRICS_TOKEN_MIN_LEN)
+        printf("ok    TICKETD_METRICS_TOKEN is set (%zu characters)\n", config->metrics_token_len);
     size_t failures = nproblems + (size_t)check_stores(config, stdout, NULL, NULL);
     if (failures == 0)
         printf("\nverdict: production would start\n");
