@@ -257,6 +257,11 @@ size_t tk_config_production_problems(const tk_config_t *cfg, int demo_flag, char
                  "TICKETD_ADMIN_TOKEN is %zu characters: production needs at least %d, or leave it unset to refuse all admin "
                  "requests",
                  cfg->admin_token_len, TK_ADMIN_TOKEN_MIN_LEN);
+    if (n < max && cfg->metrics_token_len != 0 && cfg->metrics_token_len < TK_METRICS_TOKEN_MIN_LEN)
+        snprintf(problems[n++], 256,
+                 "TICKETD_METRICS_TOKEN is %zu characters: production needs at least %d, or leave it unset to refuse every "
+                 "/metrics request",
+                 cfg->metrics_token_len, TK_METRICS_TOKEN_MIN_LEN);
     if (n < max && demo_flag)
         snprintf(problems[n++], 256, "--demo is refused in production: demo data is for TICKETD_ENV=development only");
     return n;

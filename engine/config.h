@@ -17,6 +17,7 @@
 
 #define TK_SECRET_MIN_LEN 32
 #define TK_ADMIN_TOKEN_MIN_LEN 32
+#define TK_METRICS_TOKEN_MIN_LEN 32
 #define TK_BODY_MAX (64 * 1024)
 #define TK_TRUSTED_PROXIES_MAX 32
 
@@ -90,7 +91,7 @@ const char *tk_setting_name(tk_setting_t setting);
 /* Parses the environment into cfg. On a value that does not parse, writes one line naming
  * the variable and what is accepted into err and returns -1. */
 int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *err, size_t errsize);
-/* Lists what production refuses (secret, admin token, --demo), one line each into
+/* Lists what production refuses (secret, admin and metrics tokens, --demo), one line each into
  * problems[i]; returns how many. Checks the values as loaded, before development fills in. */
 size_t tk_config_production_problems(const tk_config_t *cfg, int demo_flag, char problems[][256], size_t max);
 /* Development only: makes a random secret and admin token where none was given. */

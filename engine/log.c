@@ -37,6 +37,23 @@ const char *tk_log_level_name(tk_log_level_t level)
     return level_names[level];
 }
 
+/* the length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        unsigned char lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        unsigned char lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
 size_t tk_log_json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
     for (; *s != '\0' && len + 7 < cap; ++s) {
@@ -44,10 +61,21 @@ size_t tk_log_json_escape(char *buf, size_t len, size_t cap, const char *s)
         if (c == '"' || c == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)c;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             buf[len++] = (char)c;
+        } else {
+            /* bytes that are not UTF-8 (a client's path, say) would make the line invalid JSON */
+            size_t n = utf8_sequence((const unsigned char *)s);
+            if (n == 0) {
+                memcpy(buf + len, "\\ufffd", 6);
+                len += 6;
+            } else {
+                memcpy(buf + len, s, n);
+                len += n;
+                s += n - 1;
+            }
         }
     }
     return len;

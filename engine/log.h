@@ -22,8 +22,10 @@ const char *tk_log_level_name(tk_log_level_t level);
 void tk_log_write(tk_log_level_t level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* whether records are JSON lines (production) rather than readable text */
 int tk_log_is_json(void);
-/* Appends s to buf[len..cap) as the inside of a JSON string, stopping short of cap;
- * returns the new length. For callers that format records of their own (the access log). */
+/* Appends s to buf[len..cap) as the inside of a JSON string, stopping short of cap (never
+ * inside an escape or a UTF-8 sequence); control characters are escaped and bytes that are
+ * not UTF-8 become U+FFFD, so the record stays valid JSON. Returns the new length. For callers that format records of their own
+ * (the access log). */
 size_t tk_log_json_escape(char *buf, size_t len, size_t cap, const char *s);
 /* writes one finished line (newline included) to the log in a single write(2) */
 void tk_log_emit(const char *line, size_t len);

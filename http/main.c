@@ -5,12 +5,10 @@
  * in development, publish the catalog, then serve.
  */
 #include "engine/config.h"
-#include "engine/demo.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
-#include "engine/pg.h"
-#include "engine/redis_sync.h"
 #include "engine/refresher.h"
+#include "engine/startup.h"
 #include "engine/waitroom_view.h"
 #include "engine/worker.h"
 #include "engine/writer.h"
@@ -49,8 +47,9 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "  TICKETD_LOG_LEVEL           debug, info, warn or error (info)\n"
                             "  TICKETD_MAX_INFLIGHT        Redis commands in flight per loop before writes get 503 (4096)\n"
                             "  TICKETD_HTTP2               1 accepts HTTP/2 over cleartext (0: HTTP/1.1 only)\n"
-                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; unset: open in development,\n"
-                            "                              refused in production\n"
+                            "  TICKETD_METRICS_TOKEN       bearer token for /metrics; production: at least 32\n"
+                            "                              characters, unset refuses every scrape; development: open\n"
+                            "                              unless set\n"
                             "  TICKETD_MAX_CONNECTIONS     open connections (what the open-file limit leaves room for)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
@@ -60,59 +59,6 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
 static const char *process_getenv(const char *name, void *ctx)
 {
     return getenv(name);
-}
-
-/* Runs the checks that need the stores; prints each verdict when out is given.
- * Returns the number of failures (unreachable stores); warnings are logged. */
-static int check_stores(const tk_config_t *config, FILE *out, PGconn **pg_out, redisContext **redis_out)
-{
-    char err[512], where[1100], warn[512];
-    int failures = 0;
-    PGconn *pg = tk_pg_connect(config->pg_url, err, sizeof(err));
-    tk_log_redact_url(config->pg_url, where, sizeof(where));
-    if (pg == NULL) {
-        if (out != NULL)
-            fprintf(out, "FAIL  PostgreSQL at %s is unreachable: %s\n", where, err);
-        else
-            fprintf(stderr, "ticketd: cannot connect to PostgreSQL at %s: %s\n", where, err);
-        ++failures;
-    } else if (tk_pg_durability_warning(pg, warn, sizeof(warn)) == 1) {
-        tk_metrics_set_config_warning(TK_WARN_PG_DURABILITY, 1);
-        if (out != NULL)
-            fprintf(out, "WARN  %s\n", warn);
-        else
-            tk_log_warn("config", "%s", warn);
-    } else if (out != NULL) {
-        fprintf(out, "ok    PostgreSQL at %s answers with fsync and synchronous_commit on\n", where);
-    }
-
-    redisContext *redis = tk_redis_sync_connect(&config->redis, 2000, err, sizeof(err));
-    if (redis == NULL) {
-        if (out != NULL)
-            fprintf(out, "FAIL  Redis at %s:%u is unreachable: %s\n", config->redis.host, config->redis.port, err);
-        else if (failures == 0)
-            fprintf(stderr, "ticketd: cannot connect to Redis at %s:%u: %s\n", config->redis.host, config->redis.port, err);
-        ++failures;
-    } else if (tk_redis_sync_durability_warning(redis, warn, sizeof(warn)) == 1) {
-        tk_metrics_set_config_warning(TK_WARN_REDIS_AOF, 1);
-        if (out != NULL)
-            fprintf(out, "WARN  %s\n", warn);
-        else
-            tk_log_warn("config", "%s", warn);
-    } else if (out != NULL) {
-        fprintf(out, "ok    Redis at %s:%u answers with AOF on, fsynced on every write\n", config->redis.host, config->redis.port);
-    }
-
-    if (pg_out != NULL && redis_out != NULL && failures == 0) {
-        *pg_out = pg;
-        *redis_out = redis;
-    } else {
-        if (pg != NULL)
-            PQfinish(pg);
-        if (redis != NULL)
-            redisFree(redis);
-    }
-    return failures;
 }
 
 static int check_config(const tk_config_t *config, int demo)
@@ -129,7 +75,11 @@ static int check_config(const tk_config_t *config, int demo)
         printf("ok    TICKETD_ADMIN_TOKEN is unset: admin routes refuse everyone\n");
     else if (config->admin_token_len >= TK_ADMIN_TOKEN_MIN_LEN)
         printf("ok    TICKETD_ADMIN_TOKEN is set (%zu characters)\n", config->admin_token_len);
-    size_t failures = nproblems + (size_t)check_stores(config, stdout, NULL, NULL);
+    if (config->metrics_token_len == 0)
+        printf("ok    TICKETD_METRICS_TOKEN is unset: /metrics refuses everyone\n");
+    else if (config->metrics_token_len >= TK_METRICS_TOKEN_MIN_LEN)
+        printf("ok    TICKETD_METRICS_TOKEN is set (%zu characters)\n", config->metrics_token_len);
+    size_t failures = nproblems + (size_t)tk_startup_check_stores(config, stdout);
     if (failures == 0)
         printf("\nverdict: production would start\n");
     else
@@ -195,33 +145,10 @@ int main(int argc, char **argv)
         return 1;
     tk_router_name_metrics();
     tk_respond_set_observer(tk_idempotency_on_respond);
-    PGconn *pg;
-    redisContext *redis;
-    if (check_stores(&config, NULL, &pg, &redis) != 0)
-        return 1;
-    if (tk_pg_migrate(pg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ticketd: PostgreSQL schema migration failed: %s\n", err);
+    if (tk_startup_prepare_stores(&config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ticketd: %s\n", err);
         return 1;
     }
-    if (tk_redis_sync_load_functions(redis, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ticketd: loading the Redis function library failed: %s\n", err);
-        return 1;
-    }
-    if (config.env == TK_ENV_DEVELOPMENT) {
-        int loaded;
-        if (tk_demo_load(pg, &loaded, err, sizeof(err)) != 0) {
-            fprintf(stderr, "ticketd: loading demo events failed: %s\n", err);
-            return 1;
-        }
-        if (loaded)
-            tk_log_info("demo", "loaded the demo events into the empty database");
-    }
-    if (tk_catalog_changed(pg, redis, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ticketd: loading the catalog failed: %s\n", err);
-        return 1;
-    }
-    PQfinish(pg);
-    redisFree(redis);
 
     /* printed once, deliberately, so the dashboard and the README's curl tour work; not a log line */
     if (generated_token) {

@@ -2,10 +2,12 @@
  * Operations routes. GET /healthz answers 200 {"status":"ok"} when the engine finds
  * both stores healthy (this process's Redis connection answers a PING, the refresher's
  * last PostgreSQL check passed), and 503 naming what is down otherwise. GET /metrics
- * renders the Prometheus text format from every thread's counters.
+ * renders the Prometheus text format from every thread's counters, for holders of
+ * TICKETD_METRICS_TOKEN (open to all only in development without one).
  */
 #include "engine/metrics.h"
 #include "engine/ops.h"
+#include "http/auth.h"
 #include "http/respond.h"
 #include "http/routes.h"
 
@@ -55,6 +57,8 @@ int tk_route_healthz(h2o_req_t *req, tk_thread_t *thread)
 
 int tk_route_metrics(h2o_req_t *req, tk_thread_t *thread)
 {
+    if (tk_auth_metrics(req, thread->config) != 0)
+        return 0;
     size_t len;
     char *text = tk_metrics_render(&len);
     h2o_iovec_t body = h2o_strdup(&req->pool, text, len);

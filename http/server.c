@@ -36,25 +36,15 @@
 
 static h2o_globalconf_t globalconf;
 int tk_server_draining;
-static int http1_layout; /* 0 unknown, 1 checked, -1 h2o's HTTP/1 connection is not laid out as expected */
 
 h2o_socket_t *tk_server_http1_socket(h2o_req_t *req)
 {
-    if (req->version >= 0x200 || __atomic_load_n(&http1_layout, __ATOMIC_RELAXED) != 1)
+    /* HTTP/2 (and h2c) streams share their connection's socket, whose input is frames;
+     * only h2o's HTTP/1 connections fill in the http1 request-index logger */
+    const h2o_conn_callbacks_t *cb = req->conn->callbacks;
+    if (req->version >= 0x200 || cb->get_socket == NULL || cb->log_.http1.request_index == NULL)
         return NULL;
-    /* h2o 2.2's struct st_h2o_http1_conn_t starts {h2o_conn_t super; h2o_socket_t *sock; …};
-     * check_http1_layout verified that on an accepted connection before this is trusted */
-    return *(h2o_socket_t **)((h2o_conn_t *)req->conn + 1);
-}
-
-static void check_http1_layout(h2o_socket_t *sock)
-{
-    if (__atomic_load_n(&http1_layout, __ATOMIC_RELAXED) != 0 || sock->data == NULL)
-        return;
-    int ok = *(h2o_socket_t **)((h2o_conn_t *)sock->data + 1) == sock;
-    __atomic_store_n(&http1_layout, ok ? 1 : -1, __ATOMIC_RELAXED);
-    if (!ok)
-        tk_log_error("server", "this h2o's HTTP/1 connection layout is unknown: ambiguous request framing cannot be refused");
+    return req->conn->callbacks->get_socket(req->conn);
 }
 
 static int bind_listener(const tk_config_t *config, char *err, size_t errsize)
@@ -178,7 +168,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.cb = on_socket_close;
         sock->on_close.data = thread;
         h2o_accept(&thread->accept_ctx, sock);
-        check_http1_layout(sock);
     }
 }
 

@@ -35,7 +35,7 @@ typedef struct st_tk_thread_t {
     uint64_t refusals_unlogged;
     h2o_timeout_t accept_retry_timeout; /* waiting for the reserve descriptor to be free again */
     h2o_timeout_entry_t accept_retry_entry;
-    size_t reads_in_flight, writes_in_flight; /* admitted requests not yet disposed of, by budget */
+    size_t writes_in_flight; /* admitted writes whose requests h2o has not disposed of yet */
     pthread_t tid;
 } tk_thread_t;
 
@@ -51,8 +51,8 @@ extern int tk_server_draining;
  * route for the request counters. On failure prints a one-line reason and returns 1. */
 int tk_server_bind(const tk_config_t *config, int (*on_req)(h2o_handler_t *self, h2o_req_t *req),
                    size_t (*slot_of)(h2o_req_t *req));
-/* The socket under an HTTP/1 request (whose raw head is still at the start of its input
- * buffer while the request is processed), or NULL for HTTP/2 or when unknown. */
+/* The socket under an HTTP/1 request (h2o 2.2 keeps the request's raw head at the start
+ * of its input buffer until the response is sent), or NULL for HTTP/2. */
 h2o_socket_t *tk_server_http1_socket(h2o_req_t *req);
 /* Starts the loop threads on the bound sockets and blocks until SIGINT or SIGTERM, then
  * drains. Returns the process exit status. */

@@ -527,6 +527,23 @@ START_TEST(test_production_refuses_31_char_admin_token)
 }
 END_TEST
 
+START_TEST(test_production_refuses_31_char_metrics_token)
+{
+    tk_config_t cfg;
+    ck_assert_int_eq(load(empty_env, &cfg), 0);
+    fill_secret(&cfg, 32);
+    memset(cfg.metrics_token, 'm', 31);
+    cfg.metrics_token_len = 31;
+    char problems[4][256];
+    ck_assert_uint_eq(tk_config_production_problems(&cfg, 0, problems, 4), 1);
+    ck_assert_ptr_nonnull(strstr(problems[0], "TICKETD_METRICS_TOKEN"));
+    cfg.metrics_token_len = 0; /* unset: /metrics refuses everyone, production starts */
+    ck_assert_uint_eq(tk_config_production_problems(&cfg, 0, problems, 4), 0);
+    cfg.metrics_token_len = 32;
+    ck_assert_uint_eq(tk_config_production_problems(&cfg, 0, problems, 4), 0);
+}
+END_TEST
+
 START_TEST(test_production_accepts_unset_admin_token)
 {
     tk_config_t cfg;
@@ -781,6 +798,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_production_refuses_31_byte_secret);
     tcase_add_test(tc, test_production_accepts_32_byte_secret);
     tcase_add_test(tc, test_production_refuses_31_char_admin_token);
+    tcase_add_test(tc, test_production_refuses_31_char_metrics_token);
     tcase_add_test(tc, test_production_accepts_unset_admin_token);
     tcase_add_test(tc, test_production_refuses_demo_flag);
     tcase_add_test(tc, test_production_reports_all_three_problems_one_line_each);
