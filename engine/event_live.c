@@ -4,6 +4,7 @@
  * small pool), freed once the callback returns.
  */
 #include "engine/event_live.h"
+#include "engine/history.h"
 #include "engine/inventory.h"
 
 #include <errno.h>

@@ -16,7 +16,6 @@
 #include "engine/catalog.h"
 #include "engine/engine.h"
 #include "engine/event_stats.h"
-#include "engine/history.h"
 
 #include <stdint.h>
 

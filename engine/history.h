@@ -10,26 +10,12 @@
 #define TK_HISTORY_H
 
 #include "engine/catalog.h"
+#include "engine/event_stats.h"
 #include "engine/redis_conn.h"
 
 #include <h2o.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
-
-#define TK_HISTORY_STEP_MS 5000 /* one sample per event every 5 s */
-#define TK_HISTORY_SAMPLES 120  /* the last 10 minutes */
-
-typedef struct st_tk_history_sample_t {
-    int64_t at_ms, sold, held, available, turned_away, payments_failed;
-} tk_history_sample_t;
-
-typedef struct st_tk_demand_t {
-    int64_t turned_away;     /* hold requests refused: not enough tickets */
-    int64_t payments_failed; /* payments that ended in an error */
-    int64_t sold_out_ms;     /* first instant nothing was left to hold; 0: not yet */
-    size_t nsamples;
-    tk_history_sample_t *samples; /* oldest first, caller's pool */
-} tk_demand_t;
 
 typedef struct st_tk_history_t tk_history_t;
 

@@ -5,7 +5,6 @@
  * one read-only call; nothing scans reservations.
  */
 #include "engine/event_live.h"
-#include "engine/history.h"
 #include "http/auth.h"
 #include "http/query.h"
 #include "http/respond.h"
