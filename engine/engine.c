@@ -41,3 +41,26 @@ size_t tk_engine_in_flight(tk_engine_t *e)
 {
     return tk_redis_in_flight(e->redis);
 }
+
+#define FREE_OPS_MAX 1024
+
+void *tk_engine_op_alloc(tk_engine_t *e)
+{
+    void *op = e->free_ops;
+    if (op == NULL)
+        return h2o_mem_alloc(TK_ENGINE_OP_SIZE);
+    e->free_ops = *(void **)op;
+    --e->nfree_ops;
+    return op;
+}
+
+void tk_engine_op_free(tk_engine_t *e, void *op)
+{
+    if (e->nfree_ops >= FREE_OPS_MAX) {
+        free(op);
+        return;
+    }
+    *(void **)op = e->free_ops;
+    e->free_ops = op;
+    ++e->nfree_ops;
+}

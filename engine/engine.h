@@ -38,7 +38,17 @@ typedef struct st_tk_engine_t {
     uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
     h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */
     h2o_multithread_receiver_t jobs;
+    void *free_ops; /* recycled operation blocks, see tk_engine_op_alloc */
+    size_t nfree_ops;
 } tk_engine_t;
+
+/* A block of TK_ENGINE_OP_SIZE bytes for an operation in flight (a hold waiting on Redis,
+ * a charge waiting on the gateway). Blocks are recycled per loop, so a warm loop calls no
+ * malloc per request, and they are tied to no request: an operation outlives a client
+ * that went away. e's loop thread only. */
+#define TK_ENGINE_OP_SIZE 256
+void *tk_engine_op_alloc(tk_engine_t *e);
+void tk_engine_op_free(tk_engine_t *e, void *op);
 
 /* Sets up e on the calling loop thread; run_sweeper on exactly one loop per process. */
 void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config, tk_metrics_t *metrics, int run_sweeper);

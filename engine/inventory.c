@@ -214,3 +214,10 @@ void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys)
     snprintf(keys->wr, sizeof(keys->wr), "tk:{%.4s}:wr", event);
     snprintf(keys->wa, sizeof(keys->wa), "tk:{%.4s}:wa", event);
 }
+
+void tk_inventory_idem_key(const unsigned char *digest, char *out)
+{
+    static const char prefix[] = "tk:idem:";
+    memcpy(out, prefix, sizeof(prefix) - 1);
+    h2o_hex_encode(out + sizeof(prefix) - 1, digest, 32);
+}

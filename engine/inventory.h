@@ -76,4 +76,11 @@ typedef struct st_tk_waitroom_keys_t {
 
 void tk_waitroom_keys(const char *event, tk_waitroom_keys_t *keys);
 
+/* ---- Idempotency keys ----
+ * One key per (method, path, Idempotency-Key), outside the shard layout: "tk:idem:" and
+ * the hex of a SHA-256 digest (engine/idem.c computes it). */
+#define TK_IDEM_KEY_LEN (8 + 64)
+/* writes the key name for digest[32] and a NUL into out[TK_IDEM_KEY_LEN + 1] */
+void tk_inventory_idem_key(const unsigned char *digest, char *out);
+
 #endif

@@ -1,7 +1,8 @@
 /*
- * Reservation calls. Argument vectors for tk_reserve live in the request's pool (their
- * size depends on the order); the others are small and on the stack. hiredis copies
- * every vector into its output buffer before the call returns.
+ * Reservation and payment calls, and the decoders of their replies. Argument vectors
+ * for tk_reserve live in a caller's pool (their size depends on the order); the others
+ * are small and on the stack. hiredis copies every vector into its output buffer before
+ * the call returns. Decoders trust nothing: a reply of any other shape is a failure.
  */
 #include "engine/reservation.h"
 #include "engine/inventory.h"
@@ -86,6 +87,19 @@ void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *
                    {"admission_used", TK_RESERVE_ADMISSION_USED}};
     memset(out, 0, sizeof(*out));
     out->outcome = TK_RESERVE_FAILED;
+    switch (tk_fairuse_parse_refusal(reply, &out->retry_after_s)) {
+    case TK_FAIRUSE_ADMITTED:
+        break;
+    case TK_FAIRUSE_TOO_MANY:
+        out->outcome = TK_RESERVE_TOO_MANY;
+        return;
+    case TK_FAIRUSE_PAUSED:
+        out->outcome = TK_RESERVE_PAUSED;
+        return;
+    case TK_FAIRUSE_OUT_OF_MEMORY:
+        out->outcome = TK_RESERVE_OUT_OF_MEMORY;
+        return;
+    }
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)
         return;
     if (is_string(reply->element[0], "OK")) {
@@ -128,20 +142,39 @@ static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t narg
     return tk_redis_command(r, cb, data, argc, argv, argvlen);
 }
 
-int tk_reservation_get(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
+int tk_reservation_view(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_get", rid, 1, &rid, NULL, cb, data);
+    return call_by_id(r, "tk_view", rid, 1, &rid, NULL, cb, data);
 }
 
-int tk_reservation_parse_get(const redisReply *reply, h2o_iovec_t *blob)
+int tk_reservation_parse_view(const redisReply *reply, h2o_mem_pool_t *pool, tk_reservation_view_t *out)
 {
+    enum { HEADER = 5, PER_TICKET = 3 };
+    memset(out, 0, sizeof(*out));
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
         return -1;
-    if (is_string(reply->element[0], "OK") && reply->element[1]->type == REDIS_REPLY_STRING) {
-        *blob = h2o_iovec_init(reply->element[1]->str, reply->element[1]->len);
-        return 1;
+    redisReply **e = reply->element;
+    if (is_string(e[0], "ERR"))
+        return reply->elements == 2 && is_string(e[1], "not_found") ? 0 : -1;
+    if (!is_string(e[0], "OK") || reply->elements < HEADER || (reply->elements - HEADER) % PER_TICKET != 0 ||
+        e[1]->type != REDIS_REPLY_STRING || tk_res_status_parse(e[1]->str, e[1]->len, &out->status) != 0 ||
+        e[2]->type != REDIS_REPLY_STRING || tk_uuid_normalize(e[2]->str, e[2]->len, out->event) != 0 ||
+        e[3]->type != REDIS_REPLY_INTEGER || e[4]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    out->created_ms = e[3]->integer;
+    out->until_ms = e[4]->integer;
+    out->ntickets = (reply->elements - HEADER) / PER_TICKET;
+    tk_ticket_view_t *tickets = h2o_mem_alloc_pool(pool, sizeof(*tickets) * (out->ntickets + 1));
+    for (size_t i = 0; i < out->ntickets; ++i) {
+        redisReply **t = e + HEADER + PER_TICKET * i;
+        if (t[0]->type != REDIS_REPLY_STRING || t[0]->len != TK_UUID_LEN || t[1]->type != REDIS_REPLY_STRING ||
+            t[2]->type != REDIS_REPLY_INTEGER)
+            return -1;
+        tickets[i] = (tk_ticket_view_t){
+            .id = h2o_iovec_init(t[0]->str, t[0]->len), .type = h2o_iovec_init(t[1]->str, t[1]->len), .price_minor = t[2]->integer};
     }
-    return is_string(reply->element[0], "ERR") && is_string(reply->element[1], "not_found") ? 0 : -1;
+    out->tickets = tickets;
+    return 1;
 }
 
 int tk_reservation_cancel(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
@@ -149,19 +182,26 @@ int tk_reservation_cancel(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *
     return call_by_id(r, "tk_cancel", rid, 1, &rid, NULL, cb, data);
 }
 
-tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply, h2o_iovec_t *status)
+tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)
-        return TK_CANCEL_FAILED;
-    if (is_string(reply->element[0], "OK"))
-        return TK_CANCEL_OK;
-    if (reply->elements >= 2 && is_string(reply->element[1], "not_found"))
+        return TK_CANCEL_UNAVAILABLE;
+    redisReply **e = reply->element;
+    if (is_string(e[0], "OK"))
+        return reply->elements == 1 ? TK_CANCEL_OK : TK_CANCEL_UNAVAILABLE;
+    if (!is_string(e[0], "ERR") || reply->elements < 2)
+        return TK_CANCEL_UNAVAILABLE;
+    if (reply->elements == 2 && is_string(e[1], "not_found"))
         return TK_CANCEL_NOT_FOUND;
-    if (reply->elements >= 3 && is_string(reply->element[1], "state") && reply->element[2]->type == REDIS_REPLY_STRING) {
-        *status = h2o_iovec_init(reply->element[2]->str, reply->element[2]->len);
-        return TK_CANCEL_STATE;
+    if (reply->elements == 3 && is_string(e[1], "state")) {
+        if (is_string(e[2], "PAYING"))
+            return TK_CANCEL_PAYING;
+        if (is_string(e[2], "COMPLETED"))
+            return TK_CANCEL_COMPLETED;
+        if (is_string(e[2], "CANCELLED"))
+            return TK_CANCEL_CANCELLED;
     }
-    return TK_CANCEL_FAILED;
+    return TK_CANCEL_UNAVAILABLE;
 }
 
 int tk_reservation_expire(tk_redis_t *r, const char *id, int limit, tk_redis_cb cb, void *data)
@@ -198,7 +238,6 @@ void tk_reservation_parse_pay_start(const redisReply *reply, tk_pay_start_result
         out->outcome = TK_PAY_START_NOT_FOUND;
     } else if (is_string(e[0], "ERR") && is_string(e[1], "state") && reply->elements == 3 && e[2]->type == REDIS_REPLY_STRING) {
         out->outcome = TK_PAY_START_STATE;
-        out->status = h2o_iovec_init(e[2]->str, e[2]->len);
     }
 }
 
@@ -209,20 +248,40 @@ int tk_reservation_pay_finish(tk_redis_t *r, const char *rid, const char *txn, i
     return call_by_id(r, "tk_pay_finish", rid, 4, args, NULL, cb, data);
 }
 
+tk_pay_finish_outcome_t tk_reservation_parse_pay_finish(const redisReply *reply)
+{
+    static const char refused[] = "ERR ticketd:";
+    if (reply == NULL)
+        return TK_PAY_FINISH_RETRY;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return reply->len >= sizeof(refused) - 1 && memcmp(reply->str, refused, sizeof(refused) - 1) == 0 ? TK_PAY_FINISH_REFUSED
+                                                                                                          : TK_PAY_FINISH_RETRY;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && is_string(reply->element[0], "OK"))
+        return TK_PAY_FINISH_RECORDED;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && is_string(reply->element[0], "ERR"))
+        return TK_PAY_FINISH_STALE;
+    return TK_PAY_FINISH_REFUSED;
+}
+
 int tk_reservation_txn(tk_redis_t *r, const char *txn, tk_redis_cb cb, void *data)
 {
     return call_by_id(r, "tk_txn", txn, 1, &txn, NULL, cb, data);
 }
 
-int tk_reservation_parse_txn(const redisReply *reply, h2o_iovec_t *status, h2o_iovec_t *error)
+void tk_reservation_parse_txn(const redisReply *reply, tk_txn_result_t *out)
 {
+    memset(out, 0, sizeof(*out));
+    out->outcome = TK_TXN_UNAVAILABLE;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
-        return -1;
+        return;
     redisReply **e = reply->element;
-    if (is_string(e[0], "OK") && reply->elements == 3 && e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING) {
-        *status = h2o_iovec_init(e[1]->str, e[1]->len);
-        *error = h2o_iovec_init(e[2]->str, e[2]->len);
-        return 1;
+    if (is_string(e[0], "OK") && reply->elements == 3 &&
+        (is_string(e[1], "PENDING") || is_string(e[1], "COMPLETED") || is_string(e[1], "ERROR")) &&
+        e[2]->type == REDIS_REPLY_STRING) {
+        out->outcome = TK_TXN_FOUND;
+        out->status = h2o_iovec_init(e[1]->str, e[1]->len);
+        out->error = h2o_iovec_init(e[2]->str, e[2]->len);
+    } else if (reply->elements == 2 && is_string(e[0], "ERR") && is_string(e[1], "not_found")) {
+        out->outcome = TK_TXN_NOT_FOUND;
     }
-    return is_string(e[0], "ERR") && is_string(e[1], "not_found") ? 0 : -1;
 }

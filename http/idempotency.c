@@ -1,108 +1,130 @@
 /*
- * Claims live in a per-thread list (requests are answered on the thread that received
- * them), found by request pointer when the response is written; a pool-linked guard
- * removes the entry if the client goes away first. Stored answers are
- * "<status> <cookie length>\n<Set-Cookie value><body>".
+ * A claim in progress is a small block (a hold, from the engine's recycled operation
+ * blocks: it must outlive its request), referenced by the request (through
+ * a guard in its pool), by the engine's claim call while it is in flight, and by any
+ * route operation that took it; the last reference to go releases a claim nobody settled,
+ * so a key is never left claimed by a request that answered nothing. Claimed requests
+ * are listed per thread (requests are answered on the thread that received them), found
+ * by request pointer when the response is written.
  */
 #include "http/idempotency.h"
-#include "engine/inventory.h"
-#include "engine/log.h"
-#include "http/respond.h"
+#include "engine/idem.h"
 
-#include <openssl/sha.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define KEY_MAX 255
-#define REDIS_KEY_LEN (8 + 2 * SHA256_DIGEST_LENGTH) /* "tk:idem:" + hex */
 
-typedef struct st_tk_idem_claim_t {
-    h2o_req_t *req; /* NULL once answered or gone */
+struct st_tk_idem_hold_t {
+    tk_idem_claim_t claim;
     tk_thread_t *thread;
     tk_route_fn handler;
-    char key[REDIS_KEY_LEN + 1];
-    struct st_tk_idem_claim_t *next;
-} tk_idem_claim_t;
+    h2o_req_t *req; /* NULL once the request is gone */
+    int claimed, settled;
+    unsigned refs;
+    h2o_iovec_t held;               /* the answer waiting for the engine to take it, in the request's pool */
+    struct st_tk_idem_hold_t *next; /* in active_holds while claimed, unsettled and its request alive */
+};
+_Static_assert(sizeof(tk_idem_hold_t) <= TK_ENGINE_OP_SIZE, "a hold fits an engine op block");
 
-static __thread tk_idem_claim_t *active_claims;
+static __thread tk_idem_hold_t *active_holds;
 
-static void forget_claim(tk_idem_claim_t *claim)
+static void unlink_hold(tk_idem_hold_t *hold)
 {
-    for (tk_idem_claim_t **p = &active_claims; *p != NULL; p = &(*p)->next) {
-        if (*p == claim) {
-            *p = claim->next;
+    for (tk_idem_hold_t **p = &active_holds; *p != NULL; p = &(*p)->next) {
+        if (*p == hold) {
+            *p = hold->next;
             return;
         }
     }
 }
 
-static void on_claim_dispose(void *p)
+static void drop(tk_idem_hold_t *hold)
 {
-    forget_claim(p);
+    if (--hold->refs != 0)
+        return;
+    if (hold->claimed && !hold->settled)
+        tk_idem_release(&hold->thread->engine, &hold->claim, NULL, NULL);
+    tk_engine_op_free(&hold->thread->engine, hold);
 }
 
-static void derive_key(h2o_req_t *req, h2o_iovec_t key, char *out)
+static void on_settled(void *data)
 {
-    static const char hex[] = "0123456789abcdef";
-    h2o_iovec_t path = req->path_normalized;
-    if (path.len > 1 && path.base[path.len - 1] == '/')
-        --path.len;
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    h2o_iovec_t material =
-        h2o_concat(&req->pool, req->method, h2o_iovec_init(H2O_STRLIT("\n")), path, h2o_iovec_init(H2O_STRLIT("\n")), key);
-    SHA256((const unsigned char *)material.base, material.len, digest);
-    memcpy(out, "tk:idem:", 8);
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-        out[8 + 2 * i] = hex[digest[i] >> 4];
-        out[9 + 2 * i] = hex[digest[i] & 15];
+    tk_idem_hold_t *hold = data;
+    if (hold->req != NULL)
+        tk_respond_send(hold->req, hold->held);
+    drop(hold);
+}
+
+/* Settles the claim with an answer. With send_after, the answer goes out only once the
+ * engine has it (so that a retry the client sends at once, maybe to another thread and
+ * Redis connection, finds it): returns 1 when it is held for that, 0 to send it now. */
+static int settle(tk_idem_hold_t *hold, int status, h2o_iovec_t cookie, h2o_iovec_t body, int send_after)
+{
+    if (!hold->claimed || hold->settled)
+        return 0;
+    hold->settled = 1;
+    unlink_hold(hold);
+    tk_idem_answer_t answer = {.status = status, .cookie = cookie, .body = body};
+    if (!send_after || hold->req == NULL) {
+        tk_idem_settle(&hold->thread->engine, &hold->claim, &answer, NULL, NULL);
+        return 0;
     }
-    out[REDIS_KEY_LEN] = '\0';
+    hold->held = h2o_strdup(&hold->req->pool, body.base, body.len);
+    ++hold->refs;
+    if (tk_idem_settle(&hold->thread->engine, &hold->claim, &answer, on_settled, hold) != 0) {
+        --hold->refs;
+        return 0;
+    }
+    return 1;
 }
 
-/* Answers req with a stored answer; -1 when the stored bytes are not one. */
-static int replay(h2o_req_t *req, const char *stored, size_t len)
+static void on_request_dispose(void *p)
 {
-    int status;
-    size_t cookie_len;
-    const char *nl = memchr(stored, '\n', len);
-    if (nl == NULL || sscanf(stored, "%d %zu", &status, &cookie_len) != 2 || cookie_len > len - (size_t)(nl + 1 - stored))
-        return -1;
-    const char *cookie = nl + 1, *body = cookie + cookie_len;
-    size_t body_len = len - (size_t)(body - stored);
-    if (cookie_len != 0)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, cookie, cookie_len).base,
-                       cookie_len);
+    tk_idem_hold_t *hold = *(tk_idem_hold_t **)p;
+    hold->req = NULL;
+    unlink_hold(hold);
+    drop(hold);
+}
+
+static void replay(h2o_req_t *req, const tk_idem_answer_t *answer)
+{
+    if (answer->cookie.len != 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+                       h2o_strdup(&req->pool, answer->cookie.base, answer->cookie.len).base, answer->cookie.len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("idempotent-replayed"), 0, NULL, H2O_STRLIT("true"));
-    tk_respond(req, status, "application/json; charset=utf-8", h2o_strdup(&req->pool, body, body_len));
-    return 0;
+    tk_respond(req, answer->status, "application/json; charset=utf-8", h2o_strdup(&req->pool, answer->body.base, answer->body.len));
 }
 
-static void on_claim(redisReply *reply, void *data)
+static void on_claim(const tk_idem_result_t *result, void *data)
 {
-    tk_async_t *op = data;
-    tk_idem_claim_t *claim = *(tk_idem_claim_t **)tk_async_data(op);
-    h2o_req_t *req = tk_async_req(op);
-    tk_async_finish(op);
+    tk_idem_hold_t *hold = data;
+    h2o_req_t *req = hold->req;
+    hold->claimed = result->outcome == TK_IDEM_CLAIMED;
     if (req == NULL)
-        return; /* the claim itself is freed with the request's pool */
-    const char *verdict =
-        reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING
-            ? reply->element[0]->str
-            : "";
-    if (strcmp(verdict, "CLAIMED") == 0) {
-        claim->req = req;
-        claim->next = active_claims;
-        active_claims = claim;
-        claim->handler(req, claim->thread);
-    } else if (strcmp(verdict, "BUSY") == 0) {
-        /* the first request is running, or died with its claim (which lapses in TK_IDEMPOTENCY_CLAIM_MS) */
+        goto Exit; /* gone before it could run: drop releases the claim */
+    switch (result->outcome) {
+    case TK_IDEM_CLAIMED:
+        hold->next = active_holds;
+        active_holds = hold;
+        hold->handler(req, hold->thread);
+        break;
+    case TK_IDEM_REPLAY:
+        replay(req, &result->answer);
+        break;
+    case TK_IDEM_BUSY:
+        /* the first request is running, or died with its claim (which lapses in TK_IDEM_CLAIM_MS) */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("2"));
         tk_respond_error(req, 409, "Request in progress", "A request with this Idempotency-Key is still being processed");
-    } else if (strcmp(verdict, "DONE") != 0 || reply->elements != 2 ||
-               replay(req, reply->element[1]->str, reply->element[1]->len) != 0) {
+        break;
+    case TK_IDEM_MISMATCH:
+        tk_respond_error(req, 422, "Idempotency-Key reused", "This Idempotency-Key was already used for a different request");
+        break;
+    case TK_IDEM_UNAVAILABLE:
         tk_respond_unavailable(req, "Idempotency keys cannot be checked right now; try again");
+        break;
     }
+Exit:
+    drop(hold);
 }
 
 int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler)
@@ -118,61 +140,50 @@ int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler)
         tk_respond_error(req, 400, "Invalid Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters");
         return 0;
     }
-    tk_idem_claim_t *claim = h2o_mem_alloc_shared(&req->pool, sizeof(*claim), on_claim_dispose);
-    *claim = (tk_idem_claim_t){.thread = thread, .handler = handler};
-    derive_key(req, key, claim->key);
+    h2o_iovec_t path = req->path_normalized;
+    if (path.len > 1 && path.base[path.len - 1] == '/')
+        --path.len;
+    tk_idem_request_t rq = {.method = req->method, .path = path, .key = key, .body = req->entity};
+    if (rq.body.base == NULL)
+        rq.body = h2o_iovec_init("", 0);
 
-    tk_async_t *op = tk_async_start(req, sizeof(claim));
-    *(tk_idem_claim_t **)tk_async_data(op) = claim;
-    char claim_ms[16];
-    snprintf(claim_ms, sizeof(claim_ms), "%d", TK_IDEMPOTENCY_CLAIM_MS);
-    const char *argv[] = {"FCALL", "tk_idem_claim", "1", claim->key, claim_ms};
-    size_t argvlen[] = {5, 13, 1, REDIS_KEY_LEN, strlen(claim_ms)};
-    if (tk_redis_command(thread->engine.redis, on_claim, op, 5, argv, argvlen) != 0) {
-        tk_async_finish(op);
+    tk_idem_hold_t *hold = tk_engine_op_alloc(&thread->engine);
+    *hold = (tk_idem_hold_t){.thread = thread, .handler = handler, .req = req, .refs = 2};
+    tk_idem_hold_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_request_dispose);
+    *guard = hold;
+    if (tk_idem_claim(&thread->engine, &rq, &hold->claim, on_claim, hold) != 0) {
+        --hold->refs; /* the claim call's reference: the guard's goes with the request */
         tk_respond_unavailable(req, "Idempotency keys cannot be checked right now; try again");
     }
     return 0;
 }
 
-static void on_stored(redisReply *reply, void *data)
+int tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
 {
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        tk_log_warn("idempotency", "storing an answer failed; its claim lapses in %d s", TK_IDEMPOTENCY_CLAIM_MS / 1000);
-}
-
-void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body)
-{
-    tk_idem_claim_t *claim = active_claims;
-    while (claim != NULL && claim->req != req)
-        claim = claim->next;
-    if (claim == NULL)
-        return;
-    forget_claim(claim);
-    claim->req = NULL;
-    tk_redis_t *redis = claim->thread->engine.redis;
-    if (status >= 500) {
-        /* not an answer worth keeping: free the key so the client may retry */
-        const char *argv[] = {"DEL", claim->key};
-        size_t argvlen[] = {3, REDIS_KEY_LEN};
-        tk_redis_command(redis, on_stored, NULL, 2, argv, argvlen);
-        return;
-    }
+    tk_idem_hold_t *hold = active_holds;
+    while (hold != NULL && hold->req != req)
+        hold = hold->next;
+    if (hold == NULL)
+        return 0;
     h2o_iovec_t cookie = {NULL, 0};
     ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_SET_COOKIE, -1);
     if (i != -1)
         cookie = req->res.headers.entries[i].value;
-    char head[48];
-    int head_len = snprintf(head, sizeof(head), "%d %zu\n", status, cookie.len);
-    size_t len = (size_t)head_len + cookie.len + body.len;
-    char *stored = h2o_mem_alloc_pool(&req->pool, len);
-    memcpy(stored, head, (size_t)head_len);
-    if (cookie.len != 0)
-        memcpy(stored + head_len, cookie.base, cookie.len);
-    memcpy(stored + head_len + cookie.len, body.base, body.len);
-    char ttl[16];
-    snprintf(ttl, sizeof(ttl), "%d", TK_IDEMPOTENCY_TTL_MS);
-    const char *argv[] = {"SET", claim->key, stored, "PX", ttl};
-    size_t argvlen[] = {3, REDIS_KEY_LEN, len, 2, strlen(ttl)};
-    tk_redis_command(redis, on_stored, NULL, 5, argv, argvlen);
+    return settle(hold, status, cookie, body, 1);
+}
+
+tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req)
+{
+    tk_idem_hold_t *hold = active_holds;
+    while (hold != NULL && hold->req != req)
+        hold = hold->next;
+    if (hold != NULL)
+        ++hold->refs;
+    return hold;
+}
+
+void tk_idempotency_finish(tk_idem_hold_t *hold, const tk_answer_t *answer)
+{
+    settle(hold, answer->status, answer->cookie, answer->body, 0);
+    drop(hold);
 }

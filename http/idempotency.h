@@ -1,24 +1,35 @@
 /*
- * Idempotency-Key for POST and PUT /events/reservation/. For 24 hours a request with the
- * same key, method and path gets the first answer again — status, body and cookie —
- * without running a second time, whatever its body says. The first request claims the
- * key (tk_idem_claim, one round trip); its answer is stored when it responds. A request
- * that arrives while the first is still running gets 409; 5xx answers are not stored,
- * so a client may retry after an outage. Without the header nothing changes.
+ * Idempotency-Key for POST and PUT /events/reservation/ (API.md "Idempotency"), the
+ * HTTP side. A request with a key claims it through the engine (engine/idem.h, which
+ * owns the key's transitions, fingerprints and what is kept how long) before its route
+ * runs; a retry with the same key and body gets the first answer again, with another
+ * body 422, while the first still runs 409. The answer is handed to the engine as the
+ * response goes out (tk_idempotency_on_respond, the responder's observer, which sends it
+ * only once the engine has it, so that an immediate retry finds it), or, when the
+ * client went away first (an HTTP/2 reset frees the request at once), by the route
+ * itself once its engine call completes: a route whose work outlives its request takes
+ * a reference with tk_idempotency_hold and gives it back with tk_idempotency_finish.
+ * Without the header nothing changes.
  */
 #ifndef TK_IDEMPOTENCY_H
 #define TK_IDEMPOTENCY_H
 
+#include "http/respond.h"
 #include "http/server.h"
 
-#define TK_IDEMPOTENCY_TTL_MS (24 * 3600 * 1000)
-#define TK_IDEMPOTENCY_CLAIM_MS 60000
-
 typedef int (*tk_route_fn)(h2o_req_t *req, tk_thread_t *thread);
+typedef struct st_tk_idem_hold_t tk_idem_hold_t;
 
 /* Runs handler for req, honouring an Idempotency-Key header if there is one. */
 int tk_idempotency_run(h2o_req_t *req, tk_thread_t *thread, tk_route_fn handler);
-/* Called by the response helpers: stores the answer if req holds a claimed key. */
-void tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body);
+/* The observer of every response: settles the claim req runs under, if any, and then
+ * holds the answer until the engine has it (returns 1; 0: send it now). */
+int tk_idempotency_on_respond(h2o_req_t *req, int status, h2o_iovec_t body);
+/* A reference to the claim req runs under (NULL when none), for a route whose engine
+ * call may complete after the request is gone. */
+tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req);
+/* Gives the reference back. When the claim is still unsettled (its client went away
+ * before an answer was sent), answer settles it. */
+void tk_idempotency_finish(tk_idem_hold_t *hold, const tk_answer_t *answer);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include "http/respond.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,8 +80,13 @@ void tk_respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    if (observer != NULL)
-        observer(req, status, body);
+    if (observer != NULL && observer(req, status, body))
+        return; /* held: the observer sends it with tk_respond_send */
+    h2o_send_inline(req, body.base, body.len);
+}
+
+void tk_respond_send(h2o_req_t *req, h2o_iovec_t body)
+{
     h2o_send_inline(req, body.base, body.len);
 }
 
@@ -89,16 +95,44 @@ void tk_respond_json(h2o_req_t *req, int status, tk_jsonw_t *body)
     tk_respond(req, status, "application/json; charset=utf-8", tk_jsonw_result(body));
 }
 
-void tk_respond_error(h2o_req_t *req, int status, const char *error, const char *message)
+static h2o_iovec_t error_body(h2o_mem_pool_t *pool, const char *error, const char *message)
 {
     tk_jsonw_t w;
-    tk_jsonw_init(&w, &req->pool, 128 + strlen(error) + strlen(message));
+    tk_jsonw_init(&w, pool, 128 + strlen(error) + strlen(message));
     tk_jsonw_lit(&w, "{\"error\":");
     tk_jsonw_str(&w, error, strlen(error));
     tk_jsonw_lit(&w, ",\"message\":");
     tk_jsonw_str(&w, message, strlen(message));
     tk_jsonw_lit(&w, "}");
-    tk_respond_json(req, status, &w);
+    return tk_jsonw_result(&w);
+}
+
+void tk_respond_error(h2o_req_t *req, int status, const char *error, const char *message)
+{
+    tk_respond(req, status, "application/json; charset=utf-8", error_body(&req->pool, error, message));
+}
+
+void tk_answer_json(tk_answer_t *a, int status, tk_jsonw_t *body)
+{
+    *a = (tk_answer_t){.status = status, .body = tk_jsonw_result(body)};
+}
+
+void tk_answer_error(tk_answer_t *a, h2o_mem_pool_t *pool, int status, const char *error, const char *message)
+{
+    *a = (tk_answer_t){.status = status, .body = error_body(pool, error, message), .retry_after = status == 503};
+}
+
+void tk_respond_answer(h2o_req_t *req, const tk_answer_t *a)
+{
+    if (a->cookie.len != 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+                       h2o_strdup(&req->pool, a->cookie.base, a->cookie.len).base, a->cookie.len);
+    if (a->retry_after > 0) {
+        char *seconds = h2o_mem_alloc_pool(&req->pool, 16);
+        size_t len = (size_t)snprintf(seconds, 16, "%d", a->retry_after);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, seconds, len);
+    }
+    tk_respond(req, a->status, "application/json; charset=utf-8", h2o_strdup(&req->pool, a->body.base, a->body.len));
 }
 
 void tk_respond_unavailable(h2o_req_t *req, const char *message)

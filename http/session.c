@@ -59,11 +59,17 @@ int tk_session_find_cookie(h2o_req_t *req, h2o_iovec_t *value)
     return 0;
 }
 
-void tk_session_set_cookie(h2o_req_t *req, const tk_config_t *config, const char *rid)
+h2o_iovec_t tk_session_cookie(h2o_mem_pool_t *pool, const tk_config_t *config, const char *rid)
 {
     char value[TK_SESSION_VALUE_LEN + 1];
     tk_session_sign(config, rid, value);
-    char *cookie = h2o_mem_alloc_pool(&req->pool, 200);
+    char *cookie = h2o_mem_alloc_pool(pool, 200);
     int len = snprintf(cookie, 200, "sessionid=%s; Max-Age=%d; Path=/; HttpOnly; SameSite=Lax", value, config->hold_seconds);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, cookie, (size_t)len);
+    return h2o_iovec_init(cookie, (size_t)len);
+}
+
+void tk_session_set_cookie(h2o_req_t *req, const tk_config_t *config, const char *rid)
+{
+    h2o_iovec_t cookie = tk_session_cookie(&req->pool, config, rid);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, cookie.base, cookie.len);
 }

@@ -20,6 +20,8 @@ void tk_session_sign(const tk_config_t *config, const char *rid, char *out);
 int tk_session_verify(const tk_config_t *config, const char *value, size_t len, char *rid);
 /* The sessionid value among the request's Cookie headers: 1 found, 0 absent. */
 int tk_session_find_cookie(h2o_req_t *req, h2o_iovec_t *value);
+/* The Set-Cookie value naming rid, living as long as the hold, in pool. */
+h2o_iovec_t tk_session_cookie(h2o_mem_pool_t *pool, const tk_config_t *config, const char *rid);
 /* Adds Set-Cookie naming rid, living as long as the hold. */
 void tk_session_set_cookie(h2o_req_t *req, const tk_config_t *config, const char *rid);
 

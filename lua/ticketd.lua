@@ -119,7 +119,11 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  "exists") while the admission's previous hold is PENDING, PAYING or
                  COMPLETED.
   tk_get         ARGV R   (a PENDING hold at or past its deadline expires first)
-                 -> {"OK", blob_json} | {"ERR","not_found"}
+                 -> {"OK", blob_json} | {"ERR","not_found"}   (the raw record)
+  tk_view        ARGV R   (same lazy expiry) the reservation as the API shows it
+                 -> {"OK", status, E, created_ms, until_ms, then per ticket
+                     ticket_uuid, T, price_minor} | {"ERR","not_found"}
+                 status is public_status(st): PAYING reads as PENDING
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit
@@ -139,10 +143,21 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  PENDING (transaction ERROR; expired at once if past until_ms).
                  -> {"OK", status} | {"ERR","stale",status} (T is not in flight)
   tk_txn         ARGV T  (no-writes) -> {"OK", status, error or ""} | {"ERR","not_found"}
-  tk_idem_claim  KEYS tk:idem:<sha256 of method, path and key>  ARGV claim_ms
-                 (outside the shard layout: one key of its own)
+  tk_idem_claim  KEYS tk:idem:<sha256 of method, path and key>
+                 ARGV claim_ms, fingerprint (of the body), token (of this claim)
+                 (outside the shard layout: one hash of its own, fields f = the
+                 fingerprint, o = the token of the live claim, a = the answer)
                  -> {"CLAIMED"} (run the request) | {"BUSY"} (the first is still running)
                   | {"DONE", stored_answer} (replay it)
+                  | {"MISMATCH"} (the key was used with another body)
+  tk_idem_store  KEYS as tk_idem_claim  ARGV token, ttl_ms, answer
+                 The claim's owner records its answer, kept ttl_ms.
+                 -> {"OK"} | {"ERR","not_claimed"} (the claim lapsed or is not ours)
+  tk_idem_release KEYS as tk_idem_claim  ARGV token
+                 The claim's owner gives the key back unanswered (an answer not to
+                 remember: malformed, refused for load, a failure), so a corrected
+                 retry runs and a squatter's bad request poisons nothing.
+                 -> {"OK"} | {"ERR","not_claimed"}
   tk_persisted   ARGV grace_ms, nids, stream ids..., members for gc ("r:R"/"x:T")
                  After a writer committed: XACK + XDEL the ids, schedule the
                  finished records to be forgotten after grace_ms. -> nids
@@ -247,8 +262,15 @@ end
 
 -- outbox appends the whole reservation to the shard's stream, for the writer that
 -- persists it to PostgreSQL. Called by every transition, inside the same call.
+-- public_status is a status as the API (and PostgreSQL) show it: a reservation
+-- whose payment is in flight is still PENDING to everyone outside this library.
+-- This is the only place that rule is written.
+local function public_status(st)
+    return st == 'PAYING' and 'PENDING' or st
+end
+
 local function outbox(keys, rid, rec)
-    local st = rec.st == 'PAYING' and 'PENDING' or rec.st
+    local st = public_status(rec.st)
     local entry = { r = rid, e = rec.e, st = st, c = rec.c, u = rec.u, t = rec.t }
     if rec.x then
         entry.x = rec.x
@@ -645,6 +667,25 @@ local function tk_get(keys, args)
     return { 'OK', blob }
 end
 
+-- tk_view is tk_get in the shape the API renders: the public status and the
+-- tickets flattened, so the server decodes a plain array instead of the blob.
+local function tk_view(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local rec = load_live(keys, args[1])
+    if not rec then
+        return { 'ERR', 'not_found' }
+    end
+    local out = { 'OK', public_status(rec.st), rec.e, rec.c, rec.u }
+    for _, t in ipairs(rec.t) do
+        out[#out + 1] = t[1]
+        out[#out + 1] = t[2]
+        out[#out + 1] = t[3]
+    end
+    return out
+end
+
 local function tk_cancel(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
@@ -850,26 +891,69 @@ local function tk_dead_letter(keys, args)
     return 1
 end
 
--- tk_idem_claim claims an idempotency key for the request about to run, or hands
--- back what the first request with that key answered. The claim expires on its own
--- if the server dies before answering; the answer is stored with a plain SET.
+-- Idempotency keys. Each transition of a key has one function here: claim (the
+-- first request with the key runs; a retry with the same body replays its
+-- answer, one with another body is refused), store (the claim's owner records
+-- its answer) and release (the owner gives the key back unanswered). The token
+-- makes store and release the claim owner's alone: a request whose claim lapsed
+-- cannot overwrite or free the key a later request claimed.
+local function idem_key(keys)
+    return #keys == 1 and string.match(keys[1], '^tk:idem:%x+$') ~= nil
+end
+
+local function idem_owned(key, token)
+    return redis.call('TYPE', key).ok == 'hash' and redis.call('HGET', key, 'o') == token
+end
+
 local function tk_idem_claim(keys, args)
-    if #keys ~= 1 or not string.match(keys[1], '^tk:idem:%x+$') then
-        return bad_call('tk_idem_claim tk:idem:<hash> claim_ms')
+    local claim, fp, token = parse_int(args[1], 1), args[2], args[3]
+    if not idem_key(keys) or not claim or not fp or fp == '' or not token or token == '' then
+        return bad_call('tk_idem_claim tk:idem:<hash> claim_ms fingerprint token')
     end
-    local claim = parse_int(args[1], 1)
-    if not claim then
-        return bad_call('tk_idem_claim claim_ms')
+    if redis.call('TYPE', keys[1]).ok == 'string' then
+        -- an earlier version's plain string ('*' or an answer) has no fingerprint:
+        -- it cannot tell this body from another, so it is not replayed
+        redis.call('DEL', keys[1])
     end
-    local stored = redis.call('GET', keys[1])
-    if not stored then
-        redis.call('SET', keys[1], '*', 'PX', claim)
+    local cur = redis.call('HMGET', keys[1], 'f', 'a')
+    if not cur[1] then
+        redis.call('HSET', keys[1], 'f', fp, 'o', token)
+        redis.call('PEXPIRE', keys[1], claim)
         return { 'CLAIMED' }
     end
-    if stored == '*' then
+    if cur[1] ~= fp then
+        return { 'MISMATCH' }
+    end
+    if not cur[2] then
         return { 'BUSY' }
     end
-    return { 'DONE', stored }
+    return { 'DONE', cur[2] }
+end
+
+local function tk_idem_store(keys, args)
+    local token, ttl, answer = args[1], parse_int(args[2], 1), args[3]
+    if not idem_key(keys) or not token or not ttl or not answer then
+        return bad_call('tk_idem_store tk:idem:<hash> token ttl_ms answer')
+    end
+    if not idem_owned(keys[1], token) then
+        return { 'ERR', 'not_claimed' }
+    end
+    redis.call('HSET', keys[1], 'a', answer)
+    redis.call('HDEL', keys[1], 'o')
+    redis.call('PEXPIRE', keys[1], ttl)
+    return { 'OK' }
+end
+
+local function tk_idem_release(keys, args)
+    local token = args[1]
+    if not idem_key(keys) or not token then
+        return bad_call('tk_idem_release tk:idem:<hash> token')
+    end
+    if not idem_owned(keys[1], token) then
+        return { 'ERR', 'not_claimed' }
+    end
+    redis.call('DEL', keys[1])
+    return { 'OK' }
 end
 
 local function tk_expire(keys, args)
@@ -1191,6 +1275,9 @@ redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_fin
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
+redis.register_function { function_name = 'tk_idem_store', callback = tk_idem_store, flags = {} }
+redis.register_function { function_name = 'tk_idem_release', callback = tk_idem_release, flags = {} }
+redis.register_function { function_name = 'tk_view', callback = tk_view, flags = {} }
 redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = {} }
 redis.register_function { function_name = 'tk_wr_set', callback = tk_wr_set, flags = {} }
 redis.register_function { function_name = 'tk_wr_join', callback = tk_wr_join, flags = {} }

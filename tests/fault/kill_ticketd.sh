@@ -43,7 +43,7 @@ after_restart=$(load_lines RES | awk -F'\t' -v t="$restart_ms" '$3 == 201 && $2 
 lost=$(cat "$FAULT_WORK"/load/*.log | awk -F'\t' '$3 == "000"' | wc -l)
 busy=$(cat "$FAULT_WORK"/load/*.log | awk -F'\t' '($1 == "RES" || $1 == "PAY") && $10 == "Request_in_progress"' | wc -l)
 log "after the restart: $after_restart holds acknowledged; $lost requests got no answer; $busy retries answered 409 Request in progress"
-[[ "$busy" == 0 ]] || note "$busy retries with the Idempotency-Key of a request cut off by the kill were refused with 409 'Request in progress' (the claim outlives the process for TK_IDEMPOTENCY_CLAIM_MS = 60 s)"
+[[ "$busy" == 0 ]] || note "$busy retries with the Idempotency-Key of a request cut off by the kill were refused with 409 'Request in progress' (the claim outlives the process for TK_IDEM_CLAIM_MS = 60 s)"
 check "the sale went on after the restart ($after_restart holds acknowledged)" test "$after_restart" -gt 0
 check "the sale was under way before the kill ($before_kill holds acknowledged)" test "$before_kill" -gt 0
 

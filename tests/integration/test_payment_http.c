@@ -290,21 +290,32 @@ START_TEST(idempotency_key_replays_the_first_answer)
 {
     char *event = create_event(10), err[128];
     char key[96], headers[160];
+    int status;
     snprintf(key, sizeof(key), "tk-test-%d-%ld", (int)getpid(), random());
     snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
     char *first = reserve(event, "[{\"type\": \"A\", \"amount\": 2}]", headers);
-    /* the same key with another body: the first answer again, no second hold */
-    char *again = reserve(event, "[{\"type\": \"B\", \"amount\": 5}]", headers);
+    /* the same key and body: the first answer again, no second hold */
+    char *again = reserve(event, "[{\"type\": \"A\", \"amount\": 2}]", headers);
     ck_assert_str_eq(first, again);
+    /* the same key with another body: 422, and nothing of the first answer (API.md "Idempotency") */
+    char other_body[256], other_headers[256];
+    snprintf(other_body, sizeof(other_body), "{\"event_id\": \"%s\", \"tickets\": [{\"type\": \"B\", \"amount\": 5}]}", event);
+    snprintf(other_headers, sizeof(other_headers), TK_JSON_HEADER "%s", headers);
+    json_t *refused = tk_api_call(&server, "POST", "/events/reservation/", other_headers, other_body, &status);
+    ck_assert_int_eq(status, 422);
+    ck_assert_str_eq(json_string_value(json_object_get(refused, "error")), "Idempotency-Key reused");
+    ck_assert_ptr_null(json_object_get(refused, "reservation_id"));
+    json_decref(refused);
     json_t *s = stats(event);
     ck_assert_int_eq(live(s, "held"), 2);
     json_decref(s);
     /* a different key is a new request */
-    char *other = reserve(event, "[{\"type\": \"A\", \"amount\": 1}]", "Idempotency-Key: another-key-for-this-test\r\n");
+    char another[160];
+    snprintf(another, sizeof(another), "Idempotency-Key: %s-another\r\n", key);
+    char *other = reserve(event, "[{\"type\": \"A\", \"amount\": 1}]", another);
     ck_assert_str_ne(first, other);
 
     /* PUT with a key: one charge, the same transaction */
-    int status;
     char *txn = pay(first, NULL, headers, &status); /* same key, other path+method: independent */
     ck_assert_int_eq(status, 202);
     char *txn_again = pay(first, NULL, headers, &status);

@@ -322,6 +322,12 @@ START_TEST(reads_fall_back_to_postgres_once_records_leave_redis)
     json_decref(t);
     /* a finished reservation that left Redis still cannot be paid or cancelled */
     ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 409);
+    snprintf(path, sizeof(path), "/events/reservation/?reservation_id=%s", rid);
+    json_t *refused = tk_api_call(&server, "DELETE", path, NULL, NULL, &status);
+    ck_assert_int_eq(status, 409);
+    ck_assert_str_eq(json_string_value(json_object_get(refused, "message")),
+                     "This reservation can not be cancelled: it is already finished");
+    json_decref(refused);
     free(rid);
     free(event);
 }

@@ -303,6 +303,13 @@ START_TEST(cancel_refuses_missing_forged_and_unknown)
     ck_assert_int_eq(cancel_with("/events/reservation/?reservation_id=nope", NULL, NULL), 400);
     ck_assert_int_eq(cancel_with("/events/reservation/", TK_JSON_HEADER, "{\"reservation_id\": \"x\"}"), 400);
     ck_assert_int_eq(cancel_with("/events/reservation/", TK_JSON_HEADER, "{bad json"), 400);
+    /* a reservation_id that is present but not a UUID is 400, even beside a valid cookie
+     * (it used to fall through to the cookie's hold and cancel it) */
+    char with_cookie[300];
+    snprintf(with_cookie, sizeof(with_cookie), TK_JSON_HEADER "Cookie: %s\r\n", cookie);
+    ck_assert_int_eq(cancel_with("/events/reservation/", with_cookie, "{\"reservation_id\": 5}"), 400);
+    ck_assert_int_eq(cancel_with("/events/reservation/", with_cookie, "{\"reservation_id\": null}"), 400);
+    ck_assert_int_eq(cancel_with("/events/reservation/", with_cookie, "{\"reservation_id\": \"\"}"), 400);
     char path[128];
     snprintf(path, sizeof(path), "/events/reservation/?reservation_id=%.4s0000-0000-4000-8000-000000000000", event);
     ck_assert_int_eq(cancel_with(path, NULL, NULL), 404);
