@@ -4,14 +4,11 @@
  * naming what and where), migrate the schema, load the Redis functions, load demo data
  * in development, publish the catalog, then serve.
  */
+#include "engine/background.h"
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
-#include "engine/refresher.h"
 #include "engine/startup.h"
-#include "engine/waitroom_view.h"
-#include "engine/worker.h"
-#include "engine/writer.h"
 #include "http/idempotency.h"
 #include "http/jsonr.h"
 #include "http/respond.h"
@@ -24,8 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WORKER_THREADS 2
-#define WORKER_QUEUE_LIMIT 1024
+#define WRITER_DRAIN_MS 5000 /* after the server's drain, how long the writer may take to empty the outbox */
 
 static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [--version]\n"
                             "\n"
@@ -163,15 +159,11 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    if (tk_workers_start(&config, WORKER_THREADS, WORKER_QUEUE_LIMIT) != 0 || tk_refresher_start(&config) != 0 ||
-        tk_writer_start(&config) != 0 || tk_wr_refresher_start(&config) != 0) {
+    if (tk_background_start(&config) != 0) {
         fprintf(stderr, "ticketd: cannot start background threads\n");
         return 1;
     }
     int status = tk_server_run();
-    tk_wr_refresher_stop();
-    tk_writer_stop(5000);
-    tk_refresher_stop();
-    tk_workers_stop();
+    tk_background_stop(WRITER_DRAIN_MS);
     return status;
 }

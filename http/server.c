@@ -11,7 +11,7 @@
 #include "http/server.h"
 #include "engine/log.h"
 #include "engine/timefmt.h"
-#include "engine/worker.h"
+#include "engine/background.h"
 #include "http/access_log.h"
 #include "http/http_metrics.h"
 
@@ -191,7 +191,7 @@ static int quiescent(tk_thread_t *threads, size_t nthreads)
     for (size_t i = 0; i < nthreads; ++i)
         if (tk_engine_busy(&threads[i].engine))
             return 0;
-    return tk_workers_idle();
+    return tk_background_idle();
 }
 
 static void *thread_main(void *arg)
@@ -201,7 +201,6 @@ static void *thread_main(void *arg)
     tk_engine_init(&thread->engine, thread->ctx.loop, thread->config, &thread->metrics, thread->index == 0);
     tk_metrics_register(&thread->metrics);
     thread->queue = h2o_multithread_create_queue(thread->ctx.loop);
-    h2o_multithread_register_receiver(thread->queue, &thread->job_receiver, tk_workers_on_complete);
     h2o_multithread_register_receiver(thread->queue, &thread->control_receiver, on_control);
     __atomic_store_n(&thread->ready, 1, __ATOMIC_RELEASE);
     thread->accept_ctx = (h2o_accept_ctx_t){.ctx = &thread->ctx, .hosts = globalconf.hosts};

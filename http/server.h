@@ -21,7 +21,6 @@ typedef struct st_tk_thread_t {
     const tk_config_t *config;
     tk_engine_t engine; /* Redis, catalog, sold-out table, gateway, sweeper of this loop */
     h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t job_receiver;
     h2o_socket_t *listener;
     h2o_multithread_receiver_t control_receiver; /* "stop accepting", from the main thread */
     h2o_multithread_message_t stop_message;
