@@ -187,3 +187,18 @@ void tk_idempotency_finish(tk_idem_hold_t *hold, const tk_answer_t *answer)
     settle(hold, answer->status, answer->cookie, answer->body, 0);
     drop(hold);
 }
+
+void tk_idempotency_deliver(h2o_req_t *req, tk_idem_hold_t *hold, tk_answer_build_cb build, const void *ctx)
+{
+    h2o_mem_pool_t detached; /* the client went away: the answer is built for the key alone */
+    if (req == NULL)
+        h2o_mem_init_pool(&detached);
+    tk_answer_t answer;
+    build(&answer, req != NULL ? &req->pool : &detached, ctx);
+    if (req != NULL)
+        tk_respond_answer(req, &answer);
+    if (hold != NULL)
+        tk_idempotency_finish(hold, &answer);
+    if (req == NULL)
+        h2o_mem_clear_pool(&detached);
+}

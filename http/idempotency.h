@@ -32,4 +32,11 @@ tk_idem_hold_t *tk_idempotency_hold(h2o_req_t *req);
  * before an answer was sent), answer settles it. */
 void tk_idempotency_finish(tk_idem_hold_t *hold, const tk_answer_t *answer);
 
+/* What a route whose engine call outlives its request does with the result: build the
+ * answer (build(answer, pool, ctx)) in the request's pool, or in a pool of its own when
+ * the client has gone (req NULL), send it when there is someone to send it to, and give
+ * the hold back with it (hold NULL: the request carried no key). */
+typedef void (*tk_answer_build_cb)(tk_answer_t *answer, h2o_mem_pool_t *pool, const void *ctx);
+void tk_idempotency_deliver(h2o_req_t *req, tk_idem_hold_t *hold, tk_answer_build_cb build, const void *ctx);
+
 #endif

@@ -50,23 +50,23 @@ static void answer_paid(tk_answer_t *a, h2o_mem_pool_t *pool, const char *rid, c
     }
 }
 
+typedef struct st_tk_paid_ctx_t {
+    const char *rid;
+    const tk_pay_result_t *result;
+} tk_paid_ctx_t;
+
+static void build_paid(tk_answer_t *a, h2o_mem_pool_t *pool, const void *ctx)
+{
+    const tk_paid_ctx_t *c = ctx;
+    answer_paid(a, pool, c->rid, c->result);
+}
+
 static void on_paid(const tk_pay_result_t *result, void *data)
 {
     tk_async_t *op = data;
     tk_pay_op_t *pay = tk_async_data(op);
-    h2o_req_t *req = tk_async_req(op);
-    h2o_mem_pool_t detached; /* the client went away: the answer is built for the key alone */
-    h2o_mem_pool_t *pool = req != NULL ? &req->pool : &detached;
-    if (req == NULL)
-        h2o_mem_init_pool(&detached);
-    tk_answer_t answer;
-    answer_paid(&answer, pool, pay->rid, result);
-    if (req != NULL)
-        tk_respond_answer(req, &answer);
-    if (pay->idem != NULL)
-        tk_idempotency_finish(pay->idem, &answer);
-    if (req == NULL)
-        h2o_mem_clear_pool(&detached);
+    tk_paid_ctx_t ctx = {.rid = pay->rid, .result = result};
+    tk_idempotency_deliver(tk_async_req(op), pay->idem, build_paid, &ctx);
     tk_async_finish(op);
 }
 

@@ -163,23 +163,23 @@ static void answer_reserved(tk_answer_t *a, h2o_mem_pool_t *pool, tk_thread_t *t
     }
 }
 
+typedef struct st_tk_reserved_ctx_t {
+    tk_thread_t *thread;
+    const tk_reserve_result_t *result;
+} tk_reserved_ctx_t;
+
+static void build_reserved(tk_answer_t *a, h2o_mem_pool_t *pool, const void *ctx)
+{
+    const tk_reserved_ctx_t *c = ctx;
+    answer_reserved(a, pool, c->thread, c->result);
+}
+
 static void on_reserved(const tk_reserve_result_t *result, void *data)
 {
     tk_async_t *op = data;
     tk_reserve_op_t *reserve = tk_async_data(op);
-    h2o_req_t *req = tk_async_req(op);
-    h2o_mem_pool_t detached; /* the client went away: the answer is built for the key alone */
-    h2o_mem_pool_t *pool = req != NULL ? &req->pool : &detached;
-    if (req == NULL)
-        h2o_mem_init_pool(&detached);
-    tk_answer_t answer;
-    answer_reserved(&answer, pool, reserve->thread, result);
-    if (req != NULL)
-        tk_respond_answer(req, &answer);
-    if (reserve->idem != NULL)
-        tk_idempotency_finish(reserve->idem, &answer);
-    if (req == NULL)
-        h2o_mem_clear_pool(&detached);
+    tk_reserved_ctx_t ctx = {.thread = reserve->thread, .result = result};
+    tk_idempotency_deliver(tk_async_req(op), reserve->idem, build_reserved, &ctx);
     tk_async_finish(op);
 }
 
