@@ -8,6 +8,7 @@
  */
 #include "engine/idem.h"
 #include "engine/reservation.h"
+#include "tests/fuzz/resp_input.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,22 +57,6 @@ static void check_reply(const redisReply *reply)
     }
 }
 
-/* Whether data announces an array of a million elements or more: this hiredis allocates
- * the element vector up front, so such inputs would fuzz hiredis' allocator, not us. */
-static int announces_huge_array(const uint8_t *data, size_t size)
-{
-    for (size_t i = 0; i < size; ++i) {
-        if (data[i] != '*')
-            continue;
-        size_t digits = 0;
-        while (i + 1 + digits < size && data[i + 1 + digits] >= '0' && data[i + 1 + digits] <= '9')
-            ++digits;
-        if (digits > 6)
-            return 1;
-    }
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     tk_idem_answer_t answer;
@@ -80,16 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                               !within(answer.cookie, raw.base, raw.len) || !within(answer.body, raw.base, raw.len)))
         abort();
 
-    if (announces_huge_array(data, size))
-        return 0;
-    redisReader *reader = redisReaderCreate();
-    if (redisReaderFeed(reader, (const char *)data, size) == REDIS_OK) {
-        void *reply;
-        while (redisReaderGetReply(reader, &reply) == REDIS_OK && reply != NULL) {
-            check_reply(reply);
-            freeReplyObject(reply);
-        }
-    }
-    redisReaderFree(reader);
+    tk_fuzz_each_reply(data, size, check_reply);
     return 0;
 }
