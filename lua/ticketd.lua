@@ -5,8 +5,10 @@ ticketd (Redis 7.0, loaded with FUNCTION LOAD REPLACE, embedded in the binary).
 
 Every function checks everything first and writes only after that, so a call
 that is refused changes nothing. The one exception is the lazy expiry of holds
-that are already past their deadline (tk_avail, tk_reserve, tk_get, tk_cancel,
-tk_pay_start).
+that are already past their deadline (tk_reserve, tk_get, tk_cancel,
+tk_pay_start). tk_avail is read-only (no-writes, callable with FCALL_RO, so a replica
+can serve it): the figures it reads are the sweeper's, which returns expired holds
+within a second of their deadline.
 Those holds would be released anyway, so releasing them early is not a change a
 caller could tell apart from the sweeper having run. Time comes from
 redis.call('TIME'), in unix milliseconds.
@@ -86,9 +88,11 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_event_init  ARGV E, date_ms, ntypes, then ntypes triples T, cap, price_minor
                  Idempotent, because every field is set with HSETNX.
                  -> integer ntypes
-  tk_avail       ARGV E                          (writes: lazy expiry, <= 200)
+  tk_avail       ARGV E                          (flags no-writes: FCALL_RO)
                  -> {T1, avail1, T2, avail2, ...} in E:types order, avail as
-                    integers; {} when the event is unknown
+                    integers; {} when the event is unknown. No lazy expiry: holds
+                    past their deadline count as held until the sweeper (tk_expire)
+                    releases them, within a second.
   tk_reserve     ARGV E, R, hold_ms, max_per_type, nlines, nlines pairs T, amount,
                  then one ticket uuid per ticket, in request-line order
                  -> {"OK", created_ms, until_ms}
@@ -477,7 +481,6 @@ local function tk_avail(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
     end
-    expire_due(keys, now_ms(), EXPIRE_BATCH)
     local e = args[1]
     local types = event_types(keys[1], e)
     if not types then
@@ -1179,7 +1182,7 @@ function waitroom.bind_admission(adm, rid)
 end
 
 redis.register_function { function_name = 'tk_event_init', callback = tk_event_init, flags = {} }
-redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = {} }
+redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
 redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {} }
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
