@@ -126,14 +126,19 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  -> {"OK", blob_json} | {"ERR","not_found"}
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
-  tk_expire      ARGV limit
+  tk_expire      ARGV limit [, "next"]
                  Releases up to `limit` holds of the shard whose deadline <= now,
                  fails payments whose gateway deadline passed, and forgets up to
                  `limit` persisted records whose grace ran out. dl entries that are
-                 no longer PENDING are only removed.
+                 no longer PENDING are only removed. Each of dl, pay and gc is read
+                 past its first entry only when that entry is due, so a shard with
+                 nothing due costs three ZRANGEs.
                  -> integer number of holds released from dl (holds released
                     because their payment timed out past until are counted in
                     E:expired, not here)
+                 With "next": -> {released, next_ms}, next_ms the earliest score
+                    left in dl, pay and gc (when the shard next has work), -1 when
+                    all three are empty. The sweeper skips a shard until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
                  -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
@@ -875,18 +880,46 @@ local function tk_idem_claim(keys, args)
     return { 'DONE', stored }
 end
 
+-- head_score returns the score of the sorted set's earliest member, or nil when
+-- it is empty: one ZRANGE, so a shard with nothing due pays no ZRANGEBYSCORE.
+local function head_score(key)
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return head[2] and tonumber(head[2])
+end
+
 local function tk_expire(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
     end
     local limit = parse_int(args[1], 1)
-    if not limit then
-        return bad_call('tk_expire limit (integer >= 1)')
+    local want_next = args[2] == 'next'
+    if not limit or (args[2] ~= nil and not want_next) then
+        return bad_call('tk_expire limit [next]')
     end
     local now = now_ms()
-    timeout_payments(keys, now, limit)
-    forget_persisted(keys, now, limit)
-    return expire_due(keys, now, limit)
+    local n = 0
+    local next_ms = -1
+    -- dl, pay, gc: each is worked on only when its first entry is due, and read
+    -- again for the reply only when it was worked on
+    local sweeps = {
+        { keys[4], function() timeout_payments(keys, now, limit) end },
+        { keys[7], function() forget_persisted(keys, now, limit) end },
+        { keys[3], function() n = expire_due(keys, now, limit) end },
+    }
+    for _, sw in ipairs(sweeps) do
+        local at = head_score(sw[1])
+        if at and at <= now then
+            sw[2]()
+            at = want_next and head_score(sw[1])
+        end
+        if at and (next_ms < 0 or at < next_ms) then
+            next_ms = at
+        end
+    end
+    if not want_next then
+        return n
+    end
+    return { n, math.floor(next_ms) }
 end
 
 -- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
