@@ -347,23 +347,80 @@ local function release(keys, rid, rec, counter)
     return total
 end
 
+-- bulk runs `cmd key args...` over the list in calls of at most BULK_ARGS
+-- arguments (an even number, so field/value pairs stay together): Lua's unpack
+-- has a limit, and one call for many members is much cheaper than one each.
+local BULK_ARGS = 1000
+local function bulk(cmd, key, list)
+    local out = {}
+    for i = 1, #list, BULK_ARGS do
+        local part = redis.call(cmd, key, unpack(list, i, math.min(i + BULK_ARGS - 1, #list)))
+        if type(part) == 'table' then
+            for _, v in ipairs(part) do
+                out[#out + 1] = v
+            end
+        end
+    end
+    return out
+end
+
 -- expire_due releases up to `limit` holds of the shard whose deadline has
 -- passed. It is the sweeper's work. Calls that read or change inventory also
 -- run it, bounded, so figures are right even when the sweeper lags. Deadline
 -- entries whose reservation is gone or no longer PENDING are dropped.
+-- Each hold is released as release() would (counters, client place, record,
+-- outbox entry), but the counters are summed per field and the records, the
+-- reads and the deadline removals go in a few bulk calls: a mass expiry (many
+-- holds made in one burst) is where the sweeper must be fast.
 local function expire_due(keys, now, limit)
     local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', now, 'LIMIT', 0, limit)
+    if #due == 0 then
+        return 0
+    end
+    local inv = keys[1]
+    local blobs = bulk('HMGET', keys[2], due)
+    local sums, fields = {}, {} -- counter field -> tickets, in first-seen order
+    local function add(field, n)
+        if not sums[field] then
+            sums[field] = 0
+            fields[#fields + 1] = field
+        end
+        sums[field] = sums[field] + n
+    end
+    local records = {}
     local n = 0
-    for _, rid in ipairs(due) do
-        local blob = redis.call('HGET', keys[2], rid)
-        local rec = blob and cjson.decode(blob)
+    for i, rid in ipairs(due) do
+        local rec = blobs[i] and cjson.decode(blobs[i])
         if rec and rec.st == 'PENDING' then
-            release(keys, rid, rec, 'expired')
+            local total = 0
+            for _, line in ipairs(rec.l) do
+                local t, k = line[1], line[2]
+                add(rec.e .. ':' .. t .. ':avail', k)
+                add(rec.e .. ':' .. t .. ':held', -k)
+                total = total + k
+            end
+            add(rec.e .. ':expired', total)
+            if rec.k then
+                add('cl:' .. rec.k, -1)
+                rec.k = nil
+            end
+            rec.st = 'CANCELLED'
+            records[#records + 1] = rid
+            records[#records + 1] = cjson.encode(rec)
+            outbox(keys, rid, rec)
             n = n + 1
-        else
-            redis.call('ZREM', keys[3], rid)
         end
     end
+    for _, field in ipairs(fields) do
+        if sums[field] ~= 0 then
+            local v = redis.call('HINCRBY', inv, field, sums[field])
+            if v <= 0 and string.sub(field, 1, 3) == 'cl:' then
+                redis.call('HDEL', inv, field)
+            end
+        end
+    end
+    bulk('HSET', keys[2], records)
+    bulk('ZREM', keys[3], due)
     return n
 end
 
