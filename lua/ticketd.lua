@@ -132,7 +132,8 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  `limit` persisted records whose grace ran out. dl entries that are
                  no longer PENDING are only removed. Each of dl, pay and gc is read
                  past its first entry only when that entry is due, so a shard with
-                 nothing due costs three ZRANGEs.
+                 nothing due costs three ZRANGEs, and one with none of the three
+                 keys a single EXISTS.
                  -> integer number of holds released from dl (holds released
                     because their payment timed out past until are counted in
                     E:expired, not here)
@@ -952,6 +953,11 @@ local function tk_expire(keys, args)
     local want_next = args[2] == 'next'
     if not limit or (args[2] ~= nil and not want_next) then
         return bad_call('tk_expire limit [next]')
+    end
+    -- a shard with no hold, payment or record to forget has none of the three keys
+    -- (Redis deletes an empty sorted set): one EXISTS answers for it
+    if redis.call('EXISTS', keys[3], keys[4], keys[7]) == 0 then
+        return want_next and { 0, -1 } or 0
     end
     local now = now_ms()
     local n = 0
