@@ -22,10 +22,11 @@
 #include <string.h>
 
 #define SWEEP_TICK_MS 100
-#define RESCAN_MS 800      /* + one tick: below the shortest hold (1 s) */
-#define SWEEP_BATCH 500    /* holds per call; doubled per full batch in a row, up to: */
-#define SWEEP_MAX_GROW 2   /* 2000: a mass expiry pays one AOF fsync per 2000 holds, not per 500 */
-#define NSHARD_SLOTS 65536 /* a shard is 4 hex characters */
+#define RESCAN_MS 800          /* + one tick: below the shortest hold (1 s) */
+#define SWEEP_BATCH 500        /* holds per call; doubled per full batch in a row, up to: */
+#define SWEEP_MAX_GROW 2       /* 2000: a mass expiry pays one AOF fsync per 2000 holds, not per 500 */
+#define LEGACY_INTERVAL_MS 250 /* a library without "next": every shard this often, as before */
+#define NSHARD_SLOTS 65536     /* a shard is 4 hex characters */
 
 typedef struct st_tk_sweep_call_t {
     struct st_tk_sweeper_t *sweeper;
@@ -76,28 +77,35 @@ static void on_sweep_done(tk_sweeper_t *s)
         h2o_timeout_link(s->loop, &s->interval, &s->tick);
 }
 
-/* Reply {released, next_ms}: when to call the shard again. */
+/* Reply {released, next_ms}: when to call the shard again. A bare integer is a library
+ * from before "next" (a rolling upgrade): the shard is then called at the old cadence. */
 static void on_expired(redisReply *reply, void *data)
 {
     tk_sweep_call_t *call = data;
     tk_sweeper_t *s = call->sweeper;
     int64_t now = tk_time_now_ms(), next = now + SWEEP_TICK_MS; /* no answer: try again next tick */
+    long long released = -1, due = -1;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[1]->type == REDIS_REPLY_INTEGER) {
-        long long released = reply->element[0]->integer, due = reply->element[1]->integer;
-        __atomic_fetch_add(s->expired_counter, (uint64_t)released, __ATOMIC_RELAXED);
+        released = reply->element[0]->integer, due = reply->element[1]->integer;
         next = now + RESCAN_MS;
-        if (released >= call->batch) {
-            next = 0;
-            s->full_batch = 1;
-            if (s->grow[call->slot] < SWEEP_MAX_GROW)
-                ++s->grow[call->slot];
-        } else if (due >= 0 && due < next) {
-            /* something left due by our clock but not by Redis's: the next tick */
-            next = due > now ? due : now + SWEEP_TICK_MS;
-        }
+    } else if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        released = reply->integer;
+        next = now + LEGACY_INTERVAL_MS;
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         tk_log_error("sweeper", "tk_expire failed: %s", reply->str);
+        next = now + RESCAN_MS;
+    }
+    if (released >= 0)
+        __atomic_fetch_add(s->expired_counter, (uint64_t)released, __ATOMIC_RELAXED);
+    if (released >= call->batch) {
+        next = 0;
+        s->full_batch = 1;
+        if (s->grow[call->slot] < SWEEP_MAX_GROW)
+            ++s->grow[call->slot];
+    } else if (due >= 0 && due < next) {
+        /* something left due by our clock but not by Redis's: the next tick */
+        next = due > now ? due : now + SWEEP_TICK_MS;
     }
     if (next != 0)
         s->grow[call->slot] = 0;
