@@ -136,7 +136,15 @@ static int call_for_event(tk_redis_t *r, const char *fn, const tk_event_t *ev, t
 
 int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)
 {
-    return call_for_event(r, "tk_avail", ev, cb, data);
+    /* tk_avail is no-writes: FCALL_RO, so a replica could answer it */
+    tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + 1];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 1];
+    tk_shard_keys(ev->id, &keys);
+    int argc = tk_fcall_prefix("tk_avail", &keys, argv, argvlen);
+    argv[0] = "FCALL_RO", argvlen[0] = 8;
+    argv[argc] = ev->id, argvlen[argc++] = TK_UUID_LEN;
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
 }
 
 int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data)

@@ -49,7 +49,8 @@ int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *ent
                              size_t errsize);
 /* FCALL tk_event_init for every event of c, pipelined; idempotent */
 int tk_inventory_init_events(redisContext *c, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
-/* FCALL tk_avail for ev; cb receives the reply for tk_inventory_parse_avail */
+/* FCALL_RO tk_avail for ev (read-only: no lazy expiry, the sweeper's figures); cb receives the reply for
+ * tk_inventory_parse_avail */
 int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data);
 /* fills left[i] with the tickets left of ev->types[i]; -1 when the reply is not the expected shape */
 int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int64_t *left);

@@ -1,5 +1,7 @@
 /*
- * The catalog refresher thread and the reload it shares with the admin route.
+ * The catalog refresher thread and the reload it shares with the admin route. A reload
+ * reads the whole catalog from PostgreSQL (one query, kept simple) but initialises in
+ * Redis only the events that are new or changed since the snapshot it follows.
  */
 #include "engine/refresher.h"
 #include "engine/catalog.h"
@@ -32,6 +34,45 @@ static int read_version(redisContext *redis, uint64_t *version)
     return ok ? 0 : -1;
 }
 
+/* 1 when ev is in prev with the same date and ticket types: Redis already has its inventory */
+static int event_known(const tk_catalog_t *prev, const tk_event_t *ev)
+{
+    const tk_event_t *old = tk_catalog_find(prev, ev->id);
+    if (old == NULL || old->date_ms != ev->date_ms || old->ntypes != ev->ntypes)
+        return 0;
+    for (size_t i = 0; i < ev->ntypes; ++i) {
+        const tk_ticket_type_t *a = old->types + i, *b = ev->types + i;
+        if (a->amount != b->amount || a->price_minor != b->price_minor ||
+            !h2o_memis(a->name.base, a->name.len, b->name.base, b->name.len))
+            return 0;
+    }
+    return 1;
+}
+
+/* tk_event_init for the events of c that Redis may not have yet. When c follows the
+ * snapshot this process published last (a higher version), that is only the events new
+ * or changed since, so a catalog change costs one call, not one per event; otherwise
+ * (the first load, or a version that went back: Redis was emptied) every event. */
+static int init_events(redisContext *redis, const tk_catalog_t *c, char *err, size_t errsize)
+{
+    tk_catalog_cache_t cache = {0};
+    const tk_catalog_t *prev = tk_catalog_current(&cache);
+    int rc;
+    if (prev == NULL || prev->version >= c->version || prev->version == 0) {
+        rc = tk_inventory_init_events(redis, c->events, c->nevents, err, errsize);
+    } else {
+        tk_event_t *fresh = h2o_mem_alloc(sizeof(*fresh) * (c->nevents + 1));
+        size_t n = 0;
+        for (size_t i = 0; i < c->nevents; ++i)
+            if (!event_known(prev, c->events + i))
+                fresh[n++] = c->events[i];
+        rc = n == 0 ? 0 : tk_inventory_init_events(redis, fresh, n, err, errsize);
+        free(fresh);
+    }
+    tk_catalog_cache_dispose(&cache);
+    return rc;
+}
+
 int tk_catalog_refresh(PGconn *pg, redisContext *redis, char *err, size_t errsize)
 {
     uint64_t version;
@@ -46,7 +87,7 @@ int tk_catalog_refresh(PGconn *pg, redisContext *redis, char *err, size_t errsiz
     tk_catalog_t *c = tk_pg_load_catalog(pg, version, err, errsize);
     if (c == NULL)
         goto Exit;
-    if (tk_inventory_init_events(redis, c->events, c->nevents, err, errsize) != 0) {
+    if (init_events(redis, c, err, errsize) != 0) {
         tk_catalog_release(c);
         goto Exit;
     }

@@ -5,8 +5,10 @@ ticketd (Redis 7.0, loaded with FUNCTION LOAD REPLACE, embedded in the binary).
 
 Every function checks everything first and writes only after that, so a call
 that is refused changes nothing. The one exception is the lazy expiry of holds
-that are already past their deadline (tk_avail, tk_reserve, tk_get, tk_cancel,
-tk_pay_start).
+that are already past their deadline (tk_reserve, tk_get, tk_cancel,
+tk_pay_start). tk_avail is read-only (no-writes, callable with FCALL_RO, so a replica
+can serve it): the figures it reads are the sweeper's, which returns expired holds
+within a second of their deadline.
 Those holds would be released anyway, so releasing them early is not a change a
 caller could tell apart from the sweeper having run. Time comes from
 redis.call('TIME'), in unix milliseconds.
@@ -86,9 +88,11 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_event_init  ARGV E, date_ms, ntypes, then ntypes triples T, cap, price_minor
                  Idempotent, because every field is set with HSETNX.
                  -> integer ntypes
-  tk_avail       ARGV E                          (writes: lazy expiry, <= 200)
+  tk_avail       ARGV E                          (flags no-writes: FCALL_RO)
                  -> {T1, avail1, T2, avail2, ...} in E:types order, avail as
-                    integers; {} when the event is unknown
+                    integers; {} when the event is unknown. No lazy expiry: holds
+                    past their deadline count as held until the sweeper (tk_expire)
+                    releases them, within a second.
   tk_reserve     ARGV E, R, hold_ms, max_per_type, nlines, nlines pairs T, amount,
                  then one ticket uuid per ticket, in request-line order
                  -> {"OK", created_ms, until_ms}
@@ -126,14 +130,20 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  status is public_status(st): PAYING reads as PENDING
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
-  tk_expire      ARGV limit
+  tk_expire      ARGV limit [, "next"]
                  Releases up to `limit` holds of the shard whose deadline <= now,
                  fails payments whose gateway deadline passed, and forgets up to
                  `limit` persisted records whose grace ran out. dl entries that are
-                 no longer PENDING are only removed.
+                 no longer PENDING are only removed. Each of dl, pay and gc is read
+                 past its first entry only when that entry is due, so a shard with
+                 nothing due costs three ZRANGEs, and one with none of the three
+                 keys a single EXISTS.
                  -> integer number of holds released from dl (holds released
                     because their payment timed out past until are counted in
                     E:expired, not here)
+                 With "next": -> {released, next_ms}, next_ms the earliest score
+                    left in dl, pay and gc (when the shard next has work), -1 when
+                    all three are empty. The sweeper skips a shard until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
                  -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
@@ -360,23 +370,80 @@ local function release(keys, rid, rec, counter)
     return total
 end
 
+-- bulk runs `cmd key args...` over the list in calls of at most BULK_ARGS
+-- arguments (an even number, so field/value pairs stay together): Lua's unpack
+-- has a limit, and one call for many members is much cheaper than one each.
+local BULK_ARGS = 1000
+local function bulk(cmd, key, list)
+    local out = {}
+    for i = 1, #list, BULK_ARGS do
+        local part = redis.call(cmd, key, unpack(list, i, math.min(i + BULK_ARGS - 1, #list)))
+        if type(part) == 'table' then
+            for _, v in ipairs(part) do
+                out[#out + 1] = v
+            end
+        end
+    end
+    return out
+end
+
 -- expire_due releases up to `limit` holds of the shard whose deadline has
 -- passed. It is the sweeper's work. Calls that read or change inventory also
 -- run it, bounded, so figures are right even when the sweeper lags. Deadline
 -- entries whose reservation is gone or no longer PENDING are dropped.
+-- Each hold is released as release() would (counters, client place, record,
+-- outbox entry), but the counters are summed per field and the records, the
+-- reads and the deadline removals go in a few bulk calls: a mass expiry (many
+-- holds made in one burst) is where the sweeper must be fast.
 local function expire_due(keys, now, limit)
     local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', now, 'LIMIT', 0, limit)
+    if #due == 0 then
+        return 0
+    end
+    local inv = keys[1]
+    local blobs = bulk('HMGET', keys[2], due)
+    local sums, fields = {}, {} -- counter field -> tickets, in first-seen order
+    local function add(field, n)
+        if not sums[field] then
+            sums[field] = 0
+            fields[#fields + 1] = field
+        end
+        sums[field] = sums[field] + n
+    end
+    local records = {}
     local n = 0
-    for _, rid in ipairs(due) do
-        local blob = redis.call('HGET', keys[2], rid)
-        local rec = blob and cjson.decode(blob)
+    for i, rid in ipairs(due) do
+        local rec = blobs[i] and cjson.decode(blobs[i])
         if rec and rec.st == 'PENDING' then
-            release(keys, rid, rec, 'expired')
+            local total = 0
+            for _, line in ipairs(rec.l) do
+                local t, k = line[1], line[2]
+                add(rec.e .. ':' .. t .. ':avail', k)
+                add(rec.e .. ':' .. t .. ':held', -k)
+                total = total + k
+            end
+            add(rec.e .. ':expired', total)
+            if rec.k then
+                add('cl:' .. rec.k, -1)
+                rec.k = nil
+            end
+            rec.st = 'CANCELLED'
+            records[#records + 1] = rid
+            records[#records + 1] = cjson.encode(rec)
+            outbox(keys, rid, rec)
             n = n + 1
-        else
-            redis.call('ZREM', keys[3], rid)
         end
     end
+    for _, field in ipairs(fields) do
+        if sums[field] ~= 0 then
+            local v = redis.call('HINCRBY', inv, field, sums[field])
+            if v <= 0 and string.sub(field, 1, 3) == 'cl:' then
+                redis.call('HDEL', inv, field)
+            end
+        end
+    end
+    bulk('HSET', keys[2], records)
+    bulk('ZREM', keys[3], due)
     return n
 end
 
@@ -499,7 +566,6 @@ local function tk_avail(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
     end
-    expire_due(keys, now_ms(), EXPIRE_BATCH)
     local e = args[1]
     local types = event_types(keys[1], e)
     if not types then
@@ -956,18 +1022,51 @@ local function tk_idem_release(keys, args)
     return { 'OK' }
 end
 
+-- head_score returns the score of the sorted set's earliest member, or nil when
+-- it is empty: one ZRANGE, so a shard with nothing due pays no ZRANGEBYSCORE.
+local function head_score(key)
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return head[2] and tonumber(head[2])
+end
+
 local function tk_expire(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
     end
     local limit = parse_int(args[1], 1)
-    if not limit then
-        return bad_call('tk_expire limit (integer >= 1)')
+    local want_next = args[2] == 'next'
+    if not limit or (args[2] ~= nil and not want_next) then
+        return bad_call('tk_expire limit [next]')
+    end
+    -- a shard with no hold, payment or record to forget has none of the three keys
+    -- (Redis deletes an empty sorted set): one EXISTS answers for it
+    if redis.call('EXISTS', keys[3], keys[4], keys[7]) == 0 then
+        return want_next and { 0, -1 } or 0
     end
     local now = now_ms()
-    timeout_payments(keys, now, limit)
-    forget_persisted(keys, now, limit)
-    return expire_due(keys, now, limit)
+    local n = 0
+    local next_ms = -1
+    -- dl, pay, gc: each is worked on only when its first entry is due, and read
+    -- again for the reply only when it was worked on
+    local sweeps = {
+        { keys[4], function() timeout_payments(keys, now, limit) end },
+        { keys[7], function() forget_persisted(keys, now, limit) end },
+        { keys[3], function() n = expire_due(keys, now, limit) end },
+    }
+    for _, sw in ipairs(sweeps) do
+        local at = head_score(sw[1])
+        if at and at <= now then
+            sw[2]()
+            at = want_next and head_score(sw[1])
+        end
+        if at and (next_ms < 0 or at < next_ms) then
+            next_ms = at
+        end
+    end
+    if not want_next then
+        return n
+    end
+    return { n, math.floor(next_ms) }
 end
 
 -- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
@@ -1263,7 +1362,7 @@ function waitroom.bind_admission(adm, rid)
 end
 
 redis.register_function { function_name = 'tk_event_init', callback = tk_event_init, flags = {} }
-redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = {} }
+redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
 redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {} }
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }

@@ -54,6 +54,40 @@ START_TEST(test_expire_sweeps_without_a_read)
 }
 END_TEST
 
+/* tk_expire ... "next" also answers when the shard next has work: the sweeper skips it until then */
+START_TEST(test_expire_next_tells_when_the_shard_is_due)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "1"};
+    int64_t before = tk_time_now_ms();
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
+    redisReply *r = tk_lua_fcall("tk_expire", ev, "200", "next", NULL);
+    ck_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    ck_assert(r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER);
+    /* due no later than our hold's deadline (another test's hold in the shard may be earlier) */
+    ck_assert_int_ge(r->element[1]->integer, 0);
+    ck_assert_int_le(r->element[1]->integer, before + 50 + 1000);
+    freeReplyObject(r);
+    ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 1);
+    tk_time_sleep_ms(120);
+    r = tk_lua_fcall("tk_expire", ev, "200", "next", NULL);
+    ck_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    ck_assert_int_ge(r->element[0]->integer, 1);
+    /* nothing left that is due: empty (-1) or later than now */
+    ck_assert(r->element[1]->integer == -1 || r->element[1]->integer > tk_time_now_ms() - 1000);
+    freeReplyObject(r);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 1);
+    tk_lua_assert_invariant(ev);
+    r = tk_lua_fcall("tk_expire", ev, "200", "later", NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(test_paying_and_completed_never_expire_or_cancel)
 {
     tk_lua_uuid_t ev, paying, done;
@@ -139,6 +173,7 @@ static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, test_expired_hold_reads_cancelled_with_tickets_back);
     tcase_add_test(tc, test_expire_sweeps_without_a_read);
+    tcase_add_test(tc, test_expire_next_tells_when_the_shard_is_due);
     tcase_add_test(tc, test_paying_and_completed_never_expire_or_cancel);
     tcase_add_test(tc, test_cancel_returns_tickets_then_second_cancel_is_state_cancelled);
     tcase_add_test(tc, test_cancel_after_expiry_is_state_cancelled);
