@@ -56,9 +56,10 @@ void tk_wr_room_read(tk_wr_room_t *room, tk_wr_state_t *st, const uint32_t **pla
     do {
         while ((before = __atomic_load_n(&room->seq, __ATOMIC_ACQUIRE)) & 1)
             ;
+        /* acquire loads, not a fence (which ThreadSanitizer cannot follow): a word from a
+         * newer write makes that write's odd seq visible, and keeps the check below after it */
         for (size_t i = 0; i < STATE_WORDS; ++i)
-            out[i] = __atomic_load_n(&room->words[i], __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            out[i] = __atomic_load_n(&room->words[i], __ATOMIC_ACQUIRE);
         after = __atomic_load_n(&room->seq, __ATOMIC_RELAXED);
     } while (before != after);
     *place_of = __atomic_load_n(&room->place_of, __ATOMIC_ACQUIRE);
@@ -88,9 +89,9 @@ static void write_state(tk_wr_room_t *room, const tk_wr_state_t *st)
     const int64_t *in = (const int64_t *)st;
     uint64_t seq = room->seq;
     __atomic_store_n(&room->seq, seq + 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    /* release stores order the odd seq before every word (see tk_wr_room_read) */
     for (size_t i = 0; i < STATE_WORDS; ++i)
-        __atomic_store_n(&room->words[i], in[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&room->words[i], in[i], __ATOMIC_RELEASE);
     __atomic_store_n(&room->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
