@@ -4,6 +4,7 @@
  * failure when a store is unreachable, the durability warnings against a real Redis
  * without AOF and a real PostgreSQL with fsync off, and no secret in any log line.
  */
+#include "engine/config.h"
 #include "tests/support/api.h"
 
 #include <check.h>
@@ -135,6 +136,9 @@ START_TEST(help_and_version)
     ck_assert_int_eq(tk_test_run_ticketd(NULL, help, out, sizeof(out)), 0);
     ck_assert_ptr_nonnull(strstr(out, "TICKETD_ENV"));
     ck_assert_ptr_nonnull(strstr(out, "production (default)"));
+    for (int i = 0; i < TK_SET__COUNT; ++i) /* every setting the binary reads is explained */
+        ck_assert_msg(strstr(out, tk_setting_name((tk_setting_t)i)) != NULL, "--help does not mention %s",
+                      tk_setting_name((tk_setting_t)i));
     ck_assert_int_eq(tk_test_run_ticketd(NULL, version, out, sizeof(out)), 0);
     ck_assert_ptr_nonnull(strstr(out, "ticketd "));
 }
