@@ -36,8 +36,11 @@ fault_start_ticketd
 restart_ms=$(now_ms)
 log "ticketd back after $((restart_ms - kill_ms)) ms"
 
-# payments whose gateway answer died with the process may time out: those started just before
-FAULT_PAYMENT_LOSS_WINDOW="$((kill_ms - 2000)) $kill_ms"
+# payments whose gateway answer died with the process may time out: those started just
+# before the kill. The window ends when the new process is up, not at kill_ms: kill_ms is
+# read before the SIGKILL lands, and the old process may still start a payment in between
+# (it happened); nothing starts one while no process runs, and the new one's must not time out.
+FAULT_PAYMENT_LOSS_WINDOW="$((kill_ms - 2000)) $restart_ms"
 fault_load_wait
 after_restart=$(load_lines RES | awk -F'\t' -v t="$restart_ms" '$3 == 201 && $2 > t' | wc -l)
 lost=$(cat "$FAULT_WORK"/load/*.log | awk -F'\t' '$3 == "000"' | wc -l)
