@@ -6,6 +6,7 @@
  */
 #include "engine/idem.h"
 #include "engine/redis_conn.h"
+#include "tests/support/replies.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -58,52 +59,27 @@ START_TEST(malformed_stored_answers_are_refused)
 }
 END_TEST
 
-static redisReply *str(const char *s)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_STRING;
-    r->len = strlen(s);
-    r->str = strdup(s);
-    return r;
-}
-
-static redisReply *arr2(redisReply *a, redisReply *b)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = b != NULL ? 2 : 1;
-    r->element = calloc(2, sizeof(*r->element));
-    r->element[0] = a;
-    r->element[1] = b;
-    return r;
-}
-
-static void release(redisReply *r)
-{
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i)
-        release(r->element[i]);
-    free(r->element);
-    free(r->str);
-    free(r);
-}
-
 START_TEST(claim_replies)
 {
     struct {
         redisReply *reply;
         tk_idem_outcome_t want;
     } cases[] = {
-        {arr2(str("CLAIMED"), NULL), TK_IDEM_CLAIMED},      {arr2(str("BUSY"), NULL), TK_IDEM_BUSY},
-        {arr2(str("MISMATCH"), NULL), TK_IDEM_MISMATCH},    {arr2(str("DONE"), str("201 0\n{}")), TK_IDEM_REPLAY},
-        {arr2(str("DONE"), str("*")), TK_IDEM_UNAVAILABLE}, /* not an answer: never replayed */
-        {arr2(str("DONE"), NULL), TK_IDEM_UNAVAILABLE},     {arr2(str("CLAIMED"), str("x")), TK_IDEM_UNAVAILABLE},
-        {arr2(str("OK"), NULL), TK_IDEM_UNAVAILABLE},       {str("CLAIMED"), TK_IDEM_UNAVAILABLE},
+        {tk_reply_arr(1, tk_reply_str("CLAIMED")), TK_IDEM_CLAIMED},
+        {tk_reply_arr(1, tk_reply_str("BUSY")), TK_IDEM_BUSY},
+        {tk_reply_arr(1, tk_reply_str("MISMATCH")), TK_IDEM_MISMATCH},
+        {tk_reply_arr(2, tk_reply_str("DONE"), tk_reply_str("201 0\n{}")), TK_IDEM_REPLAY},
+        {tk_reply_arr(2, tk_reply_str("DONE"), tk_reply_str("*")), TK_IDEM_UNAVAILABLE}, /* not an answer: never replayed */
+        {tk_reply_arr(1, tk_reply_str("DONE")), TK_IDEM_UNAVAILABLE},
+        {tk_reply_arr(2, tk_reply_str("CLAIMED"), tk_reply_str("x")), TK_IDEM_UNAVAILABLE},
+        {tk_reply_arr(1, tk_reply_str("OK")), TK_IDEM_UNAVAILABLE},
+        {tk_reply_str("CLAIMED"), TK_IDEM_UNAVAILABLE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         tk_idem_result_t out;
         tk_idem_parse_claim(cases[i].reply, &out);
         ck_assert_msg(out.outcome == cases[i].want, "case %zu: %d", i, out.outcome);
-        release(cases[i].reply);
+        tk_reply_free(cases[i].reply);
     }
     tk_idem_result_t out;
     tk_idem_parse_claim(NULL, &out);

@@ -5,104 +5,58 @@
  * built by hand, as hiredis would hand them over.
  */
 #include "engine/reservation.h"
+#include "tests/support/replies.h"
 
 #include <check.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const RID = "abcd0000-0000-4000-8000-000000000001";
 static const char *const EVENT = "abcd0000-0000-4000-8000-0000000000e1";
 
-static redisReply *str_of_type(int type, const char *s)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = type;
-    r->len = strlen(s);
-    r->str = strdup(s);
-    return r;
-}
-
-static redisReply *str(const char *s)
-{
-    return str_of_type(REDIS_REPLY_STRING, s);
-}
-
-static redisReply *num(long long v)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_INTEGER;
-    r->integer = v;
-    return r;
-}
-
-/* arr(n, element, ...) takes the elements */
-static redisReply *arr(size_t n, ...)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    r->element = calloc(n + 1, sizeof(*r->element));
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; ++i)
-        r->element[i] = va_arg(ap, redisReply *);
-    va_end(ap);
-    return r;
-}
-
-static void release(redisReply *r)
-{
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i)
-        release(r->element[i]);
-    free(r->element);
-    free(r->str);
-    free(r);
-}
-
 START_TEST(reserve_ok_and_refusals)
 {
     tk_reserve_result_t out;
-    redisReply *r = arr(3, str("OK"), num(1000), num(901000));
+    redisReply *r = tk_reply_arr(3, tk_reply_str("OK"), tk_reply_num(1000), tk_reply_num(901000));
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_OK);
     ck_assert_int_eq(out.created_ms, 1000);
     ck_assert_int_eq(out.until_ms, 901000);
-    release(r);
+    tk_reply_free(r);
 
-    r = arr(4, str("ERR"), str("insufficient"), str("VIP"), num(0));
+    r = tk_reply_arr(4, tk_reply_str("ERR"), tk_reply_str("insufficient"), tk_reply_str("VIP"), tk_reply_num(0));
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_INSUFFICIENT);
     ck_assert(h2o_memis(out.type.base, out.type.len, H2O_STRLIT("VIP")));
     ck_assert_int_eq(out.available, 0);
-    release(r);
+    tk_reply_free(r);
 
-    r = arr(2, str("ERR"), str("admission_used"));
+    r = tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("admission_used"));
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_ADMISSION_USED);
-    release(r);
+    tk_reply_free(r);
 }
 END_TEST
 
 START_TEST(reserve_fair_use_and_memory_refusals)
 {
     tk_reserve_result_t out;
-    redisReply *r = arr(3, str("ERR"), str("too_many"), num(7));
+    redisReply *r = tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("too_many"), tk_reply_num(7));
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_TOO_MANY);
     ck_assert_int_eq(out.retry_after_s, 7);
-    release(r);
+    tk_reply_free(r);
 
-    r = arr(3, str("ERR"), str("paused"), num(1));
+    r = tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("paused"), tk_reply_num(1));
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_PAUSED);
     ck_assert_int_eq(out.retry_after_s, 1);
-    release(r);
+    tk_reply_free(r);
 
-    r = str_of_type(REDIS_REPLY_ERROR, "OOM command not allowed when used memory > 'maxmemory'.");
+    r = tk_reply_str_of_type(REDIS_REPLY_ERROR, "OOM command not allowed when used memory > 'maxmemory'.");
     tk_reservation_parse_reserve(r, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_OUT_OF_MEMORY);
-    release(r);
+    tk_reply_free(r);
 }
 END_TEST
 
@@ -111,16 +65,16 @@ START_TEST(reserve_other_shapes_fail)
     tk_reserve_result_t out;
     tk_reservation_parse_reserve(NULL, &out);
     ck_assert_int_eq(out.outcome, TK_RESERVE_FAILED);
-    redisReply *shapes[] = {arr(0),
-                            arr(2, str("OK"), num(1)),
-                            arr(3, str("OK"), str("1"), num(2)),
-                            arr(2, str("ERR"), str("what")),
-                            str_of_type(REDIS_REPLY_ERROR, "ERR ticketd: bad call"),
-                            num(1)};
+    redisReply *shapes[] = {tk_reply_arr(0),
+                            tk_reply_arr(2, tk_reply_str("OK"), tk_reply_num(1)),
+                            tk_reply_arr(3, tk_reply_str("OK"), tk_reply_str("1"), tk_reply_num(2)),
+                            tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("what")),
+                            tk_reply_str_of_type(REDIS_REPLY_ERROR, "ERR ticketd: bad call"),
+                            tk_reply_num(1)};
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) {
         tk_reservation_parse_reserve(shapes[i], &out);
         ck_assert_msg(out.outcome == TK_RESERVE_FAILED, "shape %zu", i);
-        release(shapes[i]);
+        tk_reply_free(shapes[i]);
     }
 }
 END_TEST
@@ -130,8 +84,9 @@ START_TEST(view_found_not_found_and_malformed)
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     tk_reservation_view_t view;
-    redisReply *r = arr(11, str("OK"), str("PENDING"), str(EVENT), num(1000), num(2000), str(RID), str("VIP"), num(35000),
-                        str("abcd0000-0000-4000-8000-000000000002"), str("Std"), num(1000));
+    redisReply *r = tk_reply_arr(11, tk_reply_str("OK"), tk_reply_str("PENDING"), tk_reply_str(EVENT), tk_reply_num(1000),
+                                 tk_reply_num(2000), tk_reply_str(RID), tk_reply_str("VIP"), tk_reply_num(35000),
+                                 tk_reply_str("abcd0000-0000-4000-8000-000000000002"), tk_reply_str("Std"), tk_reply_num(1000));
     ck_assert_int_eq(tk_reservation_parse_view(r, &pool, &view), 1);
     ck_assert_int_eq(view.status, TK_RES_PENDING);
     ck_assert_str_eq(view.event, EVENT);
@@ -140,26 +95,29 @@ START_TEST(view_found_not_found_and_malformed)
     ck_assert_uint_eq(view.ntickets, 2);
     ck_assert(h2o_memis(view.tickets[1].type.base, view.tickets[1].type.len, H2O_STRLIT("Std")));
     ck_assert_int_eq(view.tickets[0].price_minor, 35000);
-    release(r);
+    tk_reply_free(r);
 
-    r = arr(2, str("ERR"), str("not_found"));
+    r = tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("not_found"));
     ck_assert_int_eq(tk_reservation_parse_view(r, &pool, &view), 0);
-    release(r);
+    tk_reply_free(r);
 
     ck_assert_int_eq(tk_reservation_parse_view(NULL, &pool, &view), -1);
     redisReply *shapes[] = {
         /* PAYING is not a status the API shows: lua's public_status turns it into PENDING */
-        arr(5, str("OK"), str("PAYING"), str(EVENT), num(1), num(2)),
-        arr(6, str("OK"), str("PENDING"), str(EVENT), num(1), num(2), str(RID)),
-        arr(5, str("OK"), str("PENDING"), str("not-a-uuid"), num(1), num(2)),
-        arr(8, str("OK"), str("PENDING"), str(EVENT), num(1), num(2), str("short"), str("VIP"), num(1)),
-        arr(8, str("OK"), str("PENDING"), str(EVENT), num(1), num(2), str(RID), str("VIP"), str("1")),
-        arr(2, str("ERR"), str("state")),
-        arr(3, str("ERR"), str("not_found"), str("x")),
+        tk_reply_arr(5, tk_reply_str("OK"), tk_reply_str("PAYING"), tk_reply_str(EVENT), tk_reply_num(1), tk_reply_num(2)),
+        tk_reply_arr(6, tk_reply_str("OK"), tk_reply_str("PENDING"), tk_reply_str(EVENT), tk_reply_num(1), tk_reply_num(2),
+                     tk_reply_str(RID)),
+        tk_reply_arr(5, tk_reply_str("OK"), tk_reply_str("PENDING"), tk_reply_str("not-a-uuid"), tk_reply_num(1), tk_reply_num(2)),
+        tk_reply_arr(8, tk_reply_str("OK"), tk_reply_str("PENDING"), tk_reply_str(EVENT), tk_reply_num(1), tk_reply_num(2),
+                     tk_reply_str("short"), tk_reply_str("VIP"), tk_reply_num(1)),
+        tk_reply_arr(8, tk_reply_str("OK"), tk_reply_str("PENDING"), tk_reply_str(EVENT), tk_reply_num(1), tk_reply_num(2),
+                     tk_reply_str(RID), tk_reply_str("VIP"), tk_reply_str("1")),
+        tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("state")),
+        tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("not_found"), tk_reply_str("x")),
     };
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) {
         ck_assert_msg(tk_reservation_parse_view(shapes[i], &pool, &view) == -1, "shape %zu", i);
-        release(shapes[i]);
+        tk_reply_free(shapes[i]);
     }
     h2o_mem_clear_pool(&pool);
 }
@@ -171,18 +129,18 @@ START_TEST(cancel_outcomes)
         redisReply *reply;
         tk_cancel_outcome_t want;
     } cases[] = {
-        {arr(1, str("OK")), TK_CANCEL_OK},
-        {arr(2, str("ERR"), str("not_found")), TK_CANCEL_NOT_FOUND},
-        {arr(3, str("ERR"), str("state"), str("PAYING")), TK_CANCEL_PAYING},
-        {arr(3, str("ERR"), str("state"), str("COMPLETED")), TK_CANCEL_COMPLETED},
-        {arr(3, str("ERR"), str("state"), str("CANCELLED")), TK_CANCEL_CANCELLED},
-        {arr(3, str("ERR"), str("state"), str("WHATEVER")), TK_CANCEL_UNAVAILABLE},
-        {arr(2, str("OK"), str("x")), TK_CANCEL_UNAVAILABLE},
-        {str_of_type(REDIS_REPLY_ERROR, "LOADING"), TK_CANCEL_UNAVAILABLE},
+        {tk_reply_arr(1, tk_reply_str("OK")), TK_CANCEL_OK},
+        {tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("not_found")), TK_CANCEL_NOT_FOUND},
+        {tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("state"), tk_reply_str("PAYING")), TK_CANCEL_PAYING},
+        {tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("state"), tk_reply_str("COMPLETED")), TK_CANCEL_COMPLETED},
+        {tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("state"), tk_reply_str("CANCELLED")), TK_CANCEL_CANCELLED},
+        {tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("state"), tk_reply_str("WHATEVER")), TK_CANCEL_UNAVAILABLE},
+        {tk_reply_arr(2, tk_reply_str("OK"), tk_reply_str("x")), TK_CANCEL_UNAVAILABLE},
+        {tk_reply_str_of_type(REDIS_REPLY_ERROR, "LOADING"), TK_CANCEL_UNAVAILABLE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         ck_assert_msg(tk_reservation_parse_cancel(cases[i].reply) == cases[i].want, "case %zu", i);
-        release(cases[i].reply);
+        tk_reply_free(cases[i].reply);
     }
     ck_assert_int_eq(tk_reservation_parse_cancel(NULL), TK_CANCEL_UNAVAILABLE);
 }
@@ -191,34 +149,34 @@ END_TEST
 START_TEST(pay_start_and_finish_outcomes)
 {
     tk_pay_start_result_t started;
-    redisReply *r = arr(3, str("OK"), str(RID), num(71000));
+    redisReply *r = tk_reply_arr(3, tk_reply_str("OK"), tk_reply_str(RID), tk_reply_num(71000));
     tk_reservation_parse_pay_start(r, &started);
     ck_assert_int_eq(started.outcome, TK_PAY_START_OK);
     ck_assert_int_eq(started.amount_minor, 71000);
-    release(r);
-    r = arr(2, str("EXISTS"), str(RID));
+    tk_reply_free(r);
+    r = tk_reply_arr(2, tk_reply_str("EXISTS"), tk_reply_str(RID));
     tk_reservation_parse_pay_start(r, &started);
     ck_assert_int_eq(started.outcome, TK_PAY_START_IN_FLIGHT);
-    release(r);
-    r = arr(3, str("ERR"), str("state"), str("COMPLETED"));
+    tk_reply_free(r);
+    r = tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("state"), tk_reply_str("COMPLETED"));
     tk_reservation_parse_pay_start(r, &started);
     ck_assert_int_eq(started.outcome, TK_PAY_START_STATE);
-    release(r);
+    tk_reply_free(r);
 
     ck_assert_int_eq(tk_reservation_parse_pay_finish(NULL), TK_PAY_FINISH_RETRY);
     struct {
         redisReply *reply;
         tk_pay_finish_outcome_t want;
     } cases[] = {
-        {arr(2, str("OK"), str("COMPLETED")), TK_PAY_FINISH_RECORDED},
-        {arr(3, str("ERR"), str("stale"), str("COMPLETED")), TK_PAY_FINISH_STALE},
-        {str_of_type(REDIS_REPLY_ERROR, "LOADING Redis is loading the dataset in memory"), TK_PAY_FINISH_RETRY},
-        {str_of_type(REDIS_REPLY_ERROR, "ERR ticketd: tk_pay_finish R T ok|fail msg"), TK_PAY_FINISH_REFUSED},
-        {num(3), TK_PAY_FINISH_REFUSED},
+        {tk_reply_arr(2, tk_reply_str("OK"), tk_reply_str("COMPLETED")), TK_PAY_FINISH_RECORDED},
+        {tk_reply_arr(3, tk_reply_str("ERR"), tk_reply_str("stale"), tk_reply_str("COMPLETED")), TK_PAY_FINISH_STALE},
+        {tk_reply_str_of_type(REDIS_REPLY_ERROR, "LOADING Redis is loading the dataset in memory"), TK_PAY_FINISH_RETRY},
+        {tk_reply_str_of_type(REDIS_REPLY_ERROR, "ERR ticketd: tk_pay_finish R T ok|fail msg"), TK_PAY_FINISH_REFUSED},
+        {tk_reply_num(3), TK_PAY_FINISH_REFUSED},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         ck_assert_msg(tk_reservation_parse_pay_finish(cases[i].reply) == cases[i].want, "case %zu", i);
-        release(cases[i].reply);
+        tk_reply_free(cases[i].reply);
     }
 }
 END_TEST
@@ -226,20 +184,20 @@ END_TEST
 START_TEST(txn_outcomes)
 {
     tk_txn_result_t out;
-    redisReply *r = arr(3, str("OK"), str("ERROR"), str("Your card has been declined"));
+    redisReply *r = tk_reply_arr(3, tk_reply_str("OK"), tk_reply_str("ERROR"), tk_reply_str("Your card has been declined"));
     tk_reservation_parse_txn(r, &out);
     ck_assert_int_eq(out.outcome, TK_TXN_FOUND);
     ck_assert(h2o_memis(out.status.base, out.status.len, H2O_STRLIT("ERROR")));
     ck_assert(h2o_memis(out.error.base, out.error.len, H2O_STRLIT("Your card has been declined")));
-    release(r);
-    r = arr(2, str("ERR"), str("not_found"));
+    tk_reply_free(r);
+    r = tk_reply_arr(2, tk_reply_str("ERR"), tk_reply_str("not_found"));
     tk_reservation_parse_txn(r, &out);
     ck_assert_int_eq(out.outcome, TK_TXN_NOT_FOUND);
-    release(r);
-    r = arr(3, str("OK"), str("PAYING"), str(""));
+    tk_reply_free(r);
+    r = tk_reply_arr(3, tk_reply_str("OK"), tk_reply_str("PAYING"), tk_reply_str(""));
     tk_reservation_parse_txn(r, &out);
     ck_assert_int_eq(out.outcome, TK_TXN_UNAVAILABLE);
-    release(r);
+    tk_reply_free(r);
     tk_reservation_parse_txn(NULL, &out);
     ck_assert_int_eq(out.outcome, TK_TXN_UNAVAILABLE);
 }
