@@ -41,16 +41,13 @@ static void stop_server(void)
 static char *create_event(const tk_test_server_t *s, int amount)
 {
     char body[256];
-    int status;
     snprintf(body, sizeof(body),
              "{\"name\": \"Idem\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": [{\"type\": \"A\", \"price\": 10, "
              "\"amount\": %d}]}",
              amount);
-    json_t *res = tk_api_call(s, "POST", "/admin/events", TK_JSON_HEADER AUTH, body, &status);
-    ck_assert_int_eq(status, 201);
-    char *id = strdup(json_string_value(json_object_get(json_object_get(res, "event"), "id")));
-    json_decref(res);
-    return id;
+    char id[37];
+    tk_api_create_event(s, TK_JSON_HEADER AUTH, body, id);
+    return strdup(id);
 }
 
 /* a fresh random "Idempotency-Key: ...\r\n" line with the JSON content type */

@@ -34,16 +34,13 @@ static void stop_server(void)
 static char *create_event(int amount)
 {
     char body[512];
-    int status;
     snprintf(body, sizeof(body),
              "{\"name\": \"Pay\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": [{\"type\": \"A\", \"price\": 12.5, "
              "\"amount\": %d}, {\"type\": \"B\", \"price\": 100, \"amount\": %d}]}",
              amount, amount);
-    json_t *res = tk_api_call(&server, "POST", "/admin/events", TK_JSON_HEADER AUTH, body, &status);
-    ck_assert_int_eq(status, 201);
-    char *id = strdup(json_string_value(json_object_get(json_object_get(res, "event"), "id")));
-    json_decref(res);
-    return id;
+    char id[37];
+    tk_api_create_event(&server, TK_JSON_HEADER AUTH, body, id);
+    return strdup(id);
 }
 
 static char *reserve(const char *event, const char *tickets, const char *extra_headers)

@@ -38,13 +38,8 @@ static const char *create_event(const char *types_json)
 {
     static char id[64];
     char body[1024];
-    int status;
     snprintf(body, sizeof(body), "{\"name\": \"Race\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": %s}", types_json);
-    json_t *res =
-        tk_api_call(&server, "POST", "/admin/events", TK_JSON_HEADER "Authorization: Bearer " ADMIN_TOKEN "\r\n", body, &status);
-    ck_assert_int_eq(status, 201);
-    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(json_object_get(res, "event"), "id")));
-    json_decref(res);
+    tk_api_create_event(&server, TK_JSON_HEADER "Authorization: Bearer " ADMIN_TOKEN "\r\n", body, id);
     return id;
 }
 

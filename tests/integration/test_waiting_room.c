@@ -96,14 +96,10 @@ static int64_t parse_iso(const char *s)
 
 static const char *create_event(const tk_test_server_t *s, char *id)
 {
-    int status;
-    json_t *res = tk_api_call(s, "POST", "/admin/events", ADMIN_HEADERS,
-                              "{\"name\": \"On sale\", \"date\": \"2035-01-01T20:00:00Z\", "
-                              "\"ticket_types\": [{\"type\": \"VIP\", \"price\": 100, \"amount\": 1000}]}",
-                              &status);
-    ck_assert_int_eq(status, 201);
-    snprintf(id, 37, "%s", json_string_value(json_object_get(json_object_get(res, "event"), "id")));
-    json_decref(res);
+    tk_api_create_event(s, ADMIN_HEADERS,
+                        "{\"name\": \"On sale\", \"date\": \"2035-01-01T20:00:00Z\", "
+                        "\"ticket_types\": [{\"type\": \"VIP\", \"price\": 100, \"amount\": 1000}]}",
+                        id);
     return id;
 }
 

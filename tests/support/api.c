@@ -4,6 +4,7 @@
 #include "tests/support/api.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 json_t *tk_api_call(const tk_test_server_t *s, const char *method, const char *path, const char *headers, const char *body,
@@ -23,4 +24,15 @@ void tk_api_assert_error_shape(json_t *body)
     ck_assert_ptr_nonnull(body);
     ck_assert(json_is_string(json_object_get(body, "error")));
     ck_assert(json_is_string(json_object_get(body, "message")));
+}
+
+void tk_api_create_event(const tk_test_server_t *s, const char *headers, const char *body, char *id)
+{
+    int status;
+    json_t *res = tk_api_call(s, "POST", "/admin/events", headers, body, &status);
+    ck_assert_msg(status == 201, "creating an event answered %d", status);
+    const char *created = json_string_value(json_object_get(json_object_get(res, "event"), "id"));
+    ck_assert_ptr_nonnull(created);
+    snprintf(id, 37, "%s", created);
+    json_decref(res);
 }
