@@ -35,6 +35,7 @@ static const struct {
     [TK_SET_HTTP2] = {"TICKETD_HTTP2", "0"},
     [TK_SET_METRICS_TOKEN] = {"TICKETD_METRICS_TOKEN", NULL},
     [TK_SET_MAX_CONNECTIONS] = {"TICKETD_MAX_CONNECTIONS", NULL /* from the open-file limit */},
+    [TK_SET_REDIS_CLUSTER] = {"TICKETD_REDIS_CLUSTER", NULL /* one Redis at TICKETD_REDIS_URL */},
 };
 
 const char *tk_setting_name(tk_setting_t setting)
@@ -144,6 +145,33 @@ static int parse_proxies(tk_config_t *cfg, const char *list)
     return cfg->ntrusted_proxies != 0 ? 0 : -1;
 }
 
+/* TICKETD_REDIS_CLUSTER: "127.0.0.1:7001,127.0.0.1:7002" (seed nodes; the rest is discovered) */
+static int parse_cluster_seeds(tk_config_t *cfg, const char *list)
+{
+    for (const char *p = list; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        while (len != 0 && isspace((unsigned char)*p))
+            ++p, --len;
+        char host[256];
+        tk_redis_url_t *seed = &cfg->cluster_seeds[cfg->ncluster_seeds];
+        if (cfg->ncluster_seeds == TK_REDIS_SEEDS_MAX || len >= sizeof(host))
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)len, p);
+        host[strcspn(host, " \t")] = '\0';
+        /* a seed is a URL without scheme, password or database: reuse that parser */
+        char url[300];
+        snprintf(url, sizeof(url), "redis://%s", host);
+        if (strchr(host, ':') == NULL || strchr(host, '/') != NULL || strchr(host, '@') != NULL ||
+            tk_config_parse_redis_url(url, seed) != 0)
+            return -1;
+        ++cfg->ncluster_seeds;
+        p += strcspn(p, ",");
+        if (*p == ',' && *++p == '\0')
+            return -1; /* a trailing comma names no seed */
+    }
+    return cfg->ncluster_seeds != 0 ? 0 : -1;
+}
+
 #define FAIL(...)                                                                                                                  \
     do {                                                                                                                           \
         snprintf(err, errsize, __VA_ARGS__);                                                                                       \
@@ -171,6 +199,12 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     if (strlen(v) >= sizeof(cfg->redis_url) || tk_config_parse_redis_url(v, &cfg->redis) != 0)
         FAIL("TICKETD_REDIS_URL: not a redis://[:password@]host[:port][/db] URL");
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "%s", v);
+
+    if ((v = lookup(cfg, TK_SET_REDIS_CLUSTER, getenv_fn, ctx)) != NULL) {
+        if (strlen(v) >= sizeof(cfg->redis_cluster) || parse_cluster_seeds(cfg, v) != 0)
+            FAIL("TICKETD_REDIS_CLUSTER: not a list of seed nodes HOST:PORT[,HOST:PORT...] (at most %d)", TK_REDIS_SEEDS_MAX);
+        snprintf(cfg->redis_cluster, sizeof(cfg->redis_cluster), "%s", v);
+    }
 
     v = lookup(cfg, TK_SET_PG_URL, getenv_fn, ctx);
     if (strlen(v) >= sizeof(cfg->pg_url))
@@ -365,6 +399,12 @@ void tk_config_print(const tk_config_t *cfg, FILE *out)
                 snprintf(value, sizeof(value), "(from the open-file limit)");
             else
                 snprintf(value, sizeof(value), "%d", cfg->max_connections);
+            break;
+        case TK_SET_REDIS_CLUSTER:
+            if (cfg->ncluster_seeds == 0)
+                snprintf(value, sizeof(value), "(unset: one Redis at TICKETD_REDIS_URL)");
+            else
+                snprintf(value, sizeof(value), "%s (TICKETD_REDIS_URL ignored)", cfg->redis_cluster);
             break;
         case TK_SET__COUNT:
             break;

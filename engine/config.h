@@ -44,8 +44,11 @@ typedef enum en_tk_setting_t {
     TK_SET_HTTP2,
     TK_SET_METRICS_TOKEN,
     TK_SET_MAX_CONNECTIONS,
+    TK_SET_REDIS_CLUSTER,
     TK_SET__COUNT
 } tk_setting_t;
+
+#define TK_REDIS_SEEDS_MAX 16
 
 typedef struct st_tk_redis_url_t {
     char host[256];
@@ -59,7 +62,10 @@ typedef struct st_tk_config_t {
     char listen_host[256];
     uint16_t listen_port;
     char redis_url[1024];
-    tk_redis_url_t redis;
+    tk_redis_url_t redis; /* the single Redis; ignored when cluster_seeds are set */
+    char redis_cluster[1024];
+    tk_redis_url_t cluster_seeds[TK_REDIS_SEEDS_MAX]; /* TICKETD_REDIS_CLUSTER, host:port each */
+    size_t ncluster_seeds;                            /* 0: one Redis at TICKETD_REDIS_URL */
     char pg_url[1024];
     char admin_token[512]; /* empty: admin routes refuse everyone */
     size_t admin_token_len;

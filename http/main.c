@@ -54,6 +54,8 @@ static const char usage[] = "usage: ticketd [--demo] [--check-config] [--help] [
                             "                              characters, unset refuses every scrape; development: open\n"
                             "                              unless set\n"
                             "  TICKETD_MAX_CONNECTIONS     open connections (what the open-file limit leaves room for)\n"
+                            "  TICKETD_REDIS_CLUSTER       Redis Cluster seed nodes HOST:PORT,... (unset: one Redis at\n"
+                            "                              TICKETD_REDIS_URL, which a cluster setting overrides)\n"
                             "\n"
                             "  --demo          load demo events into an empty database (development only)\n"
                             "  --check-config  print the effective settings and whether production would start;\n"

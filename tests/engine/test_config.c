@@ -50,6 +50,7 @@ static const env_entry_t full_env[] = {
     {"TICKETD_HTTP2", "1"},
     {"TICKETD_METRICS_TOKEN", token33},
     {"TICKETD_MAX_CONNECTIONS", "500"},
+    {"TICKETD_REDIS_CLUSTER", "10.0.0.1:7001, 10.0.0.2:7002"},
     {NULL, NULL},
 };
 
@@ -245,6 +246,32 @@ START_TEST(test_load_refuses_bad_redis_url)
     assert_refused("TICKETD_REDIS_URL", "http://127.0.0.1:6379/0");
     assert_refused("TICKETD_REDIS_URL", "redis://127.0.0.1:6379/16");
     assert_refused("TICKETD_REDIS_URL", "redis://");
+}
+END_TEST
+
+START_TEST(test_load_takes_cluster_seeds)
+{
+    tk_config_t cfg;
+    ck_assert_int_eq(load(full_env, &cfg), 0);
+    ck_assert_uint_eq(cfg.ncluster_seeds, 2);
+    ck_assert_str_eq(cfg.cluster_seeds[0].host, "10.0.0.1");
+    ck_assert_uint_eq(cfg.cluster_seeds[0].port, 7001);
+    ck_assert_str_eq(cfg.cluster_seeds[1].host, "10.0.0.2");
+    ck_assert_uint_eq(cfg.cluster_seeds[1].port, 7002);
+    ck_assert_int_eq(load(empty_env, &cfg), 0);
+    ck_assert_uint_eq(cfg.ncluster_seeds, 0);
+}
+END_TEST
+
+START_TEST(test_load_refuses_bad_cluster_seeds)
+{
+    assert_refused("TICKETD_REDIS_CLUSTER", "127.0.0.1");
+    assert_refused("TICKETD_REDIS_CLUSTER", "127.0.0.1:0");
+    assert_refused("TICKETD_REDIS_CLUSTER", "127.0.0.1:7001,");
+    assert_refused("TICKETD_REDIS_CLUSTER", "redis://127.0.0.1:7001");
+    assert_refused("TICKETD_REDIS_CLUSTER", "127.0.0.1:7001/2");
+    assert_refused("TICKETD_REDIS_CLUSTER", ",,");
+    ck_assert_ptr_nonnull(strstr(err, "TICKETD_REDIS_CLUSTER"));
 }
 END_TEST
 
@@ -819,6 +846,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_print_marks_generated_values);
     tcase_add_test(tc, test_print_masks_redis_password_given_without_colon);
     tcase_add_test(tc, test_load_rejects_bad_fair_use_settings);
+    tcase_add_test(tc, test_load_takes_cluster_seeds);
+    tcase_add_test(tc, test_load_refuses_bad_cluster_seeds);
     suite_add_tcase(s, tc);
     return s;
 }
