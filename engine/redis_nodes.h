@@ -1,0 +1,45 @@
+/*
+ * Blocking connections to every Redis master, for the threads that may block (start-up,
+ * workers, refreshers, the writer; never an event-loop thread). A single Redis is a
+ * deployment of one master owning every slot, so callers are written once: they ask for
+ * the connection that owns a key, or walk the masters. On a cluster the slot map comes
+ * from CLUSTER SLOTS of the seed nodes and is re-read after a redirect or on request;
+ * a master that cannot be reached has a NULL connection until a later refresh.
+ */
+#ifndef TK_REDIS_NODES_H
+#define TK_REDIS_NODES_H
+
+#include "engine/cluster_slots.h"
+#include "engine/config.h"
+
+#include <hiredis/hiredis.h>
+
+typedef struct st_tk_redis_nodes_t tk_redis_nodes_t;
+
+/* Connects to TICKETD_REDIS_URL, or to the cluster found from TICKETD_REDIS_CLUSTER.
+ * NULL with why in err when no node answered. */
+tk_redis_nodes_t *tk_redis_nodes_open(const tk_config_t *config, int timeout_ms, char *err, size_t errsize);
+void tk_redis_nodes_close(tk_redis_nodes_t *n);
+int tk_redis_nodes_is_cluster(const tk_redis_nodes_t *n);
+/* Re-reads the slot map and connects to masters that are new or were unreachable (and
+ * drops broken connections). Returns how many masters are new since the last call (0 on
+ * a single Redis), or -1 with err when no seed or known node answered. */
+int tk_redis_nodes_refresh(tk_redis_nodes_t *n, char *err, size_t errsize);
+
+size_t tk_redis_nodes_count(const tk_redis_nodes_t *n);
+/* the i-th master's connection, NULL while it is unreachable */
+redisContext *tk_redis_nodes_at(tk_redis_nodes_t *n, size_t i);
+/* "host:port" of the i-th master */
+const char *tk_redis_nodes_name(const tk_redis_nodes_t *n, size_t i);
+const tk_cluster_node_t *tk_redis_nodes_node(const tk_redis_nodes_t *n, size_t i);
+/* which master owns key (its index), and that master's connection (NULL: unreachable) */
+size_t tk_redis_nodes_index_of(const tk_redis_nodes_t *n, const char *key, size_t len);
+redisContext *tk_redis_nodes_for_key(tk_redis_nodes_t *n, const char *key, size_t len);
+
+/* Runs one command at the owner of its key (tk_cluster_command_key), following MOVED
+ * (with a refresh) and ASK up to a few times. NULL when no answer could be had; the
+ * connection it used is dropped then, so the next refresh reconnects it. */
+redisReply *tk_redis_nodes_command_argv(tk_redis_nodes_t *n, int argc, const char **argv, const size_t *argvlen);
+redisReply *tk_redis_nodes_command(tk_redis_nodes_t *n, const char *fmt, ...);
+
+#endif
