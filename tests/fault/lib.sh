@@ -19,6 +19,10 @@
 # Isolation from other users of the same stores: a fresh PostgreSQL database, dropped
 # at the end, and a Redis database number of the scenario's own, flushed at start and end.
 #
+# A Redis Cluster scenario sets FAULT_CLUSTER=1 before fault_init: the stores are then the
+# cluster-test profile (cluster.sh), and fault_start_ticketd_more adds ticketd processes
+# the load generator's workers are spread over.
+#
 # Tunables (environment): FAULT_TIMEOUT (whole scenario, s, default 140),
 # FAULT_WORKERS (load processes, 6), FAULT_HOLD_SECONDS (4),
 # FAULT_PAYMENT_LATENCY_MS (50), FAULT_KEEP=1 keeps the work dir and the data.
@@ -28,6 +32,8 @@ FAULT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 FAULT_REPO=$(cd "$FAULT_DIR/../.." && pwd -P)
 # shellcheck source=tests/fault/audit.sh
 source "$FAULT_DIR/audit.sh"
+# shellcheck source=tests/fault/cluster.sh
+source "$FAULT_DIR/cluster.sh"
 
 FAULT_TOKEN=tk-test-only-fault-admin-token-0123456789abcdef
 FAULT_CURL_MAX=${FAULT_CURL_MAX:-5} # no request may take longer than this (s)
@@ -42,6 +48,9 @@ FAULT_CLEANED=0
 FAULT_FINISHED=0
 FAULT_ERR=
 FAULT_REDIS_WAS_UP=1 # until known: never stop a store we did not start
+FAULT_CLUSTER=${FAULT_CLUSTER:-0}
+FAULT_BASES=()     # every ticketd's base URL; workers take turns (empty: $BASE)
+FAULT_MORE_PIDS=() # ticketd processes beyond the first (fault_start_ticketd_more)
 FAULT_PG_WAS_UP=1
 
 now_ms() {
@@ -90,7 +99,13 @@ wait_for() {
     return 1
 }
 
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" --raw "$@"; }
+rcli() {
+    if ((FAULT_CLUSTER)); then
+        cluster_cli "$@" # cluster.sh: any live node, following redirects
+    else
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" --raw "$@"
+    fi
+}
 psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$FAULT_DB" -c "$1"; }
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "$1"; }
 services() { "$FAULT_REPO/scripts/services.sh" "$1" test; }
@@ -130,6 +145,10 @@ fault_init() {
         fault_finish
     }
 
+    if ((FAULT_CLUSTER)); then
+        fault_cluster_stores # cluster.sh
+        return 0
+    fi
     FAULT_REDIS_WAS_UP=0 FAULT_PG_WAS_UP=0
     redis_up && FAULT_REDIS_WAS_UP=1
     pg_up && FAULT_PG_WAS_UP=1
@@ -160,16 +179,8 @@ free_port() {
 fault_start_ticketd() {
     [[ -n "${FAULT_HTTP_PORT:-}" ]] || FAULT_HTTP_PORT=$(free_port)
     BASE=http://127.0.0.1:$FAULT_HTTP_PORT
-    local envs=(PATH="$PATH" TICKETD_ENV=development TICKETD_LISTEN="127.0.0.1:$FAULT_HTTP_PORT"
-        TICKETD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/$REDIS_DB"
-        TICKETD_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/$FAULT_DB"
-        TICKETD_ADMIN_TOKEN="$FAULT_TOKEN" TICKETD_HOLD_SECONDS="${FAULT_HOLD_SECONDS:-4}"
-        TICKETD_PAYMENT_LATENCY_MS="${FAULT_PAYMENT_LATENCY_MS:-50}" TICKETD_THREADS=2 TICKETD_LOG_LEVEL=info
-        TICKETD_CLIENT_MAX_HOLDS=0 TICKETD_CLIENT_HOLD_RATE=0) # every buyer here is 127.0.0.1: fair use is not under test
-    local v
-    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS; do
-        [[ -z "${!v:-}" ]] || envs+=("$v=${!v}")
-    done
+    local envs
+    _ticketd_env "$FAULT_HTTP_PORT"
     echo "----- ticketd start at $(now_ms) -----" >>"$FAULT_WORK/ticketd.log"
     env -i "${envs[@]}" "$TICKETD_BIN" >>"$FAULT_WORK/ticketd.log" 2>&1 &
     TICKETD_PID=$!
@@ -183,8 +194,47 @@ fault_start_ticketd() {
     log "ticketd pid $TICKETD_PID healthy on $BASE after $(($(now_ms) - t0)) ms"
 }
 
-healthy() {
-    [[ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "$BASE/healthz")" == 200 ]]
+# fault_start_ticketd_more: one more ticketd process on a port of its own (log
+# ticketd-N.log), for scenarios that run several behind the load generator
+fault_start_ticketd_more() {
+    local port envs pid n=$((${#FAULT_MORE_PIDS[@]} + 2))
+    port=$(free_port)
+    [[ ${#FAULT_BASES[@]} != 0 ]] || FAULT_BASES=("$BASE")
+    _ticketd_env "$port"
+    env -i "${envs[@]}" "$TICKETD_BIN" >>"$FAULT_WORK/ticketd-$n.log" 2>&1 &
+    pid=$!
+    FAULT_MORE_PIDS+=("$pid")
+    if ! wait_for 15 healthy_at "http://127.0.0.1:$port"; then
+        fail "ticketd #$n did not answer /healthz with 200 within 15 s"
+        tail -n 20 "$FAULT_WORK/ticketd-$n.log" >&2
+        return 1
+    fi
+    FAULT_BASES+=("http://127.0.0.1:$port")
+    log "ticketd #$n pid $pid healthy on http://127.0.0.1:$port"
+}
+
+# _ticketd_env PORT: sets envs, ticketd's whole environment
+_ticketd_env() {
+    envs=(PATH="$PATH" TICKETD_ENV=development TICKETD_LISTEN="127.0.0.1:$1"
+        TICKETD_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/$FAULT_DB"
+        TICKETD_ADMIN_TOKEN="$FAULT_TOKEN" TICKETD_HOLD_SECONDS="${FAULT_HOLD_SECONDS:-4}"
+        TICKETD_PAYMENT_LATENCY_MS="${FAULT_PAYMENT_LATENCY_MS:-50}" TICKETD_THREADS=2 TICKETD_LOG_LEVEL=info
+        TICKETD_CLIENT_MAX_HOLDS=0 TICKETD_CLIENT_HOLD_RATE=0) # every buyer here is 127.0.0.1: fair use is not under test
+    if ((FAULT_CLUSTER)); then
+        envs+=(TICKETD_REDIS_CLUSTER="$CLUSTER_SEEDS")
+    else
+        envs+=(TICKETD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/$REDIS_DB")
+    fi
+    local v
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS; do
+        [[ -z "${!v:-}" ]] || envs+=("$v=${!v}")
+    done
+}
+
+healthy() { healthy_at "$BASE"; }
+
+healthy_at() {
+    [[ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "$1/healthz")" == 200 ]]
 }
 
 healthy_or_dead() { healthy || ! ticketd_alive; }
@@ -237,7 +287,7 @@ _req() {
     [[ -z "${3:-}" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$3")
     [[ -z "${4:-}" ]] || args+=(-H "Idempotency-Key: $4")
     local out
-    out=$(curl "${args[@]}" "$BASE$2" 2>/dev/null) || true
+    out=$(curl "${args[@]}" "${FAULT_REQ_BASE:-$BASE}$2" 2>/dev/null) || true
     local last=${out##*$'\n'}
     RC=${last%% *}
     LAT=${last##* }
@@ -326,6 +376,7 @@ fault_load_start() {
     for ((w = 1; w <= ${FAULT_WORKERS:-6}; w++)); do
         (
             trap - EXIT INT TERM
+            [[ ${#FAULT_BASES[@]} == 0 ]] || FAULT_REQ_BASE=${FAULT_BASES[w % ${#FAULT_BASES[@]}]}
             _worker "$w" "$end_ms" >>"$FAULT_WORK/load/$w.log" 2>>"$FAULT_WORK/load/$w.err"
         ) &
         FAULT_LOAD_PIDS+=($!)
@@ -402,14 +453,20 @@ fault_cleanup() {
         kill -KILL "$TICKETD_PID" 2>/dev/null
         wait "$TICKETD_PID" 2>/dev/null
     fi
-    if [[ -n "${REDIS_PORT:-}" ]]; then
+    for pid in "${FAULT_MORE_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if ((FAULT_CLUSTER)); then
+        fault_cluster_cleanup # cluster.sh
+    elif [[ -n "${REDIS_PORT:-}" ]]; then
         redis_up || services start-redis >/dev/null 2>&1
         [[ "${FAULT_KEEP:-0}" == 1 ]] || rcli flushdb >/dev/null 2>&1
         # a scenario that wrote ballast leaves the AOF compacted, not 50 MB larger
         [[ "${FAULT_COMPACT_AOF:-0}" != 1 ]] || rcli bgrewriteaof >/dev/null 2>&1
         ((FAULT_REDIS_WAS_UP == 1)) || services stop-redis >/dev/null 2>&1
     fi
-    if [[ -n "${PG_PORT:-}" ]]; then
+    if ((!FAULT_CLUSTER)) && [[ -n "${PG_PORT:-}" ]]; then
         pg_up || services start-postgres >/dev/null 2>&1
         [[ -z "$FAULT_DB" || "${FAULT_KEEP:-0}" == 1 ]] || psql_admin "DROP DATABASE IF EXISTS $FAULT_DB WITH (FORCE)" >/dev/null 2>&1
         ((FAULT_PG_WAS_UP == 1)) || services stop-postgres >/dev/null 2>&1
@@ -443,8 +500,14 @@ fault_finish() {
         wait "$TICKETD_PID" 2>/dev/null || true
         TICKETD_PID=
     fi
-    if [[ -n "${FAULT_WORK:-}" ]] && grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$FAULT_WORK/ticketd.log" 2>/dev/null; then
-        fail "ticketd reported a sanitizer error: $(grep -m 1 -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$FAULT_WORK/ticketd.log")"
+    local pid
+    for pid in "${FAULT_MORE_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    FAULT_MORE_PIDS=()
+    if [[ -n "${FAULT_WORK:-}" ]] && grep -qhE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$FAULT_WORK"/ticketd*.log 2>/dev/null; then
+        fail "ticketd reported a sanitizer error: $(grep -hm 1 -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$FAULT_WORK"/ticketd*.log)"
     fi
     if ((${#FAULT_NOTES[@]} != 0)); then
         echo "notes:"
