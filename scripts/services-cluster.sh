@@ -21,6 +21,8 @@
 # returns once every node reports cluster_state:ok with all 16384 slots served and every
 # replica's link to its master is up (TICKETD_CLUSTER_TIMEOUT seconds, default 30).
 # `stop` shuts the replicas down before the masters, so stopping never triggers a failover.
+# A profile dir belongs to one set of ports: `start` refuses when it holds nodes of others
+# (a forgotten TICKETD_CLUSTER_PORT would otherwise make a second cluster beside the first).
 
 CLUSTER_NODES=6
 NODE_TIMEOUT=${TICKETD_CLUSTER_NODE_TIMEOUT:-2000}
@@ -143,9 +145,23 @@ form_cluster() {
     done
 }
 
+# The profile dir holds one cluster: nodes of other ports there mean a different
+# TICKETD_CLUSTER_PORT than last time, and starting would make a second cluster beside it.
+check_ports_match() {
+    local dir port
+    for dir in "$DATA_DIR"/redis-*; do
+        [[ -d "$dir" ]] || continue
+        port=${dir##*/redis-}
+        [[ " ${NODE_PORTS[*]} " == *" $port "* ]] ||
+            die "$DATA_DIR holds cluster node $port, not one of ${NODE_PORTS[0]}-${NODE_PORTS[-1]}:" \
+                "set TICKETD_CLUSTER_PORT as when it was created, or another TICKETD_DATA_DIR"
+    done
+}
+
 start_redis() {
     local port down=()
     mkdir -p "$DATA_DIR"
+    check_ports_match
     for port in "${NODE_PORTS[@]}"; do
         node_up "$port" || down+=("$port")
         launch_node "$port"
