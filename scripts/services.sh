@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # services.sh — run the project-local Redis 7 and PostgreSQL 15 that ticketd uses.
 #
-#   scripts/services.sh {start|stop|status|env} [dev|test]      (profile: dev)
-#   scripts/services.sh {start|stop}-{redis|postgres} [dev|test]   (one store alone)
+#   scripts/services.sh {start|stop|status|env} [PROFILE]      (profile: dev)
+#   scripts/services.sh {start|stop}-{redis|postgres} [PROFILE]   (one store alone)
 #
 # Each profile has its own ports and data so the dev server and the test suite never
-# share state:  dev = Redis 6390, PostgreSQL 5440;  test = Redis 6391, PostgreSQL 5441.
-# Redis runs with maxmemory (TICKETD_REDIS_MAXMEMORY, default 1gb, every profile) and
-# policy noeviction: at the limit it refuses writes, which ticketd answers with 503, instead
-# of growing until the kernel kills it or evicting inventory. `start` also applies it to a
-# Redis that is already running.
-# Overrides: TICKETD_REDIS_PORT, TICKETD_PG_PORT, TICKETD_DATA_DIR (the profile dir,
-# default <repo>/.data/<profile>). Redis keeps its files in <profile dir>/redis,
+# share state:  dev = Redis 6390, PostgreSQL 5440;  test = Redis 6391, PostgreSQL 5441;
+# cluster = Redis Cluster on 7001-7006, PostgreSQL 5442; cluster-test = Redis Cluster on
+# 7101-7106, PostgreSQL 5443. The cluster profiles (3 masters + 3 replicas on loopback) live
+# in scripts/services-cluster.sh, which this script sources; its header tells how the cluster
+# is created, restarted and stopped.
+# Redis runs with maxmemory (TICKETD_REDIS_MAXMEMORY, default 1gb, every profile, every
+# cluster node) and policy noeviction: at the limit it refuses writes, which ticketd answers
+# with 503, instead of growing until the kernel kills it or evicting inventory. `start` also
+# applies it to a Redis that is already running.
+# Overrides: TICKETD_REDIS_PORT (single profiles), TICKETD_CLUSTER_PORT (the first of the six
+# cluster ports), TICKETD_CLUSTER_NODE_TIMEOUT (ms, default 2000), TICKETD_PG_PORT (every
+# profile; TICKETD_CLUSTER_PG_PORT, when set, wins for the cluster profiles so that one shell
+# can run both kinds), TICKETD_DATA_DIR (the profile dir, default <repo>/.data/<profile>).
+# Redis keeps its files in <profile dir>/redis (cluster: <profile dir>/redis-<port>),
 # PostgreSQL in <profile dir>/pg (log pg.log, socket dir pg-run beside it).
 #
-# `start` and `stop` are idempotent and recover from stale pid files left by a crash.
-# `status` exits 0 when both services answer, 3 otherwise. `env` prints exports for
-# eval: TICKETD_REDIS_URL and TICKETD_PG_URL. (Not the ports: an exported
-# TICKETD_REDIS_PORT would then override the other profile's port too.)
+# `start` and `stop` are idempotent and recover from stale pid files left by a crash; on a
+# cluster `start` also restarts a node killed with -9. `status` exits 0 when both services
+# answer (every cluster node healthy), 3 otherwise. `env` prints exports for eval:
+# TICKETD_REDIS_URL (cluster: TICKETD_REDIS_CLUSTER, the six seed nodes) and TICKETD_PG_URL.
+# (Not the ports: an exported TICKETD_REDIS_PORT would then override the other profile's
+# port too.)
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 {start|stop|status|env|start-redis|stop-redis|start-postgres|stop-postgres} [dev|test]" >&2
+    echo "usage: $0 {start|stop|status|env|start-redis|stop-redis|start-postgres|stop-postgres}" \
+        "[dev|test|cluster|cluster-test]" >&2
     exit 2
 }
 
@@ -30,6 +40,8 @@ PROFILE=${2:-dev}
 case "$PROFILE" in
 dev) REDIS_PORT=${TICKETD_REDIS_PORT:-6390} PG_PORT=${TICKETD_PG_PORT:-5440} ;;
 test) REDIS_PORT=${TICKETD_REDIS_PORT:-6391} PG_PORT=${TICKETD_PG_PORT:-5441} ;;
+cluster) CLUSTER_PORT=${TICKETD_CLUSTER_PORT:-7001} PG_PORT=${TICKETD_CLUSTER_PG_PORT:-${TICKETD_PG_PORT:-5442}} ;;
+cluster-test) CLUSTER_PORT=${TICKETD_CLUSTER_PORT:-7101} PG_PORT=${TICKETD_CLUSTER_PG_PORT:-${TICKETD_PG_PORT:-5443}} ;;
 *) usage ;;
 esac
 
@@ -209,15 +221,26 @@ stop_pg() {
     fi
 }
 
-status() {
-    local rc=0
-    resolve_pg_paths
+redis_status() {
     if redis_up; then
         log "redis running on 127.0.0.1:$REDIS_PORT (data $REDIS_DIR)"
     else
         log "redis stopped (port $REDIS_PORT)"
-        rc=3
+        return 3
     fi
+}
+
+redis_env() { echo "export TICKETD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"; }
+
+# The cluster profiles replace start_redis, stop_redis, redis_status and redis_env.
+case "$PROFILE" in
+cluster*) source "$REPO/scripts/services-cluster.sh" ;;
+esac
+
+status() {
+    local rc=0
+    resolve_pg_paths
+    redis_status || rc=3
     if pg_up; then
         log "postgres running on 127.0.0.1:$PG_PORT (data $PG_DATA)"
     else
@@ -243,7 +266,7 @@ start-postgres) start_pg ;;
 stop-postgres) stop_pg ;;
 status) status ;;
 env)
-    echo "export TICKETD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+    redis_env
     echo "export TICKETD_PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/$DB_NAME"
     ;;
 *) usage ;;

@@ -8,7 +8,6 @@
 #include "tests/support/api.h"
 
 #include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,9 +7,9 @@
  */
 #include "engine/inventory.h"
 #include "tests/support/api.h"
+#include "tests/support/redis_direct.h"
 
 #include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,26 +229,23 @@ END_TEST
  * acknowledges them: what a writer that died after reading leaves behind. */
 static long long read_as_crashed_writer(const char *id)
 {
-    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(id, &keys);
-    redisReply *r = redisCommand(c, "XREADGROUP GROUP writers crashed-writer COUNT 10000 STREAMS %s >", keys.names[TK_KEY_OB]);
+    redisReply *r =
+        tk_test_redis_command("XREADGROUP GROUP writers crashed-writer COUNT 10000 STREAMS %s >", keys.names[TK_KEY_OB]);
     long long n =
         r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? (long long)r->element[0]->element[1]->elements : 0;
     freeReplyObject(r);
-    redisFree(c);
     return n;
 }
 
 static long long pending_of_crashed_writer(const char *id)
 {
-    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(id, &keys);
-    redisReply *r = redisCommand(c, "XPENDING %s writers - + 10000 crashed-writer", keys.names[TK_KEY_OB]);
+    redisReply *r = tk_test_redis_command("XPENDING %s writers - + 10000 crashed-writer", keys.names[TK_KEY_OB]);
     long long n = r != NULL && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
     freeReplyObject(r);
-    redisFree(c);
     return n;
 }
 
@@ -300,12 +297,10 @@ START_TEST(reads_fall_back_to_postgres_once_records_leave_redis)
     snprintf(path, sizeof(path), "/events/reservation/?reservation_id=%s", rid);
     json_t *live = tk_api_call(&server, "GET", path, NULL, NULL, &status);
     /* what the writer's grace period does later, now */
-    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(rid, &keys);
-    freeReplyObject(redisCommand(c, "HDEL %s %s", keys.names[TK_KEY_RES], rid));
-    freeReplyObject(redisCommand(c, "HDEL %s %s", keys.names[TK_KEY_TX], txn));
-    redisFree(c);
+    freeReplyObject(tk_test_redis_command("HDEL %s %s", keys.names[TK_KEY_RES], rid));
+    freeReplyObject(tk_test_redis_command("HDEL %s %s", keys.names[TK_KEY_TX], txn));
     json_t *stored = tk_api_call(&server, "GET", path, NULL, NULL, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_msg(json_equal(live, stored), "the document from PostgreSQL differs from the live one");
@@ -333,10 +328,9 @@ END_TEST
 START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
 {
     char *event = create_event(&server, 10);
-    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(event, &keys);
-    redisReply *r = redisCommand(c, "XADD %s * m %b", keys.names[TK_KEY_OB], "\xc1garbage", (size_t)8);
+    redisReply *r = tk_test_redis_command("XADD %s * m %b", keys.names[TK_KEY_OB], "\xc1garbage", (size_t)8);
     ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
     char bad_id[64];
     snprintf(bad_id, sizeof(bad_id), "%s", r->str);
@@ -349,7 +343,7 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
     /* the bad entry waits in the dead-letter stream with its reason, out of the outbox */
     char dead[32];
     snprintf(dead, sizeof(dead), "tk:{%.4s}:dead", event);
-    r = redisCommand(c, "XRANGE %s - +", dead);
+    r = tk_test_redis_command("XRANGE %s - +", dead);
     int found = 0;
     for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i) {
         redisReply *fields = r->element[i]->element[1];
@@ -358,10 +352,9 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
     }
     freeReplyObject(r);
     ck_assert_msg(found, "entry %s is not in %s", bad_id, dead);
-    r = redisCommand(c, "XRANGE %s %s %s", keys.names[TK_KEY_OB], bad_id, bad_id);
+    r = tk_test_redis_command("XRANGE %s %s %s", keys.names[TK_KEY_OB], bad_id, bad_id);
     ck_assert_int_eq(r->elements, 0);
     freeReplyObject(r);
-    redisFree(c);
     free(rid);
     free(event);
 }

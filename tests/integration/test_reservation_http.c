@@ -6,9 +6,9 @@
  */
 #include "engine/inventory.h"
 #include "tests/support/api.h"
+#include "tests/support/redis_direct.h"
 
 #include <check.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +70,11 @@ static json_int_t tickets_left(const char *event, const char *type)
 /* One inventory field straight from Redis, bypassing ticketd (no lazy expiry). */
 static long long inventory_field(const char *event, const char *type, const char *field)
 {
-    redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
     tk_shard_keys_t keys;
     tk_shard_keys(event, &keys);
-    redisReply *r = redisCommand(c, "HGET %s %s:%s:%s", keys.names[TK_KEY_INV], event, type, field);
+    redisReply *r = tk_test_redis_command("HGET %s %s:%s:%s", keys.names[TK_KEY_INV], event, type, field);
     long long v = r != NULL && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
     freeReplyObject(r);
-    redisFree(c);
     return v;
 }
 

@@ -30,6 +30,12 @@ int tk_test_redis_port(void)
     return env_int("TICKETD_TEST_REDIS_PORT", 6391);
 }
 
+const char *tk_test_redis_cluster(void)
+{
+    const char *seeds = getenv("TICKETD_TEST_REDIS_CLUSTER");
+    return seeds != NULL && *seeds != '\0' ? seeds : NULL;
+}
+
 int tk_test_pg_port(void)
 {
     return env_int("TICKETD_TEST_PG_PORT", 5441);
@@ -160,10 +166,15 @@ int tk_test_server_start(tk_test_server_t *s, const char *const *env, const char
     if (!overridden(env, "TICKETD_PG_URL=") && tk_test_create_database(s->database) != 0)
         return -1;
     s->port = tk_test_free_port();
-    char listen[64], redis[128], pg[256];
+    char listen[64], redis[512], pg[256];
     snprintf(listen, sizeof(listen), "TICKETD_LISTEN=127.0.0.1:%d", s->port);
-    snprintf(redis, sizeof(redis), "TICKETD_REDIS_URL=");
-    tk_test_redis_url(redis + strlen(redis), sizeof(redis) - strlen(redis));
+    /* on a cluster, unless the test points the server at a single Redis itself */
+    if (tk_test_redis_cluster() != NULL && !overridden(env, "TICKETD_REDIS_URL=")) {
+        snprintf(redis, sizeof(redis), "TICKETD_REDIS_CLUSTER=%s", tk_test_redis_cluster());
+    } else {
+        snprintf(redis, sizeof(redis), "TICKETD_REDIS_URL=");
+        tk_test_redis_url(redis + strlen(redis), sizeof(redis) - strlen(redis));
+    }
     snprintf(pg, sizeof(pg), "TICKETD_PG_URL=");
     tk_test_pg_url(s->database, pg + strlen(pg), sizeof(pg) - strlen(pg));
     const char *base[] = {"TICKETD_ENV=development", "TICKETD_THREADS=2", listen, redis, pg, NULL};
@@ -279,9 +290,19 @@ long long tk_test_pg_count(const char *database, const char *sql)
 
 int tk_test_services(const char *action)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "TICKETD_REDIS_PORT=%d TICKETD_PG_PORT=%d bash %s/scripts/services.sh %s test >/dev/null 2>&1",
-             tk_test_redis_port(), tk_test_pg_port(), TK_SOURCE_DIR, action);
+    char cmd[1024];
+    const char *seeds = tk_test_redis_cluster();
+    if (seeds != NULL) {
+        /* the profile's six nodes start at the first seed's port */
+        const char *colon = strchr(seeds, ':');
+        snprintf(cmd, sizeof(cmd),
+                 "TICKETD_CLUSTER_PORT=%d TICKETD_PG_PORT=%d TICKETD_CLUSTER_PG_PORT=%d "
+                 "bash %s/scripts/services.sh %s cluster-test >/dev/null 2>&1",
+                 colon != NULL ? atoi(colon + 1) : 7101, tk_test_pg_port(), tk_test_pg_port(), TK_SOURCE_DIR, action);
+    } else {
+        snprintf(cmd, sizeof(cmd), "TICKETD_REDIS_PORT=%d TICKETD_PG_PORT=%d bash %s/scripts/services.sh %s test >/dev/null 2>&1",
+                 tk_test_redis_port(), tk_test_pg_port(), TK_SOURCE_DIR, action);
+    }
     return system(cmd);
 }
 
