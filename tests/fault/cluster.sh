@@ -3,7 +3,8 @@
 #
 # With FAULT_CLUSTER=1, fault_init runs the scenario on scripts/services.sh's cluster-test
 # profile: six redis-server (3 masters, 3 replicas) from TICKETD_CLUSTER_PORT (default
-# 7101) and its own PostgreSQL (TICKETD_PG_PORT, default 5443). A cluster has one
+# 7101) and its own PostgreSQL (TICKETD_CLUSTER_PG_PORT, default 5443; never the test
+# profile's TICKETD_PG_PORT, which the suite around it exports). A cluster has one
 # database, so the scenario cannot have a Redis database of its own: its events are new
 # (their shards are random) and it flushes nothing. Helpers here find the master that
 # owns a shard, kill it, and put the cluster back the way it was (the killed node
@@ -66,8 +67,8 @@ fault_cluster_stores() {
         CLUSTER_PORTS+=($((CLUSTER_PORT + i)))
     done
     export TICKETD_CLUSTER_PORT=$CLUSTER_PORT
-    PG_PORT=${TICKETD_PG_PORT:-5443}
-    export TICKETD_PG_PORT=$PG_PORT
+    PG_PORT=${TICKETD_CLUSTER_PG_PORT:-5443}
+    export TICKETD_CLUSTER_PG_PORT=$PG_PORT
     FAULT_CLUSTER_WAS_UP=0 FAULT_PG_WAS_UP=0
     cluster_ok && FAULT_CLUSTER_WAS_UP=1
     pg_up && FAULT_PG_WAS_UP=1
