@@ -15,7 +15,7 @@ void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config,
     e->config = config;
     e->loop = loop;
     e->metrics = metrics;
-    e->redis = tk_redis_create(loop, &config->redis);
+    e->redis = tk_redis_create(loop, config);
     metrics->redis = e->redis;
     e->gateway = tk_gateway_simulator_create(loop, config->payment_latency_ms);
     h2o_timeout_init(loop, &e->retry_timeout, 500);

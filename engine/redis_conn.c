@@ -144,10 +144,10 @@ static void on_watchdog(h2o_timeout_entry_t *entry)
     h2o_timeout_link(r->loop, &r->watchdog, &r->watchdog_entry);
 }
 
-tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_redis_url_t *url)
+tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
 {
     tk_redis_t *r = h2o_mem_alloc(sizeof(*r));
-    *r = (tk_redis_t){.loop = loop, .url = *url};
+    *r = (tk_redis_t){.loop = loop, .url = config->redis};
     for (int i = 0; i < BACKOFF_STEPS; ++i)
         h2o_timeout_init(loop, &r->backoff[i], 50u << i);
     r->reconnect_entry.cb = on_reconnect_timer;
@@ -199,4 +199,24 @@ size_t tk_redis_in_flight(const tk_redis_t *r)
 uint64_t tk_redis_round_trips(const tk_redis_t *r)
 {
     return __atomic_load_n(&r->round_trips, __ATOMIC_RELAXED);
+}
+
+int tk_redis_command_durable(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
+int tk_redis_ready(const tk_redis_t *r)
+{
+    return r->state == TK_REDIS_READY;
+}
+
+uint64_t tk_redis_redirects(const tk_redis_t *r)
+{
+    return 0;
+}
+
+uint64_t tk_redis_map_refreshes(const tk_redis_t *r)
+{
+    return 0;
 }
