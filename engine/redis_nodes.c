@@ -27,7 +27,7 @@ struct st_tk_redis_nodes_t {
     size_t nseeds;
     tk_slot_map_t map;
     redisContext *conns[TK_CLUSTER_MAX_MASTERS];
-    uint8_t reported[TK_CLUSTER_MAX_MASTERS]; /* counted as new by an earlier refresh */
+    uint8_t reported[TK_CLUSTER_MAX_MASTERS]; /* 0: not yet counted as new, 1: by the last refresh, 2: before */
     char names[TK_CLUSTER_MAX_MASTERS][272];
 };
 
@@ -54,6 +54,12 @@ static void drop(tk_redis_nodes_t *n, size_t i)
     if (n->conns[i] != NULL)
         redisFree(n->conns[i]);
     n->conns[i] = NULL;
+}
+
+/* a connection that is there and has not failed */
+static int usable(const tk_redis_nodes_t *n, size_t i)
+{
+    return i < n->map.nmasters && n->conns[i] != NULL && !n->conns[i]->err;
 }
 
 /* CLUSTER SLOTS of c into map; -1 with why in err */
@@ -174,23 +180,40 @@ int tk_redis_nodes_is_cluster(const tk_redis_nodes_t *n)
     return n->cluster;
 }
 
+int tk_redis_nodes_reconnect(tk_redis_nodes_t *n, char *err, size_t errsize)
+{
+    if (n->cluster)
+        return rebuild(n, err, errsize);
+    if (n->conns[0] != NULL && n->conns[0]->err)
+        drop(n, 0);
+    if (n->conns[0] == NULL && (n->conns[0] = tk_redis_sync_connect(&n->node_url, n->timeout_ms, err, errsize)) == NULL)
+        return -1;
+    return 0;
+}
+
 int tk_redis_nodes_refresh(tk_redis_nodes_t *n, char *err, size_t errsize)
 {
-    if (!n->cluster) {
-        if (n->conns[0] != NULL && n->conns[0]->err)
-            drop(n, 0);
-        if (n->conns[0] == NULL && (n->conns[0] = tk_redis_sync_connect(&n->node_url, n->timeout_ms, err, errsize)) == NULL)
-            return -1;
-        return 0;
-    }
-    if (rebuild(n, err, errsize) != 0)
+    if (tk_redis_nodes_reconnect(n, err, errsize) != 0)
         return -1;
     int fresh = 0;
-    for (size_t i = 0; i < n->map.nmasters; ++i) {
-        fresh += !n->reported[i];
-        n->reported[i] = 1;
+    for (size_t i = 0; n->cluster && i < n->map.nmasters; ++i) {
+        fresh += n->reported[i] == 0;
+        n->reported[i] = n->reported[i] == 0 ? 1 : 2;
     }
     return fresh;
+}
+
+int tk_redis_nodes_was_new(const tk_redis_nodes_t *n, size_t i)
+{
+    return i < n->map.nmasters && n->reported[i] == 1;
+}
+
+int tk_redis_nodes_complete(tk_redis_nodes_t *n)
+{
+    for (size_t i = 0; i < n->map.nmasters; ++i)
+        if (!usable(n, i))
+            return 0;
+    return 1;
 }
 
 size_t tk_redis_nodes_count(const tk_redis_nodes_t *n)
@@ -200,11 +223,7 @@ size_t tk_redis_nodes_count(const tk_redis_nodes_t *n)
 
 redisContext *tk_redis_nodes_at(tk_redis_nodes_t *n, size_t i)
 {
-    if (i >= n->map.nmasters)
-        return NULL;
-    if (n->conns[i] != NULL && n->conns[i]->err)
-        drop(n, i);
-    return n->conns[i];
+    return i < n->map.nmasters ? n->conns[i] : NULL;
 }
 
 const char *tk_redis_nodes_name(const tk_redis_nodes_t *n, size_t i)
@@ -215,6 +234,16 @@ const char *tk_redis_nodes_name(const tk_redis_nodes_t *n, size_t i)
 const tk_cluster_node_t *tk_redis_nodes_node(const tk_redis_nodes_t *n, size_t i)
 {
     return i < n->map.nmasters ? n->map.masters + i : NULL;
+}
+
+size_t tk_redis_nodes_slots(const tk_redis_nodes_t *n, size_t i)
+{
+    size_t count = 0;
+    for (size_t slot = 0; slot < TK_CLUSTER_SLOTS; ++slot) {
+        uint16_t owner = n->map.owner[slot];
+        count += owner == TK_CLUSTER_NO_OWNER || owner >= n->map.nmasters ? i == n->map.nmasters : owner == i;
+    }
+    return count;
 }
 
 static size_t owner_of_slot(const tk_redis_nodes_t *n, unsigned slot)
@@ -237,7 +266,7 @@ redisContext *tk_redis_nodes_for_key(tk_redis_nodes_t *n, const char *key, size_
 static size_t first_reachable(tk_redis_nodes_t *n)
 {
     for (size_t i = 0; i < n->map.nmasters; ++i)
-        if (tk_redis_nodes_at(n, i) != NULL)
+        if (usable(n, i))
             return i;
     return n->map.nmasters;
 }

@@ -27,13 +27,23 @@ int tk_redis_nodes_is_cluster(const tk_redis_nodes_t *n);
  * no call: the first refresh of a cluster reports every master, so a caller that loads
  * the function library onto new masters covers the ones it started with too. */
 int tk_redis_nodes_refresh(tk_redis_nodes_t *n, char *err, size_t errsize);
+/* whether the i-th master was counted as new by the last refresh */
+int tk_redis_nodes_was_new(const tk_redis_nodes_t *n, size_t i);
+/* The same re-read and reconnection, leaving the new masters to be counted by the next
+ * refresh (for a caller that only needs its connections back). 0, or -1 with err. */
+int tk_redis_nodes_reconnect(tk_redis_nodes_t *n, char *err, size_t errsize);
+/* 1 when every master has a connection that has not failed */
+int tk_redis_nodes_complete(tk_redis_nodes_t *n);
 
 size_t tk_redis_nodes_count(const tk_redis_nodes_t *n);
-/* the i-th master's connection, NULL while it is unreachable */
+/* the i-th master's connection, NULL while it is unreachable (one that failed since is
+ * returned as it is, err set, until a reconnect or refresh replaces it) */
 redisContext *tk_redis_nodes_at(tk_redis_nodes_t *n, size_t i);
 /* "host:port" of the i-th master */
 const char *tk_redis_nodes_name(const tk_redis_nodes_t *n, size_t i);
 const tk_cluster_node_t *tk_redis_nodes_node(const tk_redis_nodes_t *n, size_t i);
+/* how many slots the i-th master owns; i == tk_redis_nodes_count: how many no master owns */
+size_t tk_redis_nodes_slots(const tk_redis_nodes_t *n, size_t i);
 /* which master owns key (its index; tk_redis_nodes_count when no master owns its slot), and
  * that master's connection (NULL: unreachable or unowned) */
 size_t tk_redis_nodes_index_of(const tk_redis_nodes_t *n, const char *key, size_t len);
