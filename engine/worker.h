@@ -2,9 +2,9 @@
  * Worker threads for the blocking work that must never run on an event loop: admin
  * writes to PostgreSQL, reads that fall back to PostgreSQL. A loop thread submits a job;
  * a worker runs it with its own PostgreSQL connection and a connection to every Redis
- * master (engine/redis_nodes.h); the job's completion
- * is posted back to the submitting loop through h2o's multithread queue. The queue is
- * bounded: when it is full, submit fails and the caller answers 503.
+ * master (engine/redis_nodes.h); the job's completion is posted back to the submitting
+ * loop through h2o's multithread queue. The queue is bounded: when it is full, submit
+ * fails and the caller answers 503.
  */
 #ifndef TK_WORKER_H
 #define TK_WORKER_H
