@@ -73,7 +73,8 @@ static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
             continue;
         tk_shard_keys_t keys;
         tk_shard_keys(catalog->shards[i], &keys);
-        redisReply *r = redisCommand(w->conn.redis, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]);
+        redisReply *r = redisCommand(tk_redis_nodes_at(w->conn.redis, 0), "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM",
+                                     keys.names[TK_KEY_OB]);
         int ok =
             r != NULL && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0));
         freeReplyObject(r);
@@ -88,8 +89,9 @@ static void claim_abandoned(tk_writer_t *w)
     for (size_t i = 0; i < w->ngrouped; ++i) {
         tk_shard_keys_t keys;
         tk_shard_keys(w->grouped[i], &keys);
-        redisReply *r = redisCommand(w->conn.redis, "XAUTOCLAIM %s " TK_OUTBOX_GROUP " %s %d 0-0 COUNT %d JUSTID",
-                                     keys.names[TK_KEY_OB], w->consumer, TK_WRITER_CLAIM_IDLE_MS, BATCH_MAX);
+        redisReply *r =
+            redisCommand(tk_redis_nodes_at(w->conn.redis, 0), "XAUTOCLAIM %s " TK_OUTBOX_GROUP " %s %d 0-0 COUNT %d JUSTID",
+                         keys.names[TK_KEY_OB], w->consumer, TK_WRITER_CLAIM_IDLE_MS, BATCH_MAX);
         if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY &&
             r->element[1]->elements != 0) {
             tk_log_info("writer", "claimed %zu abandoned outbox entries of shard %s", r->element[1]->elements, w->grouped[i]);
@@ -183,7 +185,7 @@ static int read_entries(tk_writer_t *w)
     }
     for (size_t i = 0; i < n; ++i)
         argv[argc++] = w->pending_mode ? "0" : ">";
-    redisReply *r = redisCommandArgv(w->conn.redis, (int)argc, argv, NULL);
+    redisReply *r = redisCommandArgv(tk_redis_nodes_at(w->conn.redis, 0), (int)argc, argv, NULL);
     free(argv);
     free(keys);
     if (r == NULL)
@@ -257,13 +259,13 @@ static int acknowledge(tk_writer_t *w)
         }
         snprintf(nids_text, sizeof(nids_text), "%zu", nids);
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
-        redisReply *r = redisCommandArgv(w->conn.redis, (int)argc, argv, argvlen);
+        redisReply *r = redisCommandArgv(tk_redis_nodes_at(w->conn.redis, 0), (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
         ++counts.ack_calls;
         publish_counts();
         if (!ok)
             tk_log_error("writer", "acknowledging shard %s failed: %s", shard,
-                         r == NULL                      ? w->conn.redis->errstr
+                         r == NULL                      ? tk_redis_nodes_at(w->conn.redis, 0)->errstr
                          : r->type == REDIS_REPLY_ERROR ? r->str
                                                         : "unexpected reply");
         freeReplyObject(r);
