@@ -30,17 +30,11 @@ int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
         return -1;
     if (conn->redis == NULL && (conn->redis = tk_redis_nodes_open(conn->config, 2000, err, errsize)) == NULL)
         return -1;
-    if (!tk_redis_nodes_complete(conn->redis)) {
-        /* a master restarted, failed over or moved: read the map again and reconnect */
-        if (tk_redis_nodes_reconnect(conn->redis, err, errsize) != 0)
-            return -1;
-        for (size_t i = 0; i < tk_redis_nodes_count(conn->redis); ++i) {
-            if (tk_redis_nodes_at(conn->redis, i) == NULL) {
-                snprintf(err, errsize, "Redis master %s is unreachable", tk_redis_nodes_name(conn->redis, i));
-                return -1;
-            }
-        }
-    }
+    /* A master restarted, failed over or moved: read the map again and reconnect. One
+     * that stays unreachable fails only the commands sent to it, not jobs that need
+     * PostgreSQL or another master (during a failover, most of them). */
+    if (!tk_redis_nodes_complete(conn->redis) && tk_redis_nodes_reconnect(conn->redis, err, errsize) != 0)
+        return -1;
     return 0;
 }
 
