@@ -676,6 +676,43 @@ START_TEST(tryagain_is_retried_until_the_migration_ends)
 }
 END_TEST
 
+/* 4c. The same wait when A answers ASK and B, asked, answers TRYAGAIN (a multi-key command
+ * whose keys have all left A, one of them not existing yet — a hold being created, say):
+ * each round is a retry within the budget, not a redirect loop, so the command waits for
+ * the migration to end as in 4a instead of being given up after a few hops. */
+START_TEST(tryagain_after_ask_is_retried_until_the_migration_ends)
+{
+    start_router();
+    char tag[64], a[96], b[96], absent[96];
+    unsigned slot;
+    start_half_migration(tag, &slot, a, b);
+    snprintf(absent, sizeof(absent), "tk-test:%s:absent", tag);
+    redisReply *r = on_node(masters[0], "MGET %s %s", a, absent);
+    ck_assert_msg(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0, "A answered MGET with %d %s", r->type,
+                  r->str != NULL ? r->str : "");
+    freeReplyObject(r);
+
+    h2o_timeout_t wait;
+    h2o_timeout_init(loop, &wait, 600);
+    finisher_t f = {.entry = {.cb = on_finish_migration}, .slot = slot};
+    h2o_timeout_link(loop, &wait, &f.entry);
+    result_t res = {0};
+    int64_t t0 = tk_time_mono_ms();
+    ck_assert_int_eq(send_mget(&res, a, absent), 0);
+    ck_assert_msg(run_until(&res.calls, 5000), "MGET: no callback in 5 s");
+    ck_assert_msg(!res.null, "MGET: NULL after %lld ms, before the migration ended at 600 ms", (long long)(res.at_ms - t0));
+    ck_assert_int_eq(f.fired, 1);
+    ck_assert_int_eq(res.type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(res.elements, 2);
+    ck_assert_str_eq(res.element[0], "va");
+    ck_assert_str_eq(res.element[1], "(nil)");
+
+    restore_slot(slot);
+    del_direct(a);
+    del_direct(b);
+}
+END_TEST
+
 /* 4b. A migration left half done: the MGET is retried within its budget (~2 s) and then
  * answered NULL — once, and never later than ~2.5 s. */
 START_TEST(tryagain_gives_up_within_the_budget)
@@ -799,6 +836,7 @@ int main(void)
         add_case(s, "moved", moved_slot_is_followed, 1);
         add_case(s, "ask", asked_key_is_read_from_the_importing_node, 1);
         add_case(s, "tryagain_retried", tryagain_is_retried_until_the_migration_ends, 1);
+        add_case(s, "tryagain_after_ask", tryagain_after_ask_is_retried_until_the_migration_ends, 1);
         add_case(s, "tryagain_budget", tryagain_gives_up_within_the_budget, 1);
         add_case(s, "storm", refresh_storm_is_throttled, 1);
     }
