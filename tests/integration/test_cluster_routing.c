@@ -40,7 +40,8 @@ typedef struct st_node_t {
     char id[64];
     int master;
     redisContext *c;
-    pid_t owner; /* the process c belongs to (check forks a child per test) */
+    pid_t owner;             /* the process c belongs to (check forks a child per test) */
+    redisContext *inherited; /* in a test's child, the parent's c: kept (reachable), never used */
 } node_t;
 
 static node_t nodes[MAX_NODES];
@@ -52,10 +53,13 @@ static uint16_t home[TK_CLUSTER_SLOTS]; /* the master owning each slot at start 
 static redisContext *conn(size_t i)
 {
     node_t *n = &nodes[i];
-    if (n->c != NULL && (n->owner != getpid() || n->c->err)) {
-        if (n->owner == getpid())
-            redisFree(n->c);
-        n->c = NULL; /* the parent's: not ours to use or free */
+    if (n->c != NULL && n->owner != getpid()) {
+        n->inherited = n->c; /* the parent's socket: not ours to use or close */
+        n->c = NULL;
+    }
+    if (n->c != NULL && n->c->err) {
+        redisFree(n->c);
+        n->c = NULL;
     }
     if (n->c == NULL) {
         struct timeval tv = {5, 0};
