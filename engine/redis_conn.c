@@ -274,6 +274,11 @@ static redisReply *error_reply(const char *text)
     return rep;
 }
 
+/* The command waits RETRY_DELAY_MS and is routed again, unless its budget is spent. The
+ * redirect cap counts hops between two waits: it stops a MOVED ping-pong that never waits,
+ * while a command that keeps waiting (ASK to a node that answers TRYAGAIN, every round of a
+ * migration) is bounded by the budget, as TRYAGAIN promises, not cut off after MAX_REDIRECTS
+ * rounds (~250 ms). */
 static void retry_later(tk_redis_cmd_t *cmd)
 {
     tk_redis_t *r = cmd->r;
@@ -281,6 +286,7 @@ static void retry_later(tk_redis_cmd_t *cmd)
         finish(cmd, NULL);
         return;
     }
+    cmd->redirects = 0;
     __atomic_fetch_add(&r->waiting, 1, __ATOMIC_RELAXED);
     h2o_timeout_link(r->loop, &r->retry_timeout, &cmd->retry);
 }
