@@ -73,6 +73,7 @@ struct st_tk_redis_t {
     int have_map;
     tk_slot_map_t *scratch; /* the map being read */
     int refreshing, refresh_wanted;
+    int refresh_again; /* asked for while a read was under way: its map may predate the reason */
     uint16_t refresh_node;
     size_t next_ask; /* round robin of the node asked for the map */
     int64_t last_refresh_ms;
@@ -152,7 +153,9 @@ static void on_slots(redisReply *reply, void *data)
 {
     tk_redis_t *r = data;
     char err[256];
+    int again = r->refresh_again;
     r->refreshing = 0;
+    r->refresh_again = 0;
     const char *asked = tk_redis_link_url(r->nodes[r->refresh_node].link)->host;
     if (reply == NULL || tk_slot_map_parse(r->scratch, reply, asked, err, sizeof(err)) != 0) {
         if (reply != NULL)
@@ -162,25 +165,30 @@ static void on_slots(redisReply *reply, void *data)
     }
     r->refresh_wanted = 0;
     apply_map(r, r->scratch);
+    if (again)
+        request_refresh(r);
 }
 
-/* asks a ready node for the map: masters first, then any node, round robin */
+/* asks a ready node for the map, round robin: a master first (a replica may not have
+ * heard of a resharding yet), any node when no master answers */
 static void start_refresh(tk_redis_t *r)
 {
     static const char *argv[] = {"CLUSTER", "SLOTS"};
     static const size_t argvlen[] = {7, 5};
-    for (size_t k = 0; k < r->nnodes; ++k) {
-        size_t i = (r->next_ask + k) % r->nnodes;
-        if (!tk_redis_link_is_ready(r->nodes[i].link))
-            continue;
-        if (tk_redis_link_send(r->nodes[i].link, on_slots, r, 2, argv, argvlen) != 0)
-            continue;
-        r->next_ask = i + 1;
-        r->refresh_node = (uint16_t)i;
-        r->refreshing = 1;
-        r->last_refresh_ms = tk_time_mono_ms();
-        __atomic_fetch_add(&r->refreshes, 1, __ATOMIC_RELAXED);
-        return;
+    for (int masters_only = 1; masters_only >= 0; --masters_only) {
+        for (size_t k = 0; k < r->nnodes; ++k) {
+            size_t i = (r->next_ask + k) % r->nnodes;
+            if ((masters_only && !r->nodes[i].owns_slots) || !tk_redis_link_is_ready(r->nodes[i].link))
+                continue;
+            if (tk_redis_link_send(r->nodes[i].link, on_slots, r, 2, argv, argvlen) != 0)
+                continue;
+            r->next_ask = i + 1;
+            r->refresh_node = (uint16_t)i;
+            r->refreshing = 1;
+            r->last_refresh_ms = tk_time_mono_ms();
+            __atomic_fetch_add(&r->refreshes, 1, __ATOMIC_RELAXED);
+            return;
+        }
     }
     /* no node is up: the first link that becomes ready asks (on_link_ready) */
 }
@@ -188,6 +196,8 @@ static void start_refresh(tk_redis_t *r)
 static void request_refresh(tk_redis_t *r)
 {
     r->refresh_wanted = 1;
+    if (r->refreshing)
+        r->refresh_again = 1;
     if (r->refreshing || h2o_timeout_is_linked(&r->throttle_entry))
         return;
     if (tk_time_mono_ms() - r->last_refresh_ms >= REFRESH_MIN_MS)
