@@ -7,7 +7,8 @@
  * backlog waits in Redis and sales go on; the writer never touches an HTTP thread. A
  * record PostgreSQL refuses for its data goes to the shard's dead-letter stream. The
  * writer pushes its counters into engine/metrics (tk_metrics_set_writer); metrics
- * never calls the writer.
+ * never calls the writer. On Redis Cluster it reads every master (engine/writer_outbox.h)
+ * and commits nothing a replica has not confirmed.
  */
 #ifndef TK_WRITER_H
 #define TK_WRITER_H
@@ -16,6 +17,9 @@
 
 #define TK_WRITER_CLAIM_IDLE_MS 10000
 #define TK_WRITER_FORGET_GRACE_MS 60000
+/* On Redis Cluster, how long the writer waits for a replica of a master to confirm the
+ * outbox entries it read there before it commits them (WAIT 1 this). */
+#define TK_WRITER_WAIT_MS 1000
 
 int tk_writer_start(const tk_config_t *config);
 /* drains what it can for up to timeout_ms, then stops the thread */
