@@ -153,13 +153,19 @@ char *tk_metrics_render(size_t *len)
     tk_metrics_emit_counter(t, "ticketd_waitroom_refusals_total",
                             "Reservations refused for a missing, forged, expired or used admission.", SUM(m->wr_refusals));
 
-    uint64_t round_trips = 0, depth = 0;
+    uint64_t round_trips = 0, depth = 0, redirects = 0, refreshes = 0;
     for (size_t i = 0; i < n; ++i) {
         if (threads[i]->redis != NULL) {
             round_trips += tk_redis_round_trips(threads[i]->redis);
             depth += tk_redis_in_flight(threads[i]->redis);
+            redirects += tk_redis_redirects(threads[i]->redis);
+            refreshes += tk_redis_map_refreshes(threads[i]->redis);
         }
     }
+    tk_metrics_emit_counter(t, "ticketd_redis_redirects_total", "Redis Cluster MOVED and ASK replies followed by the loop threads.",
+                            redirects);
+    tk_metrics_emit_counter(t, "ticketd_redis_slot_map_refreshes_total", "Redis Cluster slot maps read by the loop threads.",
+                            refreshes);
     tk_metrics_emit_counter(t, "ticketd_redis_commands_total", "Commands sent on the loop threads' pipelined Redis connections.",
                             round_trips);
     tk_metrics_emit(t,

@@ -1,199 +1,522 @@
 /*
- * Connection state machine: DOWN → CONNECTING → (PING answers PONG) → READY →
- * (error) → DOWN, with the reconnect delay doubling from 50 ms to 3.2 s and reset on
- * success. A Redis that accepts connections while still loading its AOF answers PING
- * with LOADING: the connection is dropped and retried, so no command is sent before
- * Redis can run it. Per-command
- * bookkeeping lives in a free list owned by the connection, so sending a command does
- * not allocate once the list is warm.
+ * The router. On a single Redis it is one link (engine/redis_link.h) and adds nothing to
+ * a command's path. On Redis Cluster it keeps a node per master it has heard of, each
+ * with a link for ordinary commands and one for durable ones, and the owner of every
+ * slot. A command is formatted once (RESP) and kept until its final reply, so that it
+ * can be sent again:
+ *   MOVED        the slot's owner is updated at once, the map re-read, the command resent;
+ *   ASK          ASKING and the command go to the importing node, the map is unchanged;
+ *   TRYAGAIN,    the command waits RETRY_DELAY_MS and is routed again, until
+ *   CLUSTERDOWN  RETRY_BUDGET_MS after it was first sent; then its caller gets NULL (503);
+ *   lost link    the caller gets NULL at once: the command may have run, and only the
+ *                caller (through Idempotency-Keys) can tell whether to repeat it.
+ * A command whose owner is down when it is first sent is refused (-1, 503 at once).
+ * The map is re-read with CLUSTER SLOTS after a redirect, a lost connection or a
+ * CLUSTERDOWN, and every REFRESH_PERIOD_MS; one read at a time, at most one per
+ * REFRESH_MIN_MS however many commands ask, so a failover does not become a storm.
+ * A durable command runs on the master's second link and its reply is held until
+ * WAIT 1 confirms a replica has the write, so that the ordinary pipeline never queues
+ * behind a WAIT.
  */
 #include "engine/redis_conn.h"
+#include "engine/cluster_slots.h"
 #include "engine/log.h"
-#include "engine/redis_h2o.h"
+#include "engine/redis_link.h"
 #include "engine/timefmt.h"
 
-#include <hiredis/async.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define BACKOFF_STEPS 7 /* 50 ms … 3.2 s */
-#define STALL_LIMIT_MS 3000
+#define MAX_NODES (2 * TK_CLUSTER_MAX_MASTERS) /* nodes ever heard of: masters, seeds, promoted replicas */
+#define MAX_REDIRECTS 5
+#define RETRY_DELAY_MS 50
+#define RETRY_BUDGET_MS 2000
+#define REFRESH_MIN_MS 100
+#define REFRESH_PERIOD_MS 5000
+#define NO_NODE UINT16_MAX
+#define NO_SLOT UINT32_MAX
 
-typedef enum en_tk_redis_state_t { TK_REDIS_DOWN, TK_REDIS_CONNECTING, TK_REDIS_READY } tk_redis_state_t;
+static const char ASKING_RESP[] = "*1\r\n$6\r\nASKING\r\n";
+static const char WAIT_RESP[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n500\r\n"; /* one replica, 500 ms */
 
-typedef struct st_tk_redis_pending_t {
-    tk_redis_t *conn;
+typedef struct st_tk_redis_node_t {
+    tk_redis_link_t *link;    /* ordinary commands */
+    tk_redis_link_t *durable; /* commands followed by WAIT; made once the node is a master */
+    unsigned nreplicas;       /* replicas the latest map lists for it */
+    int owns_slots;           /* a master in the latest map */
+} tk_redis_node_t;
+
+typedef struct st_tk_redis_cmd_t {
+    tk_redis_t *r;
     tk_redis_cb cb;
     void *data;
-    struct st_tk_redis_pending_t *next_free;
-} tk_redis_pending_t;
+    char *resp; /* the command in RESP, kept for resending */
+    size_t len;
+    uint32_t slot; /* NO_SLOT: keyless */
+    uint16_t node; /* where it was last sent */
+    uint16_t redirects;
+    int durable;
+    int64_t give_up_ms;
+    redisReply *held; /* durable: the command's reply while WAIT runs */
+    h2o_timeout_entry_t retry;
+    struct st_tk_redis_cmd_t *next_free;
+} tk_redis_cmd_t;
 
 struct st_tk_redis_t {
     h2o_loop_t *loop;
-    tk_redis_url_t url;
-    redisAsyncContext *ac;
-    tk_redis_state_t state;
-    size_t in_flight;
-    uint64_t round_trips;
-    int64_t last_progress_ms;
-    int backoff_step;
-    tk_redis_pending_t *free_list;
-    h2o_timeout_t backoff[BACKOFF_STEPS];
-    h2o_timeout_entry_t reconnect_entry;
-    h2o_timeout_t watchdog;
-    h2o_timeout_entry_t watchdog_entry;
+    const tk_config_t *config;
+    int cluster;
+    tk_redis_node_t nodes[MAX_NODES];
+    size_t nnodes; /* read by the metrics scrape: stored with release after the node is set */
+    uint16_t owner[TK_CLUSTER_SLOTS];
+    size_t uncovered; /* slots the latest map gives no owner */
+    int have_map;
+    tk_slot_map_t *scratch; /* the map being read */
+    int refreshing, refresh_wanted;
+    uint16_t refresh_node;
+    size_t next_ask; /* round robin of the node asked for the map */
+    int64_t last_refresh_ms;
+    h2o_timeout_t retry_timeout, throttle_timeout, period_timeout;
+    h2o_timeout_entry_t throttle_entry, period_entry;
+    tk_redis_cmd_t *free_cmds;
+    size_t waiting; /* commands between two sends (retry timer) */
+    uint64_t round_trips, redirects, refreshes;
 };
 
-static void start_connect(tk_redis_t *r);
+static void request_refresh(tk_redis_t *r);
+static void route(tk_redis_cmd_t *cmd);
 
-static void schedule_reconnect(tk_redis_t *r)
+/* ---- nodes ------------------------------------------------------------------------ */
+
+static void on_link_ready(void *owner)
 {
-    r->ac = NULL;
-    r->state = TK_REDIS_DOWN;
-    if (h2o_timeout_is_linked(&r->reconnect_entry))
+    tk_redis_t *r = owner;
+    if (!r->have_map || r->refresh_wanted)
+        request_refresh(r);
+}
+
+/* the node at host:port, made (and its link started) when new; NO_NODE when the table is full */
+static uint16_t node_at(tk_redis_t *r, const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < r->nnodes; ++i) {
+        const tk_redis_url_t *u = tk_redis_link_url(r->nodes[i].link);
+        if (u->port == port && strcmp(u->host, host) == 0)
+            return (uint16_t)i;
+    }
+    if (r->nnodes == MAX_NODES) {
+        tk_log_error("redis", "cluster: more than %d nodes heard of; ignoring %s:%u", MAX_NODES, host, port);
+        return NO_NODE;
+    }
+    tk_redis_url_t url = r->config->cluster_seeds[0]; /* the password, db 0 */
+    snprintf(url.host, sizeof(url.host), "%s", host);
+    url.port = port;
+    size_t i = r->nnodes;
+    r->nodes[i] = (tk_redis_node_t){.link = tk_redis_link_create(r->loop, &url, on_link_ready, r)};
+    __atomic_store_n(&r->nnodes, i + 1, __ATOMIC_RELEASE);
+    return (uint16_t)i;
+}
+
+static void make_master(tk_redis_t *r, uint16_t i, unsigned nreplicas)
+{
+    tk_redis_node_t *n = r->nodes + i;
+    n->owns_slots = 1;
+    n->nreplicas = nreplicas;
+    if (n->durable == NULL)
+        __atomic_store_n(&n->durable, tk_redis_link_create(r->loop, tk_redis_link_url(n->link), NULL, NULL), __ATOMIC_RELEASE);
+}
+
+/* ---- the slot map ----------------------------------------------------------------- */
+
+static void apply_map(tk_redis_t *r, const tk_slot_map_t *map)
+{
+    uint16_t node_of[TK_CLUSTER_MAX_MASTERS];
+    for (size_t i = 0; i < r->nnodes; ++i)
+        r->nodes[i].owns_slots = 0;
+    for (size_t m = 0; m < map->nmasters; ++m) {
+        node_of[m] = node_at(r, map->masters[m].host, map->masters[m].port);
+        if (node_of[m] != NO_NODE)
+            make_master(r, node_of[m], map->masters[m].nreplicas);
+    }
+    r->uncovered = 0;
+    for (size_t s = 0; s < TK_CLUSTER_SLOTS; ++s) {
+        uint16_t o = map->owner[s] == TK_CLUSTER_NO_OWNER ? NO_NODE : node_of[map->owner[s]];
+        r->owner[s] = o;
+        r->uncovered += o == NO_NODE;
+    }
+    if (!r->have_map)
+        tk_log_info("redis", "cluster: slot map read, %zu masters", map->nmasters);
+    r->have_map = 1;
+}
+
+static void on_slots(redisReply *reply, void *data)
+{
+    tk_redis_t *r = data;
+    char err[256];
+    r->refreshing = 0;
+    const char *asked = tk_redis_link_url(r->nodes[r->refresh_node].link)->host;
+    if (reply == NULL || tk_slot_map_parse(r->scratch, reply, asked, err, sizeof(err)) != 0) {
+        if (reply != NULL)
+            tk_log_warn("redis", "cluster: unusable CLUSTER SLOTS reply: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : err);
+        request_refresh(r); /* from another node, after the throttle */
         return;
-    h2o_timeout_link(r->loop, &r->backoff[r->backoff_step], &r->reconnect_entry);
-    if (r->backoff_step < BACKOFF_STEPS - 1)
-        ++r->backoff_step;
+    }
+    r->refresh_wanted = 0;
+    apply_map(r, r->scratch);
 }
 
-static void on_reconnect_timer(h2o_timeout_entry_t *entry)
+/* asks a ready node for the map: masters first, then any node, round robin */
+static void start_refresh(tk_redis_t *r)
 {
-    tk_redis_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_t, reconnect_entry, entry);
-    start_connect(r);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    tk_redis_t *r = ac->data;
-    if (status != REDIS_OK) {
-        tk_log_warn("redis", "cannot connect to %s:%u: %s", r->url.host, r->url.port, ac->errstr);
-        schedule_reconnect(r);
+    static const char *argv[] = {"CLUSTER", "SLOTS"};
+    static const size_t argvlen[] = {7, 5};
+    for (size_t k = 0; k < r->nnodes; ++k) {
+        size_t i = (r->next_ask + k) % r->nnodes;
+        if (!tk_redis_link_is_ready(r->nodes[i].link))
+            continue;
+        if (tk_redis_link_send(r->nodes[i].link, on_slots, r, 2, argv, argvlen) != 0)
+            continue;
+        r->next_ask = i + 1;
+        r->refresh_node = (uint16_t)i;
+        r->refreshing = 1;
+        r->last_refresh_ms = tk_time_mono_ms();
+        __atomic_fetch_add(&r->refreshes, 1, __ATOMIC_RELAXED);
         return;
     }
-    /* READY once PING answers PONG (see on_ready_ping) */
+    /* no node is up: the first link that becomes ready asks (on_link_ready) */
 }
 
-static void on_ready_ping(redisAsyncContext *ac, void *reply, void *privdata)
+static void request_refresh(tk_redis_t *r)
 {
-    tk_redis_t *r = ac->data;
-    redisReply *rep = reply;
-    if (rep == NULL)
-        return; /* the connection failed; on_disconnect reconnects */
-    if (rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "PONG") != 0) {
-        tk_log_warn("redis", "%s:%u is not ready (%s); retrying", r->url.host, r->url.port,
-                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        redisAsyncDisconnect(ac);
+    r->refresh_wanted = 1;
+    if (r->refreshing || h2o_timeout_is_linked(&r->throttle_entry))
         return;
-    }
-    if (r->backoff_step != 0)
-        tk_log_info("redis", "connected to %s:%u", r->url.host, r->url.port);
-    r->state = TK_REDIS_READY;
-    r->backoff_step = 0;
-    r->last_progress_ms = tk_time_mono_ms();
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    tk_redis_t *r = ac->data;
-    tk_log_warn("redis", "connection to %s:%u lost: %s", r->url.host, r->url.port, status == REDIS_OK ? "closed" : ac->errstr);
-    schedule_reconnect(r);
-}
-
-static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    redisReply *rep = reply;
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
-        tk_log_error("redis", "connection set-up refused: %s", rep->str);
-        redisAsyncDisconnect(ac);
-    }
-}
-
-static void start_connect(tk_redis_t *r)
-{
-    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
-    if (ac == NULL || ac->err) {
-        tk_log_warn("redis", "cannot connect to %s:%u: %s", r->url.host, r->url.port, ac != NULL ? ac->errstr : "out of memory");
-        if (ac != NULL)
-            redisAsyncFree(ac);
-        schedule_reconnect(r);
-        return;
-    }
-    ac->data = r;
-    tk_redis_h2o_attach(ac, r->loop);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    r->ac = ac;
-    r->state = TK_REDIS_CONNECTING;
-    /* queued now, sent first once connected */
-    if (r->url.password[0] != '\0')
-        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", r->url.password);
-    if (r->url.db != 0)
-        redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", r->url.db);
-    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
-}
-
-/* Drops a connection whose oldest command has waited too long, so callers get an
- * answer (503) instead of hanging on a Redis that stopped responding. */
-static void on_watchdog(h2o_timeout_entry_t *entry)
-{
-    tk_redis_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_t, watchdog_entry, entry);
-    if (r->state == TK_REDIS_READY && tk_redis_in_flight(r) != 0 && tk_time_mono_ms() - r->last_progress_ms > STALL_LIMIT_MS) {
-        tk_log_error("redis", "no reply for %d ms with %zu commands in flight; reconnecting", STALL_LIMIT_MS, r->in_flight);
-        redisAsyncDisconnect(r->ac);
-    }
-    h2o_timeout_link(r->loop, &r->watchdog, &r->watchdog_entry);
-}
-
-tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
-{
-    tk_redis_t *r = h2o_mem_alloc(sizeof(*r));
-    *r = (tk_redis_t){.loop = loop, .url = config->redis};
-    for (int i = 0; i < BACKOFF_STEPS; ++i)
-        h2o_timeout_init(loop, &r->backoff[i], 50u << i);
-    r->reconnect_entry.cb = on_reconnect_timer;
-    h2o_timeout_init(loop, &r->watchdog, 1000);
-    r->watchdog_entry.cb = on_watchdog;
-    h2o_timeout_link(loop, &r->watchdog, &r->watchdog_entry);
-    start_connect(r);
-    return r;
-}
-
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    tk_redis_pending_t *p = privdata;
-    tk_redis_t *r = p->conn;
-    __atomic_fetch_sub(&r->in_flight, 1, __ATOMIC_RELAXED);
-    r->last_progress_ms = tk_time_mono_ms();
-    p->cb(reply, p->data);
-    p->next_free = r->free_list;
-    r->free_list = p;
-}
-
-int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
-{
-    if (r->state != TK_REDIS_READY)
-        return -1;
-    tk_redis_pending_t *p = r->free_list;
-    if (p != NULL)
-        r->free_list = p->next_free;
+    if (tk_time_mono_ms() - r->last_refresh_ms >= REFRESH_MIN_MS)
+        start_refresh(r);
     else
-        p = h2o_mem_alloc(sizeof(*p));
-    *p = (tk_redis_pending_t){.conn = r, .cb = cb, .data = data};
-    if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
-        p->next_free = r->free_list;
-        r->free_list = p;
+        h2o_timeout_link(r->loop, &r->throttle_timeout, &r->throttle_entry);
+}
+
+static void on_throttle(h2o_timeout_entry_t *entry)
+{
+    tk_redis_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_t, throttle_entry, entry);
+    if (r->refresh_wanted && !r->refreshing)
+        start_refresh(r);
+}
+
+static void on_period(h2o_timeout_entry_t *entry)
+{
+    tk_redis_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_t, period_entry, entry);
+    h2o_timeout_link(r->loop, &r->period_timeout, &r->period_entry);
+    request_refresh(r);
+}
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static tk_redis_cmd_t *cmd_alloc(tk_redis_t *r)
+{
+    tk_redis_cmd_t *cmd = r->free_cmds;
+    if (cmd != NULL)
+        r->free_cmds = cmd->next_free;
+    else
+        cmd = h2o_mem_alloc(sizeof(*cmd));
+    return cmd;
+}
+
+static void cmd_free(tk_redis_cmd_t *cmd)
+{
+    tk_redis_t *r = cmd->r;
+    free(cmd->resp);
+    if (cmd->held != NULL)
+        freeReplyObject(cmd->held);
+    cmd->next_free = r->free_cmds;
+    r->free_cmds = cmd;
+}
+
+static void finish(tk_redis_cmd_t *cmd, redisReply *reply)
+{
+    cmd->cb(reply, cmd->data);
+    cmd_free(cmd);
+}
+
+static redisReply *copy_reply(const redisReply *src)
+{
+    redisReply *dst = calloc(1, sizeof(*dst));
+    if (dst == NULL)
+        h2o_fatal("no memory");
+    dst->type = src->type;
+    dst->integer = src->integer;
+    if (src->str != NULL) {
+        dst->str = malloc(src->len + 1);
+        if (dst->str == NULL)
+            h2o_fatal("no memory");
+        memcpy(dst->str, src->str, src->len);
+        dst->str[src->len] = '\0';
+        dst->len = src->len;
+    }
+    if (src->type == REDIS_REPLY_ARRAY && src->elements != 0) {
+        dst->element = calloc(src->elements, sizeof(*dst->element));
+        if (dst->element == NULL)
+            h2o_fatal("no memory");
+        dst->elements = src->elements;
+        for (size_t i = 0; i < src->elements; ++i)
+            dst->element[i] = copy_reply(src->element[i]);
+    }
+    return dst;
+}
+
+static redisReply *error_reply(const char *text)
+{
+    redisReply *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL || (rep->str = strdup(text)) == NULL)
+        h2o_fatal("no memory");
+    rep->type = REDIS_REPLY_ERROR;
+    rep->len = strlen(text);
+    return rep;
+}
+
+static void retry_later(tk_redis_cmd_t *cmd)
+{
+    tk_redis_t *r = cmd->r;
+    if (tk_time_mono_ms() >= cmd->give_up_ms) {
+        finish(cmd, NULL);
+        return;
+    }
+    __atomic_fetch_add(&r->waiting, 1, __ATOMIC_RELAXED);
+    h2o_timeout_link(r->loop, &r->retry_timeout, &cmd->retry);
+}
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    tk_redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(tk_redis_cmd_t, retry, entry);
+    __atomic_fetch_sub(&cmd->r->waiting, 1, __ATOMIC_RELAXED);
+    route(cmd);
+}
+
+static void on_waited(redisReply *reply, void *data)
+{
+    tk_redis_cmd_t *cmd = data;
+    tk_redis_node_t *n = cmd->r->nodes + cmd->node;
+    if (reply == NULL) {
+        finish(cmd, NULL);
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 1 && n->nreplicas > 0) {
+        redisReply *refused = error_reply("NOREPLICA the write reached no replica in time");
+        finish(cmd, refused);
+        freeReplyObject(refused);
+    } else {
+        finish(cmd, cmd->held);
+    }
+}
+
+static void on_asking(redisReply *reply, void *data)
+{
+    /* OK, or the command after it fails and says why */
+}
+
+/* A reply to a routed command: the answer, or a redirect to follow. */
+static void on_routed(redisReply *reply, void *data)
+{
+    tk_redis_cmd_t *cmd = data;
+    tk_redis_t *r = cmd->r;
+    tk_redirect_t to;
+    if (reply == NULL) {
+        request_refresh(r);
+        finish(cmd, NULL);
+        return;
+    }
+    switch (tk_cluster_redirect(reply, &to)) {
+    case TK_REDIRECT_NONE:
+        if (cmd->durable && reply->type != REDIS_REPLY_ERROR) {
+            cmd->held = copy_reply(reply);
+            if (tk_redis_link_send_formatted(r->nodes[cmd->node].durable, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
+                finish(cmd, NULL);
+            return;
+        }
+        finish(cmd, reply);
+        return;
+    case TK_REDIRECT_MOVED:
+    case TK_REDIRECT_ASK:
+        __atomic_fetch_add(&r->redirects, 1, __ATOMIC_RELAXED);
+        if (++cmd->redirects > MAX_REDIRECTS) {
+            tk_log_warn("redis", "cluster: slot %u redirected %d times; giving up on the command", cmd->slot, MAX_REDIRECTS);
+            finish(cmd, NULL);
+            return;
+        }
+        break;
+    case TK_REDIRECT_TRYAGAIN:
+        retry_later(cmd);
+        return;
+    case TK_REDIRECT_CLUSTERDOWN:
+        request_refresh(r);
+        retry_later(cmd);
+        return;
+    }
+    const char *host = to.host[0] != '\0' ? to.host : tk_redis_link_url(r->nodes[cmd->node].link)->host;
+    uint16_t target = node_at(r, host, to.port);
+    if (target == NO_NODE) {
+        finish(cmd, NULL);
+        return;
+    }
+    if (to.kind == TK_REDIRECT_MOVED) {
+        if (to.slot < TK_CLUSTER_SLOTS)
+            r->owner[to.slot] = target;
+        make_master(r, target, r->nodes[target].nreplicas);
+        request_refresh(r);
+        route(cmd);
+        return;
+    }
+    /* ASK: once, at the importing node, on the link the command needs */
+    tk_redis_link_t *link = cmd->durable ? r->nodes[target].durable : r->nodes[target].link;
+    if (link == NULL || !tk_redis_link_is_ready(link)) {
+        retry_later(cmd); /* routed again then; the migration may be over */
+        return;
+    }
+    cmd->node = target;
+    if (tk_redis_link_send_formatted(link, on_asking, NULL, ASKING_RESP, sizeof(ASKING_RESP) - 1) != 0 ||
+        tk_redis_link_send_formatted(link, on_routed, cmd, cmd->resp, cmd->len) != 0) {
+        finish(cmd, NULL);
+        return;
+    }
+    __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
+}
+
+/* the node a command for slot goes to: its owner, or for a keyless command any master that is up */
+static uint16_t pick(const tk_redis_t *r, uint32_t slot)
+{
+    if (slot != NO_SLOT)
+        return r->have_map ? r->owner[slot] : NO_NODE;
+    for (size_t i = 0; i < r->nnodes; ++i)
+        if ((r->nodes[i].owns_slots || !r->have_map) && tk_redis_link_is_ready(r->nodes[i].link))
+            return (uint16_t)i;
+    return NO_NODE;
+}
+
+static tk_redis_link_t *link_for(const tk_redis_t *r, uint16_t node, int durable)
+{
+    if (node == NO_NODE)
+        return NULL;
+    tk_redis_link_t *link = durable ? r->nodes[node].durable : r->nodes[node].link;
+    return link != NULL && tk_redis_link_is_ready(link) ? link : NULL;
+}
+
+/* (Re)sends cmd to the owner of its slot; waits and retries while there is none. */
+static void route(tk_redis_cmd_t *cmd)
+{
+    tk_redis_t *r = cmd->r;
+    uint16_t node = pick(r, cmd->slot);
+    tk_redis_link_t *link = link_for(r, node, cmd->durable);
+    if (link == NULL || tk_redis_link_send_formatted(link, on_routed, cmd, cmd->resp, cmd->len) != 0) {
+        request_refresh(r);
+        retry_later(cmd);
+        return;
+    }
+    cmd->node = node;
+    __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
+}
+
+static int send_routed(tk_redis_t *r, tk_redis_cb cb, void *data, int durable, int argc, const char **argv, const size_t *argvlen)
+{
+    const char *key;
+    size_t keylen;
+    uint32_t slot = tk_cluster_command_key(argc, argv, argvlen, &key, &keylen) == 0 ? tk_cluster_key_slot(key, keylen) : NO_SLOT;
+    uint16_t node = pick(r, slot);
+    tk_redis_link_t *link = link_for(r, node, durable);
+    if (link == NULL) {
+        request_refresh(r); /* the owner is down or unknown: 503 now, a fresher map for the next */
         return -1;
     }
-    if (__atomic_fetch_add(&r->in_flight, 1, __ATOMIC_RELAXED) == 0)
-        r->last_progress_ms = tk_time_mono_ms();
+    char *resp;
+    int len = redisFormatCommandArgv(&resp, argc, argv, argvlen);
+    if (len < 0)
+        return -1;
+    tk_redis_cmd_t *cmd = cmd_alloc(r);
+    *cmd = (tk_redis_cmd_t){.r = r,
+                            .cb = cb,
+                            .data = data,
+                            .resp = resp,
+                            .len = (size_t)len,
+                            .slot = slot,
+                            .node = node,
+                            .durable = durable,
+                            .give_up_ms = tk_time_mono_ms() + RETRY_BUDGET_MS,
+                            .retry = {.cb = on_retry}};
+    if (tk_redis_link_send_formatted(link, on_routed, cmd, resp, (size_t)len) != 0) {
+        cmd_free(cmd);
+        return -1;
+    }
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
-/* both are read by the metrics scrape from another thread */
+/* ---- the interface ---------------------------------------------------------------- */
+
+tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
+{
+    tk_redis_t *r = h2o_mem_alloc(sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->loop = loop;
+    r->config = config;
+    if (config->ncluster_seeds == 0) {
+        r->nodes[0].link = tk_redis_link_create(loop, &config->redis, NULL, NULL);
+        r->nnodes = 1;
+        return r;
+    }
+    r->cluster = 1;
+    r->scratch = h2o_mem_alloc(sizeof(*r->scratch));
+    for (size_t s = 0; s < TK_CLUSTER_SLOTS; ++s)
+        r->owner[s] = NO_NODE;
+    h2o_timeout_init(loop, &r->retry_timeout, RETRY_DELAY_MS);
+    h2o_timeout_init(loop, &r->throttle_timeout, REFRESH_MIN_MS);
+    h2o_timeout_init(loop, &r->period_timeout, REFRESH_PERIOD_MS);
+    r->throttle_entry.cb = on_throttle;
+    r->period_entry.cb = on_period;
+    h2o_timeout_link(loop, &r->period_timeout, &r->period_entry);
+    r->last_refresh_ms = tk_time_mono_ms() - REFRESH_MIN_MS;
+    r->refresh_wanted = 1;
+    for (size_t i = 0; i < config->ncluster_seeds; ++i)
+        node_at(r, config->cluster_seeds[i].host, config->cluster_seeds[i].port);
+    return r;
+}
+
+int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    if (r->cluster)
+        return send_routed(r, cb, data, 0, argc, argv, argvlen);
+    if (tk_redis_link_send(r->nodes[0].link, cb, data, argc, argv, argvlen) != 0)
+        return -1;
+    __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int tk_redis_command_durable(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    if (r->cluster)
+        return send_routed(r, cb, data, 1, argc, argv, argvlen);
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
+int tk_redis_ready(const tk_redis_t *r)
+{
+    if (!r->cluster)
+        return tk_redis_link_is_ready(r->nodes[0].link);
+    if (!r->have_map || r->uncovered != 0)
+        return 0;
+    for (size_t i = 0; i < r->nnodes; ++i)
+        if (r->nodes[i].owns_slots && !tk_redis_link_is_ready(r->nodes[i].link))
+            return 0;
+    return 1;
+}
+
+/* the four below are read by the metrics scrape from another thread */
 size_t tk_redis_in_flight(const tk_redis_t *r)
 {
-    return __atomic_load_n(&r->in_flight, __ATOMIC_RELAXED);
+    size_t n = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE), total = __atomic_load_n(&r->waiting, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; ++i) {
+        total += tk_redis_link_in_flight(r->nodes[i].link);
+        tk_redis_link_t *durable = __atomic_load_n(&r->nodes[i].durable, __ATOMIC_ACQUIRE);
+        if (durable != NULL)
+            total += tk_redis_link_in_flight(durable);
+    }
+    return total;
 }
 
 uint64_t tk_redis_round_trips(const tk_redis_t *r)
@@ -201,22 +524,12 @@ uint64_t tk_redis_round_trips(const tk_redis_t *r)
     return __atomic_load_n(&r->round_trips, __ATOMIC_RELAXED);
 }
 
-int tk_redis_command_durable(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
-{
-    return tk_redis_command(r, cb, data, argc, argv, argvlen);
-}
-
-int tk_redis_ready(const tk_redis_t *r)
-{
-    return r->state == TK_REDIS_READY;
-}
-
 uint64_t tk_redis_redirects(const tk_redis_t *r)
 {
-    return 0;
+    return __atomic_load_n(&r->redirects, __ATOMIC_RELAXED);
 }
 
 uint64_t tk_redis_map_refreshes(const tk_redis_t *r)
 {
-    return 0;
+    return __atomic_load_n(&r->refreshes, __ATOMIC_RELAXED);
 }

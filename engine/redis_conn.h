@@ -16,13 +16,12 @@
 #define TK_REDIS_CONN_H
 
 #include "engine/config.h"
+#include "engine/redis_link.h" /* tk_redis_cb */
 
 #include <h2o.h>
 #include <hiredis/hiredis.h>
 
 typedef struct st_tk_redis_t tk_redis_t;
-/* reply is NULL when the command failed with the connection; it is freed after the call */
-typedef void (*tk_redis_cb)(redisReply *reply, void *data);
 
 /* Connects to config->redis, or to the cluster of config->cluster_seeds when set. */
 tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config);

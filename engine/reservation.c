@@ -125,9 +125,10 @@ void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *
         out->available = reply->element[3]->integer;
 }
 
-/* FCALL fn 7 <shard keys of id> args... */
+/* FCALL fn 7 <shard keys of id> args...; durable: answered once a replica has the write
+ * (tk_redis_command_durable), for the one write a shopper is told "COMPLETED" on */
 static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t nargs, const char *const *args, const size_t *lens,
-                      tk_redis_cb cb, void *data)
+                      int durable, tk_redis_cb cb, void *data)
 {
     enum { MAX_ARGS = 4 };
     tk_shard_keys_t keys;
@@ -139,12 +140,13 @@ static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t narg
         argv[argc] = args[i];
         argvlen[argc] = lens != NULL ? lens[i] : strlen(args[i]);
     }
-    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+    return durable ? tk_redis_command_durable(r, cb, data, argc, argv, argvlen)
+                   : tk_redis_command(r, cb, data, argc, argv, argvlen);
 }
 
 int tk_reservation_view(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_view", rid, 1, &rid, NULL, cb, data);
+    return call_by_id(r, "tk_view", rid, 1, &rid, NULL, 0, cb, data);
 }
 
 int tk_reservation_parse_view(const redisReply *reply, h2o_mem_pool_t *pool, tk_reservation_view_t *out)
@@ -179,7 +181,7 @@ int tk_reservation_parse_view(const redisReply *reply, h2o_mem_pool_t *pool, tk_
 
 int tk_reservation_cancel(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_cancel", rid, 1, &rid, NULL, cb, data);
+    return call_by_id(r, "tk_cancel", rid, 1, &rid, NULL, 0, cb, data);
 }
 
 tk_cancel_outcome_t tk_reservation_parse_cancel(const redisReply *reply)
@@ -209,7 +211,7 @@ int tk_reservation_expire(tk_redis_t *r, const char *id, int limit, tk_redis_cb 
     char arg[16];
     snprintf(arg, sizeof(arg), "%d", limit);
     const char *args[] = {arg};
-    return call_by_id(r, "tk_expire", id, 1, args, NULL, cb, data);
+    return call_by_id(r, "tk_expire", id, 1, args, NULL, 0, cb, data);
 }
 
 int tk_reservation_pay_start(tk_redis_t *r, const char *rid, const char *txn, int timeout_ms, tk_redis_cb cb, void *data)
@@ -217,7 +219,7 @@ int tk_reservation_pay_start(tk_redis_t *r, const char *rid, const char *txn, in
     char timeout[16];
     snprintf(timeout, sizeof(timeout), "%d", timeout_ms);
     const char *args[] = {rid, txn, timeout};
-    return call_by_id(r, "tk_pay_start", rid, 3, args, NULL, cb, data);
+    return call_by_id(r, "tk_pay_start", rid, 3, args, NULL, 0, cb, data);
 }
 
 void tk_reservation_parse_pay_start(const redisReply *reply, tk_pay_start_result_t *out)
@@ -245,7 +247,7 @@ int tk_reservation_pay_finish(tk_redis_t *r, const char *rid, const char *txn, i
                               void *data)
 {
     const char *args[] = {rid, txn, approved ? "ok" : "fail", error != NULL ? error : ""};
-    return call_by_id(r, "tk_pay_finish", rid, 4, args, NULL, cb, data);
+    return call_by_id(r, "tk_pay_finish", rid, 4, args, NULL, 1, cb, data);
 }
 
 tk_pay_finish_outcome_t tk_reservation_parse_pay_finish(const redisReply *reply)
@@ -265,7 +267,7 @@ tk_pay_finish_outcome_t tk_reservation_parse_pay_finish(const redisReply *reply)
 
 int tk_reservation_txn(tk_redis_t *r, const char *txn, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_txn", txn, 1, &txn, NULL, cb, data);
+    return call_by_id(r, "tk_txn", txn, 1, &txn, NULL, 0, cb, data);
 }
 
 void tk_reservation_parse_txn(const redisReply *reply, tk_txn_result_t *out)

@@ -37,8 +37,10 @@ static void on_recorded(redisReply *reply, void *data)
     tk_charge_t *charge = data;
     switch (tk_reservation_parse_pay_finish(reply)) {
     case TK_PAY_FINISH_RETRY:
-        /* no reply, or a transient error (LOADING after a restart, BUSY, READONLY): the
-         * gateway's answer must not be lost, so try again */
+        /* no reply, or a transient error (LOADING after a restart, BUSY, READONLY, NOREPLICA:
+         * recorded on a cluster master but on no replica yet): the gateway's answer must
+         * not be lost, so try again; a repeat of a recorded answer changes nothing, and its
+         * WAIT covers the first one */
         if (reply != NULL)
             tk_log_warn("payment", "recording transaction %s: %s; retrying", charge->txn, reply->str);
         h2o_timeout_link(charge->e->loop, &charge->e->retry_timeout, &charge->retry);
@@ -47,7 +49,7 @@ static void on_recorded(redisReply *reply, void *data)
         tk_metrics_inc(charge->approved ? &charge->e->metrics->payments_completed : &charge->e->metrics->payments_failed);
         break;
     case TK_PAY_FINISH_STALE:
-        tk_log_warn("payment", "gateway answered transaction %s after it was given up on", charge->txn);
+        tk_log_warn("payment", "transaction %s was already settled (given up on, or recorded by an earlier attempt)", charge->txn);
         break;
     case TK_PAY_FINISH_REFUSED:
         tk_log_error("payment", "recording transaction %s failed: %s", charge->txn,
