@@ -49,7 +49,7 @@ int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN 
     return 0;
 }
 
-int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *entry_id, const char *reason, char *err,
+int tk_inventory_dead_letter(tk_redis_nodes_t *n, const char *shard, const char *entry_id, const char *reason, char *err,
                              size_t errsize)
 {
     char ob[TK_KEY_LEN], dead[TK_KEY_LEN];
@@ -57,10 +57,10 @@ int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *ent
     snprintf(dead, sizeof(dead), "tk:{%.4s}:dead", shard);
     const char *argv[] = {"FCALL", "tk_dead_letter", "2", ob, dead, entry_id, reason};
     size_t argvlen[] = {5, 14, 1, strlen(ob), strlen(dead), strlen(entry_id), strlen(reason)};
-    redisReply *reply = redisCommandArgv(c, 7, argv, argvlen);
+    redisReply *reply = tk_redis_nodes_command_argv(n, 7, argv, argvlen);
     int rc = -1;
     if (reply == NULL)
-        snprintf(err, errsize, "tk_dead_letter: %s", c->errstr);
+        snprintf(err, errsize, "tk_dead_letter: no answer from the master of shard %.4s", shard);
     else if (reply->type != REDIS_REPLY_INTEGER)
         snprintf(err, errsize, "tk_dead_letter: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     else
@@ -69,8 +69,8 @@ int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *ent
     return rc;
 }
 
-/* Sends one FCALL tk_event_init without waiting for its reply. */
-static int append_event_init(redisContext *c, const tk_event_t *ev)
+/* Appends one FCALL tk_event_init to the pipeline (sent to the master of ev's shard). */
+static void append_event_init(tk_redis_pipeline_t *p, const tk_event_t *ev)
 {
     enum { FIXED = TK_FCALL_PREFIX_LEN + 3 };
     const char *argv[FIXED + 3 * MAX_TYPES];
@@ -95,30 +95,25 @@ static int append_event_init(redisContext *c, const tk_event_t *ev)
         argv[argc] = numbers[1 + 2 * i], argvlen[argc++] = strlen(numbers[1 + 2 * i]);
         argv[argc] = numbers[2 + 2 * i], argvlen[argc++] = strlen(numbers[2 + 2 * i]);
     }
-    return redisAppendCommandArgv(c, argc, argv, argvlen);
+    tk_redis_pipeline_append_argv(p, argc, argv, argvlen);
 }
 
-int tk_inventory_init_events(redisContext *c, const tk_event_t *events, size_t nevents, char *err, size_t errsize)
+int tk_inventory_init_events(tk_redis_nodes_t *n, const tk_event_t *events, size_t nevents, char *err, size_t errsize)
 {
+    tk_redis_pipeline_t *p = tk_redis_pipeline_new(n);
     int rc = 0;
-    for (size_t i = 0; i < nevents; ++i) {
-        if (append_event_init(c, events + i) != REDIS_OK) {
-            snprintf(err, errsize, "tk_event_init: %s", c->errstr);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < nevents; ++i) {
-        redisReply *reply;
-        if (redisGetReply(c, (void **)&reply) != REDIS_OK) {
-            snprintf(err, errsize, "tk_event_init: %s", c->errstr);
-            return -1;
-        }
-        if (reply->type == REDIS_REPLY_ERROR && rc == 0) {
-            snprintf(err, errsize, "tk_event_init: %s", reply->str);
+    for (size_t i = 0; i < nevents; ++i)
+        append_event_init(p, events + i);
+    tk_redis_pipeline_exec(p);
+    for (size_t i = 0; i < nevents && rc == 0; ++i) {
+        redisReply *reply = tk_redis_pipeline_reply(p, i);
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errsize, "tk_event_init of event %s: %s", events[i].id,
+                     reply != NULL ? reply->str : tk_redis_pipeline_error(p, i));
             rc = -1;
         }
-        freeReplyObject(reply);
     }
+    tk_redis_pipeline_free(p);
     return rc;
 }
 

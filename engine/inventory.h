@@ -11,6 +11,7 @@
 #include "engine/catalog.h"
 #include "engine/event_stats.h"
 #include "engine/redis_conn.h"
+#include "engine/redis_nodes.h"
 
 #include <hiredis/hiredis.h>
 
@@ -45,10 +46,11 @@ int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN 
  * with the reason, acknowledging and deleting it in the outbox, as one atomic call
  * (FCALL tk_dead_letter). 1 when moved, 0 when the entry was no longer in the outbox
  * (it is acknowledged all the same), -1 on failure with a reason in err. */
-int tk_inventory_dead_letter(redisContext *c, const char *shard, const char *entry_id, const char *reason, char *err,
+int tk_inventory_dead_letter(tk_redis_nodes_t *n, const char *shard, const char *entry_id, const char *reason, char *err,
                              size_t errsize);
-/* FCALL tk_event_init for every event of c, pipelined; idempotent */
-int tk_inventory_init_events(redisContext *c, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
+/* FCALL tk_event_init for every event, pipelined to the master owning each event's shard;
+ * idempotent. -1 with the first failure in err when an event could not be initialised. */
+int tk_inventory_init_events(tk_redis_nodes_t *n, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
 /* FCALL_RO tk_avail for ev (read-only: no lazy expiry, the sweeper's figures); cb receives the reply for
  * tk_inventory_parse_avail */
 int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data);

@@ -14,19 +14,21 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define POLL_INTERVAL_MS 200
-#define PG_CHECK_EVERY 5 /* polls */
+#define PG_CHECK_EVERY 5        /* polls */
+#define TOPOLOGY_CHECK_EVERY 15 /* polls: ~3 s, on a cluster */
 
 static pthread_mutex_t refresh_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t refresher_thread;
 static int refresher_running, refresher_stopping, pg_healthy;
 static const tk_config_t *refresher_config;
 
-static int read_version(redisContext *redis, uint64_t *version)
+static int read_version(tk_redis_nodes_t *redis, uint64_t *version)
 {
-    redisReply *reply = redisCommand(redis, "GET " TK_CATALOG_VERSION_KEY);
+    redisReply *reply = tk_redis_nodes_command(redis, "GET " TK_CATALOG_VERSION_KEY);
     int ok = reply != NULL && (reply->type == REDIS_REPLY_NIL || reply->type == REDIS_REPLY_STRING);
     if (ok)
         *version = reply->type == REDIS_REPLY_STRING ? strtoull(reply->str, NULL, 10) : 0;
@@ -53,7 +55,7 @@ static int event_known(const tk_catalog_t *prev, const tk_event_t *ev)
  * snapshot this process published last (a higher version), that is only the events new
  * or changed since, so a catalog change costs one call, not one per event; otherwise
  * (the first load, or a version that went back: Redis was emptied) every event. */
-static int init_events(redisContext *redis, const tk_catalog_t *c, char *err, size_t errsize)
+static int init_events(tk_redis_nodes_t *redis, const tk_catalog_t *c, char *err, size_t errsize)
 {
     tk_catalog_cache_t cache = {0};
     const tk_catalog_t *prev = tk_catalog_current(&cache);
@@ -73,7 +75,7 @@ static int init_events(redisContext *redis, const tk_catalog_t *c, char *err, si
     return rc;
 }
 
-int tk_catalog_refresh(PGconn *pg, redisContext *redis, char *err, size_t errsize)
+int tk_catalog_refresh(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t errsize)
 {
     uint64_t version;
     int rc = -1;
@@ -81,7 +83,9 @@ int tk_catalog_refresh(PGconn *pg, redisContext *redis, char *err, size_t errsiz
      * snapshot is at least as new as the version it is tagged with */
     pthread_mutex_lock(&refresh_mutex);
     if (read_version(redis, &version) != 0) {
-        snprintf(err, errsize, "reading the catalog version: %s", redis->err ? redis->errstr : "unexpected reply");
+        snprintf(
+            err, errsize, "reading the catalog version: no answer from Redis at %s",
+            tk_redis_nodes_name(redis, tk_redis_nodes_index_of(redis, TK_CATALOG_VERSION_KEY, strlen(TK_CATALOG_VERSION_KEY))));
         goto Exit;
     }
     tk_catalog_t *c = tk_pg_load_catalog(pg, version, err, errsize);
@@ -99,14 +103,83 @@ Exit:
     return rc;
 }
 
-int tk_catalog_changed(PGconn *pg, redisContext *redis, char *err, size_t errsize)
+int tk_catalog_changed(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t errsize)
 {
-    long long version;
-    if (tk_redis_sync_integer(redis, &version, "INCR " TK_CATALOG_VERSION_KEY) != 0) {
-        snprintf(err, errsize, "incrementing the catalog version: %s", redis->err ? redis->errstr : "unexpected reply");
+    redisReply *reply = tk_redis_nodes_command(redis, "INCR " TK_CATALOG_VERSION_KEY);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        snprintf(err, errsize, "incrementing the catalog version: %s",
+                 reply == NULL                      ? "no answer from Redis"
+                 : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                    : "unexpected reply");
+    freeReplyObject(reply);
+    if (!ok)
+        return -1;
+    return tk_catalog_refresh(pg, redis, err, errsize);
+}
+
+/* 1 when the master has the function library, 0 when it lacks it, -1 when it did not answer */
+static int has_library(redisContext *c)
+{
+    redisReply *reply = redisCommand(c, "FUNCTION LIST LIBRARYNAME ticketd");
+    int rc = reply == NULL || reply->type != REDIS_REPLY_ARRAY ? -1 : reply->elements != 0;
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* Gives master i the library and the inventory of the current catalog's events it owns
+ * (tk_event_init is idempotent: events it already has are left as they are). */
+static int equip_master(tk_redis_nodes_t *redis, size_t i, char *err, size_t errsize)
+{
+    redisContext *c = tk_redis_nodes_at(redis, i);
+    if (c == NULL) {
+        snprintf(err, errsize, "unreachable");
         return -1;
     }
-    return tk_catalog_refresh(pg, redis, err, errsize);
+    if (tk_redis_sync_load_functions(c, err, errsize) != 0)
+        return -1;
+    tk_catalog_cache_t cache = {0};
+    const tk_catalog_t *catalog = tk_catalog_current(&cache);
+    int rc = 0;
+    if (catalog != NULL && catalog->nevents != 0) {
+        tk_event_t *owned = h2o_mem_alloc(sizeof(*owned) * catalog->nevents);
+        size_t n = 0;
+        for (size_t e = 0; e < catalog->nevents; ++e) {
+            tk_shard_keys_t keys;
+            tk_shard_keys(catalog->events[e].id, &keys);
+            if (tk_redis_nodes_index_of(redis, keys.names[TK_KEY_INV], keys.lens[TK_KEY_INV]) == i)
+                owned[n++] = catalog->events[e];
+        }
+        rc = n == 0 ? 0 : tk_inventory_init_events(redis, owned, n, err, errsize);
+        free(owned);
+    }
+    tk_catalog_cache_dispose(&cache);
+    return rc;
+}
+
+/* On a cluster: re-reads the topology, and equips the masters that are new or lack the
+ * library (a promoted replica has both already; a master that restarted empty has neither). */
+static void watch_masters(tk_redis_nodes_t *redis)
+{
+    char err[512];
+    int fresh = tk_redis_nodes_refresh(redis, err, sizeof(err));
+    if (fresh < 0) {
+        tk_log_warn("catalog", "cannot read the Redis Cluster topology: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < tk_redis_nodes_count(redis); ++i) {
+        redisContext *c = tk_redis_nodes_at(redis, i);
+        int is_new = tk_redis_nodes_was_new(redis, i);
+        if (c == NULL || (!is_new && has_library(c) != 0))
+            continue;
+        if (equip_master(redis, i, err, sizeof(err)) != 0)
+            tk_log_warn("catalog", "cannot equip Redis master %s: %s", tk_redis_nodes_name(redis, i), err);
+        else if (!is_new)
+            tk_log_info("catalog", "Redis master %s lacked the function library: loaded it and its events",
+                        tk_redis_nodes_name(redis, i));
+    }
+    if (fresh > 0)
+        tk_log_info("catalog", "%d new Redis master(s): function library and events loaded", fresh);
 }
 
 static void *refresher_main(void *arg)
@@ -123,6 +196,8 @@ static void *refresher_main(void *arg)
         }
         if (polls % PG_CHECK_EVERY == 0)
             __atomic_store_n(&pg_healthy, tk_pg_ping(conn.pg) == 0, __ATOMIC_RELEASE);
+        if (polls % TOPOLOGY_CHECK_EVERY == 0 && tk_redis_nodes_is_cluster(conn.redis))
+            watch_masters(conn.redis);
         uint64_t version;
         if (read_version(conn.redis, &version) != 0 || version == tk_catalog_current_version())
             continue;

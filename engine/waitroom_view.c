@@ -6,7 +6,7 @@
 #include "engine/waitroom_view.h"
 #include "engine/inventory.h"
 #include "engine/log.h"
-#include "engine/redis_sync.h"
+#include "engine/redis_nodes.h"
 #include "engine/uuid.h"
 #include "engine/waitroom_token.h"
 
@@ -278,15 +278,16 @@ static void compute_shuffle(tk_wr_room_t *room, const tk_wr_state_t *st, const u
     tk_log_info("waitroom", "room of event %s opened: %lld joiners shuffled", room->event, (long long)st->pre);
 }
 
-/* One round: every room in the index, pipelined. -1 when the connection failed. */
-static int sync_rooms(redisContext *c)
+/* One round: every room in the index (SMEMBERS at the index key's master), then
+ * tk_wr_sync pipelined to each room's master. -1 when a master did not answer. */
+static int sync_rooms(tk_redis_nodes_t *n)
 {
-    redisReply *members = redisCommand(c, "SMEMBERS " TK_WAITROOM_INDEX_KEY);
+    redisReply *members = tk_redis_nodes_command(n, "SMEMBERS " TK_WAITROOM_INDEX_KEY);
     if (members == NULL || members->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(members);
         return -1;
     }
-    size_t sent = 0;
+    tk_redis_pipeline_t *p = tk_redis_pipeline_new(n);
     for (size_t i = 0; i < members->elements; ++i) {
         redisReply *m = members->element[i];
         char event[TK_UUID_LEN + 1], seed[2 * TK_WR_SEED_LEN + 1];
@@ -295,21 +296,17 @@ static int sync_rooms(redisContext *c)
         tk_waitroom_keys_t keys;
         tk_waitroom_keys(event, &keys);
         tk_random_hex(seed, TK_WR_SEED_LEN);
-        redisAppendCommand(c, "FCALL tk_wr_sync 1 %s %s %s", keys.wr, event, seed);
+        tk_redis_pipeline_append(p, "FCALL tk_wr_sync 1 %s %s %s", keys.wr, event, seed);
         m->len = TK_UUID_LEN; /* remember which members were sent */
         memcpy(m->str, event, TK_UUID_LEN);
-        ++sent;
     }
-    int rc = 0;
-    for (size_t i = 0, k = 0; k < sent && i < members->elements; ++i) {
+    int rc = tk_redis_pipeline_exec(p) == 0 ? 0 : -1;
+    for (size_t i = 0, k = 0; k < tk_redis_pipeline_count(p) && i < members->elements; ++i) {
         redisReply *m = members->element[i], *reply;
         if (m->type != REDIS_REPLY_STRING || m->len != TK_UUID_LEN)
             continue;
-        ++k;
-        if (redisGetReply(c, (void **)&reply) != REDIS_OK) {
-            rc = -1;
-            break;
-        }
+        if ((reply = tk_redis_pipeline_reply(p, k++)) == NULL)
+            continue; /* its master did not answer: the room keeps its last state */
         tk_wr_state_t st;
         uint8_t seed[TK_WR_SEED_LEN];
         int has_seed = 0;
@@ -318,34 +315,36 @@ static int sync_rooms(redisContext *c)
             if (room != NULL && has_seed)
                 compute_shuffle(room, &st, seed);
         }
-        freeReplyObject(reply);
     }
+    tk_redis_pipeline_free(p);
     freeReplyObject(members);
     return rc;
 }
 
 static void *refresher_main(void *arg)
 {
-    redisContext *c = NULL;
+    tk_redis_nodes_t *n = NULL;
     char err[256];
     int failing = 0;
     while (!__atomic_load_n(&refresher_stopping, __ATOMIC_ACQUIRE)) {
-        if (c == NULL && (c = tk_redis_sync_connect(&refresher_config->redis, 1000, err, sizeof(err))) == NULL) {
+        if (n == NULL && (n = tk_redis_nodes_open(refresher_config, 1000, err, sizeof(err))) == NULL) {
             if (!failing++)
                 tk_log_warn("waitroom", "room refresher cannot reach Redis: %s", err);
-        } else if (c != NULL && sync_rooms(c) != 0) {
+        } else if (!tk_redis_nodes_complete(n) && tk_redis_nodes_reconnect(n, err, sizeof(err)) != 0) {
             if (!failing++)
-                tk_log_warn("waitroom", "room refresher lost Redis: %s", c->err ? c->errstr : "unexpected reply");
-            redisFree(c);
-            c = NULL;
+                tk_log_warn("waitroom", "room refresher cannot reach Redis: %s", err);
+        } else if (sync_rooms(n) != 0) {
+            /* the rooms of a master that did not answer keep their last state; its
+             * connection was dropped and is made again next round */
+            if (!failing++)
+                tk_log_warn("waitroom", "room refresher lost a Redis master");
         } else if (failing) {
             tk_log_info("waitroom", "room refresher recovered");
             failing = 0;
         }
         sleep_ms(SYNC_INTERVAL_MS);
     }
-    if (c != NULL)
-        redisFree(c);
+    tk_redis_nodes_close(n);
     return NULL;
 }
 

@@ -6,7 +6,6 @@
 #include "engine/worker.h"
 #include "engine/log.h"
 #include "engine/pg.h"
-#include "engine/redis_sync.h"
 
 #include <pthread.h>
 
@@ -29,12 +28,19 @@ int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
     }
     if (conn->pg == NULL && (conn->pg = tk_pg_connect(conn->config->pg_url, err, errsize)) == NULL)
         return -1;
-    if (conn->redis != NULL && conn->redis->err) {
-        redisFree(conn->redis);
-        conn->redis = NULL;
-    }
-    if (conn->redis == NULL && (conn->redis = tk_redis_sync_connect(&conn->config->redis, 2000, err, errsize)) == NULL)
+    if (conn->redis == NULL && (conn->redis = tk_redis_nodes_open(conn->config, 2000, err, errsize)) == NULL)
         return -1;
+    if (!tk_redis_nodes_complete(conn->redis)) {
+        /* a master restarted, failed over or moved: read the map again and reconnect */
+        if (tk_redis_nodes_reconnect(conn->redis, err, errsize) != 0)
+            return -1;
+        for (size_t i = 0; i < tk_redis_nodes_count(conn->redis); ++i) {
+            if (tk_redis_nodes_at(conn->redis, i) == NULL) {
+                snprintf(err, errsize, "Redis master %s is unreachable", tk_redis_nodes_name(conn->redis, i));
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -55,8 +61,7 @@ void tk_worker_conn_dispose(tk_worker_conn_t *conn)
 {
     if (conn->pg != NULL)
         PQfinish(conn->pg);
-    if (conn->redis != NULL)
-        redisFree(conn->redis);
+    tk_redis_nodes_close(conn->redis);
     conn->pg = NULL;
     conn->redis = NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * Worker threads for the blocking work that must never run on an event loop: admin
  * writes to PostgreSQL, reads that fall back to PostgreSQL. A loop thread submits a job;
- * a worker runs it with its own PostgreSQL and Redis connections; the job's completion
+ * a worker runs it with its own PostgreSQL connection and a connection to every Redis
+ * master (engine/redis_nodes.h); the job's completion
  * is posted back to the submitting loop through h2o's multithread queue. The queue is
  * bounded: when it is full, submit fails and the caller answers 503.
  */
@@ -9,6 +10,7 @@
 #define TK_WORKER_H
 
 #include "engine/config.h"
+#include "engine/redis_nodes.h"
 
 #include <h2o.h>
 #include <h2o/multithread.h>
@@ -18,7 +20,7 @@
 typedef struct st_tk_worker_conn_t {
     const tk_config_t *config;
     PGconn *pg;
-    redisContext *redis;
+    tk_redis_nodes_t *redis; /* every Redis master (one on a single Redis) */
 } tk_worker_conn_t;
 
 typedef struct st_tk_job_t tk_job_t;
@@ -38,7 +40,7 @@ int tk_workers_submit(tk_job_t *job);
 int tk_workers_idle(void);
 /* the receiver callback each loop registers for completions */
 void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/* (re)connects what is missing or broken; 0 when both connections are usable */
+/* (re)connects what is missing or broken; 0 when PostgreSQL and every Redis master are usable */
 int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize);
 void tk_worker_conn_dispose(tk_worker_conn_t *conn);
 /* Runs fn on a usable connection. A connection that turned out to be dead (the server

@@ -194,15 +194,20 @@ END_TEST
 START_TEST(the_writer_helper_moves_and_reports)
 {
     char id[64], m[64], err[128];
+    const char *port = getenv("TICKETD_TEST_REDIS_PORT");
+    tk_config_t config = {.redis = {.host = "127.0.0.1", .port = (uint16_t)(port != NULL && *port != '\0' ? atoi(port) : 6391)}};
+    tk_redis_nodes_t *nodes = tk_redis_nodes_open(&config, 5000, err, sizeof(err));
+    ck_assert_msg(nodes != NULL, "%s", err);
     add_pending(ob, "payload", 7, id);
-    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, id, "rejected by PostgreSQL", err, sizeof(err)), 1);
-    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, id, "again", err, sizeof(err)), 0);
+    ck_assert_int_eq(tk_inventory_dead_letter(nodes, shard, id, "rejected by PostgreSQL", err, sizeof(err)), 1);
+    ck_assert_int_eq(tk_inventory_dead_letter(nodes, shard, id, "again", err, sizeof(err)), 0);
     ck_assert_int_eq(dead_letters(id, m, sizeof(m), err, sizeof(err)), 1);
     ck_assert_str_eq(m, "payload");
     ck_assert_str_eq(err, "rejected by PostgreSQL");
     ck_assert_int_eq(pending(id), 0);
-    ck_assert_int_eq(tk_inventory_dead_letter(tk_lua_redis, shard, "bad", "why", err, sizeof(err)), -1);
+    ck_assert_int_eq(tk_inventory_dead_letter(nodes, shard, "bad", "why", err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "tk_dead_letter") != NULL, "err: %s", err);
+    tk_redis_nodes_close(nodes);
 }
 END_TEST
 
