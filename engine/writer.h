@@ -15,11 +15,7 @@
 
 #include "engine/config.h"
 
-#define TK_WRITER_CLAIM_IDLE_MS 10000
 #define TK_WRITER_FORGET_GRACE_MS 60000
-/* On Redis Cluster, how long the writer waits for a replica of a master to confirm the
- * outbox entries it read there before it commits them (WAIT 1 this). */
-#define TK_WRITER_WAIT_MS 1000
 
 int tk_writer_start(const tk_config_t *config);
 /* drains what it can for up to timeout_ms, then stops the thread */

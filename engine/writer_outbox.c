@@ -14,7 +14,6 @@
 #include "engine/inventory.h"
 #include "engine/log.h"
 #include "engine/timefmt.h"
-#include "engine/writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +46,17 @@ void tk_writer_entry_dispose(tk_writer_entry_t *e)
     e->decoded = 0;
 }
 
+/* the i-th master's connection when it can be used (one that failed keeps err set until a
+ * refresh replaces it) */
+static redisContext *usable(tk_redis_nodes_t *n, size_t i)
+{
+    redisContext *c = tk_redis_nodes_at(n, i);
+    return c != NULL && !c->err ? c : NULL;
+}
+
+/* Makes the group of every new shard at the shard's master. Sent on that master's own
+ * connection: XGROUP names its key after the subcommand, which the generic routing of
+ * tk_redis_nodes_command (first argument) does not know. */
 static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_catalog_t *catalog)
 {
     for (size_t i = 0; i < catalog->nshards; ++i) {
@@ -57,7 +67,12 @@ static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_c
             continue;
         tk_shard_keys_t keys;
         tk_shard_keys(catalog->shards[i], &keys);
-        redisReply *rep = tk_redis_nodes_command(n, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]);
+        size_t owner = tk_redis_nodes_index_of(n, keys.names[TK_KEY_OB], keys.lens[TK_KEY_OB]);
+        redisContext *c = owner < tk_redis_nodes_count(n) ? usable(n, owner) : NULL;
+        redisReply *rep =
+            c != NULL ? redisCommand(c, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]) : NULL;
+        if (rep == NULL || (rep->type == REDIS_REPLY_ERROR && tk_cluster_redirect(rep, &(tk_redirect_t){0}) != TK_REDIRECT_NONE))
+            r->refresh_wanted = 1; /* made at the next round, once the map is right */
         int ok = rep != NULL &&
                  (rep->type == REDIS_REPLY_STATUS || (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) == 0));
         freeReplyObject(rep);
@@ -198,14 +213,6 @@ static int take_reply(tk_outbox_reader_t *r, const redisReply *rep, tk_writer_en
         }
     }
     return overflow;
-}
-
-/* the i-th master's connection when it can be used (one that failed keeps err set until a
- * refresh replaces it) */
-static redisContext *usable(tk_redis_nodes_t *n, size_t i)
-{
-    redisContext *c = tk_redis_nodes_at(n, i);
-    return c != NULL && !c->err ? c : NULL;
 }
 
 /* Today's read on a single Redis: one XREADGROUP over every grouped stream, blocking up to

@@ -22,6 +22,11 @@
 #include <stdint.h>
 
 #define TK_OUTBOX_MAX_SHARDS 4096
+/* entries another writer left pending this long are claimed */
+#define TK_WRITER_CLAIM_IDLE_MS 10000
+/* On Redis Cluster, how long the reader waits for a replica of a master to confirm the
+ * outbox entries it read there before it hands them out (WAIT 1 this) */
+#define TK_WRITER_WAIT_MS 1000
 
 typedef struct st_tk_writer_entry_t {
     char shard[TK_SHARD_LEN + 1];
