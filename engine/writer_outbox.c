@@ -169,7 +169,8 @@ static void node_proven(tk_outbox_reader_t *r, size_t i)
 {
     tk_outbox_node_t *node = r->nodes + i;
     if (node->unreplicated)
-        tk_log_info("writer", "a replica of Redis master %s confirms its outbox entries again", node->name);
+        tk_log_info("writer", "outbox entries of Redis master %s are persisted again (confirmed, or it has no replica left)",
+                    node->name);
     node->unreplicated = 0;
     node->backoff_ms = 0;
 }
