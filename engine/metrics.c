@@ -63,6 +63,7 @@ void tk_metrics_set_writer(const tk_writer_counts_t *counts)
     __atomic_store_n(&writer_counts.failures, counts->failures, __ATOMIC_RELAXED);
     __atomic_store_n(&writer_counts.dead_letters, counts->dead_letters, __ATOMIC_RELAXED);
     __atomic_store_n(&writer_counts.ack_calls, counts->ack_calls, __ATOMIC_RELAXED);
+    __atomic_store_n(&writer_counts.unreplicated, counts->unreplicated, __ATOMIC_RELAXED);
 }
 
 int64_t tk_metrics_outbox_depth(void)
@@ -176,7 +177,8 @@ char *tk_metrics_render(size_t *len)
                              .records = load(&writer_counts.records),
                              .failures = load(&writer_counts.failures),
                              .dead_letters = load(&writer_counts.dead_letters),
-                             .ack_calls = load(&writer_counts.ack_calls)};
+                             .ack_calls = load(&writer_counts.ack_calls),
+                             .unreplicated = load(&writer_counts.unreplicated)};
     tk_metrics_emit_counter(t, "ticketd_writer_batches_total", "Outbox batches committed to PostgreSQL.", ws.batches);
     tk_metrics_emit_counter(t, "ticketd_writer_records_total", "Outbox records committed to PostgreSQL.", ws.records);
     tk_metrics_emit_counter(t, "ticketd_writer_failures_total", "Outbox batches that failed and were retried.", ws.failures);
@@ -184,6 +186,10 @@ char *tk_metrics_render(size_t *len)
                             ws.ack_calls);
     tk_metrics_emit_counter(t, "ticketd_writer_dead_letters_total", "Outbox entries PostgreSQL refused, moved to tk:{s}:dead.",
                             ws.dead_letters);
+    tk_metrics_emit_counter(t, "ticketd_writer_unreplicated_total",
+                            "Times a Redis Cluster master's outbox entries were kept out of PostgreSQL for a round: no replica "
+                            "confirmed them within the WAIT.",
+                            ws.unreplicated);
     int64_t ob_depth = __atomic_load_n(&outbox_depth, __ATOMIC_RELAXED), lag = __atomic_load_n(&outbox_lag_ms, __ATOMIC_RELAXED);
     if (ob_depth >= 0) {
         tk_metrics_emit(t,

@@ -35,7 +35,8 @@ void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms);
 /* the persistence writer's counters, pushed by the writer thread whenever they change */
 typedef struct st_tk_writer_counts_t {
     uint64_t batches, records, failures, dead_letters;
-    uint64_t ack_calls; /* tk_persisted calls: one per shard of a batch */
+    uint64_t ack_calls;    /* tk_persisted calls: one per shard of a batch */
+    uint64_t unreplicated; /* rounds a cluster master's entries were kept back: no replica confirmed them */
 } tk_writer_counts_t;
 void tk_metrics_set_writer(const tk_writer_counts_t *counts);
 /* the last outbox depth the writer measured (-1 before the first measurement) */

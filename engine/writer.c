@@ -14,9 +14,11 @@
 #include "engine/log.h"
 #include "engine/metrics.h"
 #include "engine/persist.h"
-#include "engine/redis_sync.h"
+#include "engine/pg.h"
+#include "engine/redis_nodes.h"
 #include "engine/timefmt.h"
 #include "engine/worker.h"
+#include "engine/writer_outbox.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -26,9 +28,6 @@
 #include <unistd.h>
 
 #define BATCH_MAX 1000
-#define READ_BLOCK_MS 100
-#define CLAIM_EVERY_MS 5000
-#define MAX_SHARDS 4096
 #define GAUGE_EVERY_MS 1000
 
 static pthread_t writer_thread;
@@ -37,24 +36,13 @@ static int64_t drain_deadline_ms;
 static const tk_config_t *writer_config;
 static tk_writer_counts_t counts; /* written by the writer thread only, pushed to metrics */
 
-typedef struct st_tk_batch_entry_t {
-    char shard[TK_SHARD_LEN + 1];
-    char id[32];
-    int decoded;
-    tk_outbox_record_t rec;
-    int set_aside; /* moved to the dead-letter stream: not in PostgreSQL, so Redis keeps the record */
-} tk_batch_entry_t;
-
 typedef struct st_tk_writer_t {
     tk_worker_conn_t conn;
     tk_catalog_cache_t catalog;
-    char consumer[96];
-    char grouped[MAX_SHARDS][TK_SHARD_LEN + 1]; /* shards whose group exists */
-    size_t ngrouped;
-    int pending_mode; /* re-read our own pending entries before new ones */
-    int64_t last_claim_ms, last_gauge_ms;
-    redisContext *gauge; /* measure_outbox's own connection: it needs Redis only */
-    tk_batch_entry_t *batch;
+    tk_outbox_reader_t reader;
+    int64_t last_gauge_ms;
+    tk_redis_nodes_t *gauge; /* measure_outbox's own connections: it needs Redis only */
+    tk_writer_entry_t *batch;
     size_t nbatch;
 } tk_writer_t;
 
@@ -63,163 +51,97 @@ static void publish_counts(void)
     tk_metrics_set_writer(&counts);
 }
 
-static void ensure_groups(tk_writer_t *w, const tk_catalog_t *catalog)
-{
-    for (size_t i = 0; i < catalog->nshards; ++i) {
-        size_t j = 0;
-        while (j < w->ngrouped && strcmp(w->grouped[j], catalog->shards[i]) != 0)
-            ++j;
-        if (j < w->ngrouped || w->ngrouped == MAX_SHARDS)
-            continue;
-        tk_shard_keys_t keys;
-        tk_shard_keys(catalog->shards[i], &keys);
-        redisReply *r = redisCommand(tk_redis_nodes_at(w->conn.redis, 0), "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM",
-                                     keys.names[TK_KEY_OB]);
-        int ok =
-            r != NULL && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0));
-        freeReplyObject(r);
-        if (ok)
-            snprintf(w->grouped[w->ngrouped++], TK_SHARD_LEN + 1, "%s", catalog->shards[i]);
-    }
-}
-
-/* Takes over entries other writers left pending for longer than the claim idle time. */
-static void claim_abandoned(tk_writer_t *w)
-{
-    for (size_t i = 0; i < w->ngrouped; ++i) {
-        tk_shard_keys_t keys;
-        tk_shard_keys(w->grouped[i], &keys);
-        redisReply *r =
-            redisCommand(tk_redis_nodes_at(w->conn.redis, 0), "XAUTOCLAIM %s " TK_OUTBOX_GROUP " %s %d 0-0 COUNT %d JUSTID",
-                         keys.names[TK_KEY_OB], w->consumer, TK_WRITER_CLAIM_IDLE_MS, BATCH_MAX);
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY &&
-            r->element[1]->elements != 0) {
-            tk_log_info("writer", "claimed %zu abandoned outbox entries of shard %s", r->element[1]->elements, w->grouped[i]);
-            w->pending_mode = 1;
-        }
-        freeReplyObject(r);
-    }
-}
-
 /* Publishes, for /metrics, the outbox depth and the age of its oldest entry over every
  * shard of the catalog, the shards paused by TICKETD_OUTBOX_PAUSE, and Redis' memory:
- * pipelined reads once a second on a Redis connection of its own, so the figures stay
- * true while PostgreSQL is away (that is when the outbox grows). */
+ * pipelined reads once a second on connections of its own, so the figures stay true while
+ * PostgreSQL is away (that is when the outbox grows). Each shard is read at its owner, all
+ * masters at once. The memory is the single Redis's, or on a cluster the master closest
+ * to its maxmemory (the first to refuse writes; every master has its own limit). A master
+ * that does not answer leaves its shards out of that second's figures. */
 static void measure_outbox(tk_writer_t *w, const tk_catalog_t *catalog)
 {
     char err[256];
-    if (w->gauge != NULL && w->gauge->err) {
-        redisFree(w->gauge);
-        w->gauge = NULL;
-    }
-    if (w->gauge == NULL && (w->gauge = tk_redis_sync_connect(&writer_config->redis, 1000, err, sizeof(err))) == NULL)
+    if (w->gauge == NULL && (w->gauge = tk_redis_nodes_open(writer_config, 1000, err, sizeof(err))) == NULL)
         return;
-    int64_t depth = 0, oldest_ms = 0, paused = 0, now = tk_time_now_ms();
-    for (size_t i = 0; i < catalog->nshards; ++i) {
+    tk_redis_nodes_t *n = w->gauge;
+    size_t nm = tk_redis_nodes_count(n), *owner = h2o_mem_alloc(sizeof(*owner) * (catalog->nshards + 1));
+    int refresh = 0, measured = 0;
+    for (size_t s = 0; s < catalog->nshards; ++s) {
         tk_shard_keys_t keys;
-        tk_shard_keys(catalog->shards[i], &keys);
-        redisAppendCommand(w->gauge, "XLEN %s", keys.names[TK_KEY_OB]);
-        redisAppendCommand(w->gauge, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
+        tk_shard_keys(catalog->shards[s], &keys);
+        refresh |= (owner[s] = tk_redis_nodes_index_of(n, keys.names[TK_KEY_OB], keys.lens[TK_KEY_OB])) >= nm;
+        redisContext *c = owner[s] < nm ? tk_redis_nodes_at(n, owner[s]) : NULL;
+        if (c != NULL) {
+            redisAppendCommand(c, "XLEN %s", keys.names[TK_KEY_OB]);
+            redisAppendCommand(c, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
+        }
     }
-    redisAppendCommand(w->gauge, "INFO memory");
-    for (size_t i = 0; i < catalog->nshards; ++i) {
-        redisReply *len = NULL, *first = NULL;
-        if (redisGetReply(w->gauge, (void **)&len) != REDIS_OK || redisGetReply(w->gauge, (void **)&first) != REDIS_OK) {
+    for (size_t i = 0; i < nm; ++i) {
+        if (tk_redis_nodes_at(n, i) != NULL)
+            redisAppendCommand(tk_redis_nodes_at(n, i), "INFO memory");
+    }
+    int64_t depth = 0, oldest_ms = 0, paused = 0, now = tk_time_now_ms(), used = -1, max = -1;
+    double fullest = -1;
+    for (size_t i = 0; i < nm; ++i) {
+        redisContext *c = tk_redis_nodes_at(n, i);
+        redisReply *len = NULL, *first = NULL, *info = NULL;
+        for (size_t s = 0; c != NULL && !c->err && s < catalog->nshards; ++s) {
+            if (owner[s] != i)
+                continue;
+            if (redisGetReply(c, (void **)&len) != REDIS_OK || redisGetReply(c, (void **)&first) != REDIS_OK)
+                break; /* the connection is broken (err is set): the refresh below remakes it */
+            if (len->type == REDIS_REPLY_INTEGER) {
+                depth += len->integer;
+                paused += writer_config->outbox_pause != 0 && len->integer >= writer_config->outbox_pause;
+            }
+            if (first->type == REDIS_REPLY_ARRAY && first->elements == 1 &&
+                first->element[0]->element[0]->type == REDIS_REPLY_STRING) {
+                int64_t ts = strtoll(first->element[0]->element[0]->str, NULL, 10);
+                if (oldest_ms == 0 || ts < oldest_ms)
+                    oldest_ms = ts;
+            }
             freeReplyObject(len);
-            return; /* the connection is broken (err is set): remade next time */
-        }
-        if (len->type == REDIS_REPLY_INTEGER) {
-            depth += len->integer;
-            paused += writer_config->outbox_pause != 0 && len->integer >= writer_config->outbox_pause;
-        }
-        if (first->type == REDIS_REPLY_ARRAY && first->elements == 1 && first->element[0]->element[0]->type == REDIS_REPLY_STRING) {
-            int64_t ts = strtoll(first->element[0]->element[0]->str, NULL, 10);
-            if (oldest_ms == 0 || ts < oldest_ms)
-                oldest_ms = ts;
+            freeReplyObject(first);
+            len = first = NULL;
         }
         freeReplyObject(len);
-        freeReplyObject(first);
+        if (c == NULL || c->err || redisGetReply(c, (void **)&info) != REDIS_OK) {
+            refresh = 1;
+            continue;
+        }
+        const char *u = info->type == REDIS_REPLY_STRING ? strstr(info->str, "\r\nused_memory:") : NULL;
+        const char *m = info->type == REDIS_REPLY_STRING ? strstr(info->str, "\r\nmaxmemory:") : NULL;
+        int64_t node_used = u != NULL ? strtoll(u + 14, NULL, 10) : -1, node_max = m != NULL ? strtoll(m + 12, NULL, 10) : -1;
+        double fill = node_max > 0 ? (double)node_used / (double)node_max : 0;
+        if (info->type == REDIS_REPLY_STRING && (fill > fullest || (fill == fullest && node_used > used))) {
+            fullest = fill, used = node_used, max = node_max;
+            measured = 1;
+        }
+        freeReplyObject(info);
     }
-    redisReply *info = NULL;
-    if (redisGetReply(w->gauge, (void **)&info) != REDIS_OK)
-        return;
-    if (info->type == REDIS_REPLY_STRING) {
-        const char *used = strstr(info->str, "\r\nused_memory:"), *max = strstr(info->str, "\r\nmaxmemory:");
-        tk_metrics_set_redis_memory(used != NULL ? strtoll(used + 14, NULL, 10) : -1,
-                                    max != NULL ? strtoll(max + 12, NULL, 10) : -1);
-    }
-    freeReplyObject(info);
+    free(owner);
+    if (refresh)
+        tk_redis_nodes_refresh(n, err, sizeof(err));
+    if (measured)
+        tk_metrics_set_redis_memory(used, max);
     tk_metrics_set_outbox(depth, oldest_ms == 0 || oldest_ms > now ? 0 : now - oldest_ms);
     tk_metrics_set_paused_shards(paused);
 }
 
 static void clear_batch(tk_writer_t *w)
 {
-    for (size_t i = 0; i < w->nbatch; ++i) {
-        if (w->batch[i].decoded)
-            tk_outbox_record_dispose(&w->batch[i].rec);
-    }
+    for (size_t i = 0; i < w->nbatch; ++i)
+        tk_writer_entry_dispose(w->batch + i);
     w->nbatch = 0;
 }
 
-/* Reads up to BATCH_MAX entries over every grouped shard into w->batch. */
-static int read_entries(tk_writer_t *w)
-{
-    size_t argc = 0, n = w->ngrouped;
-    const char **argv = h2o_mem_alloc(sizeof(*argv) * (9 + 2 * n));
-    tk_shard_keys_t *keys = h2o_mem_alloc(sizeof(*keys) * (n + 1));
-    char count[16], block[16];
-    snprintf(count, sizeof(count), "%d", BATCH_MAX);
-    snprintf(block, sizeof(block), "%d", w->pending_mode ? 0 : READ_BLOCK_MS);
-    const char *fixed[] = {"XREADGROUP", "GROUP", TK_OUTBOX_GROUP, w->consumer, "COUNT", count};
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i)
-        argv[argc++] = fixed[i];
-    if (!w->pending_mode) {
-        argv[argc++] = "BLOCK";
-        argv[argc++] = block;
-    }
-    argv[argc++] = "STREAMS";
-    for (size_t i = 0; i < n; ++i) {
-        tk_shard_keys(w->grouped[i], keys + i);
-        argv[argc++] = keys[i].names[TK_KEY_OB];
-    }
-    for (size_t i = 0; i < n; ++i)
-        argv[argc++] = w->pending_mode ? "0" : ">";
-    redisReply *r = redisCommandArgv(tk_redis_nodes_at(w->conn.redis, 0), (int)argc, argv, NULL);
-    free(argv);
-    free(keys);
-    if (r == NULL)
-        return -1;
-    int rc = r->type == REDIS_REPLY_ARRAY || r->type == REDIS_REPLY_NIL ? 0 : -1;
-    for (size_t s = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY && s < r->elements; ++s) {
-        redisReply *stream = r->element[s];
-        if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 || stream->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
-        char shard[TK_SHARD_LEN + 1];
-        if (stream->element[0]->type != REDIS_REPLY_STRING ||
-            tk_shard_of_outbox_key(stream->element[0]->str, stream->element[0]->len, shard) != 0)
-            continue;
-        for (size_t e = 0; e < stream->element[1]->elements && w->nbatch < BATCH_MAX; ++e) {
-            redisReply *entry = stream->element[1]->element[e];
-            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            tk_batch_entry_t *b = w->batch + w->nbatch++;
-            memset(b, 0, sizeof(*b));
-            memcpy(b->shard, shard, sizeof(b->shard));
-            snprintf(b->id, sizeof(b->id), "%s", entry->element[0]->str);
-            redisReply *fields = entry->element[1];
-            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING)
-                b->decoded = tk_outbox_decode(fields->element[1]->str, fields->element[1]->len, &b->rec) == 0;
-        }
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-/* After the commit: acknowledge and delete the entries, shard by shard, and schedule
- * finished records to leave Redis after the grace period. */
+/* After the commit: acknowledge and delete the entries, shard by shard at the shard's
+ * master, and schedule finished records to leave Redis after the grace period. A shard
+ * that cannot be acknowledged (its master is away) does not stop the others; its entries
+ * stay pending and are written again, which is harmless. */
 static int acknowledge(tk_writer_t *w)
 {
+    int rc = 0;
     for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].shard[0] == '\0')
             continue;                 /* done with an earlier shard */
@@ -244,7 +166,7 @@ static int acknowledge(tk_writer_t *w)
             ++nids;
         }
         for (size_t j = i; j < w->nbatch; ++j) {
-            tk_batch_entry_t *b = w->batch + j;
+            tk_writer_entry_t *b = w->batch + j;
             if (strcmp(b->shard, shard) != 0)
                 continue;
             if (b->decoded && !b->set_aside && tk_outbox_record_is_final(&b->rec)) {
@@ -259,28 +181,28 @@ static int acknowledge(tk_writer_t *w)
         }
         snprintf(nids_text, sizeof(nids_text), "%zu", nids);
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
-        redisReply *r = redisCommandArgv(tk_redis_nodes_at(w->conn.redis, 0), (int)argc, argv, argvlen);
+        redisReply *r = tk_redis_nodes_command_argv(w->conn.redis, (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
         ++counts.ack_calls;
         publish_counts();
-        if (!ok)
+        if (!ok) {
             tk_log_error("writer", "acknowledging shard %s failed: %s", shard,
-                         r == NULL                      ? tk_redis_nodes_at(w->conn.redis, 0)->errstr
+                         r == NULL                      ? "its master did not answer"
                          : r->type == REDIS_REPLY_ERROR ? r->str
                                                         : "unexpected reply");
+            rc = -1;
+        }
         freeReplyObject(r);
         free(argv);
         free(argvlen);
         free(members);
-        if (!ok)
-            return -1; /* the entries stay pending and are written again: harmless */
     }
-    return 0;
+    return rc;
 }
 
 /* Moves one entry to its shard's dead-letter stream with the reason, in one atomic call
  * that also acknowledges and deletes it, so a retried batch never sets it aside twice. */
-static int set_aside(tk_writer_t *w, tk_batch_entry_t *b, const char *why)
+static int set_aside(tk_writer_t *w, tk_writer_entry_t *b, const char *why)
 {
     char err[256];
     int moved = tk_inventory_dead_letter(w->conn.redis, b->shard, b->id, why, err, sizeof(err));
@@ -303,7 +225,7 @@ static int isolate_rejected(tk_writer_t *w)
 {
     char err[512];
     for (size_t i = 0; i < w->nbatch; ++i) {
-        tk_batch_entry_t *b = w->batch + i;
+        tk_writer_entry_t *b = w->batch + i;
         if (!b->decoded)
             continue; /* set aside by write_batch already */
         if (tk_persist_batch(w->conn.pg, &b->rec, 1, err, sizeof(err)) == 0)
@@ -338,6 +260,22 @@ static int write_batch(tk_writer_t *w, char *err, size_t errsize)
     return rc;
 }
 
+/* The writer's stores: PostgreSQL, and Redis with whichever masters answer. Unlike
+ * tk_worker_conn_ensure, which wants every master, a master that is away does not stop
+ * the writer: the reader skips its shards, persists the others and reconnects it. */
+static int ensure_stores(tk_worker_conn_t *conn, char *err, size_t errsize)
+{
+    if (conn->pg != NULL && PQstatus(conn->pg) != CONNECTION_OK) {
+        PQfinish(conn->pg);
+        conn->pg = NULL;
+    }
+    if (conn->pg == NULL && (conn->pg = tk_pg_connect(conn->config->pg_url, err, errsize)) == NULL)
+        return -1;
+    if (conn->redis == NULL && (conn->redis = tk_redis_nodes_open(conn->config, 2000, err, errsize)) == NULL)
+        return -1;
+    return 0;
+}
+
 static int should_stop(int idle)
 {
     if (!__atomic_load_n(&writer_stopping, __ATOMIC_ACQUIRE))
@@ -350,50 +288,41 @@ static void *writer_main(void *arg)
 {
     tk_writer_t *w = h2o_mem_alloc(sizeof(*w));
     *w = (tk_writer_t){0};
-    char host[64] = "host", err[512];
+    char host[64] = "host", consumer[96], err[512];
     int backoff_ms = 100, failing = 0, idle = 0;
     gethostname(host, sizeof(host));
-    snprintf(w->consumer, sizeof(w->consumer), "%s-%d", host, (int)getpid());
+    snprintf(consumer, sizeof(consumer), "%s-%d", host, (int)getpid());
+    tk_outbox_reader_init(&w->reader, consumer);
     w->conn.config = writer_config;
     w->batch = h2o_mem_alloc(sizeof(*w->batch) * BATCH_MAX);
-    w->pending_mode = 1;
 
     while (!should_stop(idle)) {
-        tk_catalog_t *measured = tk_catalog_current(&w->catalog);
-        if (measured != NULL && tk_time_mono_ms() - w->last_gauge_ms >= GAUGE_EVERY_MS) {
-            measure_outbox(w, measured);
+        tk_catalog_t *catalog = tk_catalog_current(&w->catalog);
+        if (catalog != NULL && tk_time_mono_ms() - w->last_gauge_ms >= GAUGE_EVERY_MS) {
+            measure_outbox(w, catalog);
             w->last_gauge_ms = tk_time_mono_ms();
         }
-        if (tk_worker_conn_ensure(&w->conn, err, sizeof(err)) != 0) {
+        if (ensure_stores(&w->conn, err, sizeof(err)) != 0) {
             if (!failing++)
                 tk_log_warn("writer", "cannot reach the stores, the outbox waits in Redis: %s", err);
             tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
-        tk_catalog_t *catalog = tk_catalog_current(&w->catalog);
-        if (catalog != NULL)
-            ensure_groups(w, catalog);
-        if (w->ngrouped == 0) {
-            idle = 1;
-            tk_time_sleep_ms(READ_BLOCK_MS);
-            continue;
+        uint64_t held_back = 0;
+        int rc = tk_outbox_reader_read(&w->reader, w->conn.redis, catalog, w->batch, BATCH_MAX, &w->nbatch, &held_back);
+        if (held_back != 0) {
+            counts.unreplicated += held_back;
+            publish_counts();
         }
-        int64_t now = tk_time_mono_ms();
-        if (now - w->last_claim_ms >= CLAIM_EVERY_MS) {
-            claim_abandoned(w);
-            w->last_claim_ms = now;
-        }
-        if (read_entries(w) != 0) {
+        if (rc != 0) {
             clear_batch(w);
             tk_time_sleep_ms(backoff_ms);
             continue;
         }
         idle = w->nbatch == 0;
-        if (w->nbatch == 0) {
-            w->pending_mode = 0; /* our pending list is empty: on to new entries */
+        if (w->nbatch == 0)
             continue;
-        }
         int written = write_batch(w, err, sizeof(err)) == 0;
         if (!written && w->conn.pg != NULL && PQstatus(w->conn.pg) == CONNECTION_OK) {
             tk_log_warn("writer", "PostgreSQL rejected a batch of %zu entries, writing them one by one: %s", w->nbatch, err);
@@ -405,13 +334,13 @@ static void *writer_main(void *arg)
             ++counts.failures;
             publish_counts();
             clear_batch(w);
-            w->pending_mode = 1;
+            tk_outbox_reader_reread(&w->reader);
             tk_time_sleep_ms(backoff_ms);
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
         if (acknowledge(w) != 0)
-            w->pending_mode = 1;
+            tk_outbox_reader_reread(&w->reader);
         if (failing)
             tk_log_info("writer", "persisting again after %d failed attempts", failing);
         failing = 0;
@@ -421,7 +350,7 @@ static void *writer_main(void *arg)
     tk_catalog_cache_dispose(&w->catalog);
     tk_worker_conn_dispose(&w->conn);
     if (w->gauge != NULL)
-        redisFree(w->gauge);
+        tk_redis_nodes_close(w->gauge);
     free(w->batch);
     free(w);
     return NULL;

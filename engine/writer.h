@@ -7,14 +7,14 @@
  * backlog waits in Redis and sales go on; the writer never touches an HTTP thread. A
  * record PostgreSQL refuses for its data goes to the shard's dead-letter stream. The
  * writer pushes its counters into engine/metrics (tk_metrics_set_writer); metrics
- * never calls the writer.
+ * never calls the writer. On Redis Cluster it reads every master (engine/writer_outbox.h)
+ * and commits nothing a replica has not confirmed.
  */
 #ifndef TK_WRITER_H
 #define TK_WRITER_H
 
 #include "engine/config.h"
 
-#define TK_WRITER_CLAIM_IDLE_MS 10000
 #define TK_WRITER_FORGET_GRACE_MS 60000
 
 int tk_writer_start(const tk_config_t *config);
