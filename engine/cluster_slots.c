@@ -137,6 +137,9 @@ int tk_cluster_command_key(int argc, const char **argv, const size_t *argvlen, c
     for (size_t i = 0; i < sizeof(keyless_commands) / sizeof(keyless_commands[0]); ++i)
         if (arg_is(argv, argvlen, 0, keyless_commands[i]))
             return -1;
+    /* container commands: XGROUP CREATE key …, XINFO STREAM key, OBJECT ENCODING key */
+    if (arg_is(argv, argvlen, 0, "XGROUP") || arg_is(argv, argvlen, 0, "XINFO") || arg_is(argv, argvlen, 0, "OBJECT"))
+        return argc >= 3 ? set_key(argv, argvlen, 2, key, keylen) : -1;
     return argc >= 2 ? set_key(argv, argvlen, 1, key, keylen) : -1;
 }
 

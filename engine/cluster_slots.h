@@ -20,7 +20,8 @@
 unsigned tk_cluster_key_slot(const char *key, size_t len);
 
 /* The key a command addresses: FCALL and FCALL_RO their first key (none when numkeys is
- * 0), every other command its first argument. 0, or -1 when it addresses none (PING,
+ * 0), XREAD and XREADGROUP the first stream, XGROUP, XINFO and OBJECT the argument after
+ * the subcommand, every other command its first argument. 0, or -1 when it addresses none (PING,
  * INFO, WAIT, FUNCTION, CLUSTER …): such commands go to a node chosen by the caller. */
 int tk_cluster_command_key(int argc, const char **argv, const size_t *argvlen, const char **key, size_t *keylen);
 

@@ -133,6 +133,15 @@ START_TEST(command_keys)
     ck_assert_str_eq(key, "a");
     const char *xread_nokey[] = {"XREAD", "STREAMS"};
     ck_assert_int_eq(key_of(ARGC(xread_nokey), xread_nokey, &key), -1);
+    /* container commands name their key after a subcommand */
+    const char *xgroup[] = {"XGROUP", "CREATE", "tk:{ab12}:ob", "writers", "0", "MKSTREAM"};
+    ck_assert_int_eq(key_of(ARGC(xgroup), xgroup, &key), 0);
+    ck_assert_str_eq(key, "tk:{ab12}:ob");
+    const char *xinfo[] = {"xinfo", "STREAM", "tk:{ab12}:ob"};
+    ck_assert_int_eq(key_of(ARGC(xinfo), xinfo, &key), 0);
+    ck_assert_str_eq(key, "tk:{ab12}:ob");
+    const char *xgroup_short[] = {"XGROUP", "HELP"};
+    ck_assert_int_eq(key_of(ARGC(xgroup_short), xgroup_short, &key), -1);
 
     ck_assert_int_eq(key_of(0, get, &key), -1);
 }
