@@ -1,8 +1,9 @@
 /*
  * Health: one PING on the loop's connection, decoded by the inventory's reply decoder,
- * combined with the refresher's PostgreSQL check. On Redis Cluster Redis is up only when
- * every slot has an owner this loop is connected to (tk_redis_ready): a process that
- * cannot reach a third of the shards should leave the balancer's rotation.
+ * combined with the refresher's PostgreSQL check. On Redis Cluster the PING goes to any
+ * master that is up: while one master fails over every process is equally cut off from
+ * its slots, so taking them all out of a balancer's rotation would turn a third of the
+ * shards refusing holds into the whole site refusing everything.
  */
 #include "engine/ops.h"
 #include "engine/inventory.h"
@@ -11,7 +12,6 @@
 #include <errno.h>
 
 typedef struct st_tk_health_call_t {
-    tk_redis_t *redis;
     tk_health_cb cb;
     void *data;
 } tk_health_call_t;
@@ -24,8 +24,7 @@ static tk_health_t postgres_health(void)
 static void on_pong(redisReply *reply, void *data)
 {
     tk_health_call_t *call = data;
-    tk_health_result_t result = {.redis = tk_inventory_parse_ping(reply) == 0 && tk_redis_ready(call->redis) ? TK_HEALTH_OK
-                                                                                                             : TK_HEALTH_DOWN,
+    tk_health_result_t result = {.redis = tk_inventory_parse_ping(reply) == 0 ? TK_HEALTH_OK : TK_HEALTH_DOWN,
                                  .postgres = postgres_health()};
     call->cb(&result, call->data);
     free(call);
@@ -34,7 +33,7 @@ static void on_pong(redisReply *reply, void *data)
 int tk_ops_health(tk_engine_t *e, tk_health_cb cb, void *data)
 {
     tk_health_call_t *call = h2o_mem_alloc(sizeof(*call));
-    *call = (tk_health_call_t){.redis = e->redis, .cb = cb, .data = data};
+    *call = (tk_health_call_t){.cb = cb, .data = data};
     if (tk_inventory_ping(e->redis, on_pong, call) != 0) {
         free(call);
         return -EAGAIN;
