@@ -96,13 +96,14 @@ static tk_redis_nodes_t *check_cluster(const tk_config_t *config, tk_store_check
         size_t slots = tk_redis_nodes_slots(redis, i);
         redisContext *rc = tk_redis_nodes_at(redis, i);
         if (rc == NULL) {
-            failed(c, "Redis master %s (%zu slots, %u replicas) is unreachable", name, slots, node->nreplicas);
+            failed(c, "Redis master %s (%zu slots, %u replica%s) is unreachable", name, slots, node->nreplicas,
+                   node->nreplicas == 1 ? "" : "s");
             continue;
         }
         int durability = tk_redis_sync_durability_warning(rc, warn, sizeof(warn));
         if (c->out != NULL)
-            fprintf(c->out, "%s  Redis master %s: %zu slots, %u replicas%s\n", durability == 0 ? "ok  " : "WARN", name, slots,
-                    node->nreplicas,
+            fprintf(c->out, "%s  Redis master %s: %zu slots, %u replica%s%s\n", durability == 0 ? "ok  " : "WARN", name, slots,
+                    node->nreplicas, node->nreplicas == 1 ? "" : "s",
                     durability == 0  ? ", AOF on, fsynced on every write"
                     : durability < 0 ? ", its AOF settings cannot be read (CONFIG GET refused)"
                                      : "");
