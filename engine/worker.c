@@ -20,7 +20,7 @@ static struct {
     const tk_config_t *config;
 } pool = {.mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
+int tk_worker_conn_open(tk_worker_conn_t *conn, char *err, size_t errsize)
 {
     if (conn->pg != NULL && PQstatus(conn->pg) != CONNECTION_OK) {
         PQfinish(conn->pg);
@@ -29,6 +29,13 @@ int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
     if (conn->pg == NULL && (conn->pg = tk_pg_connect(conn->config->pg_url, err, errsize)) == NULL)
         return -1;
     if (conn->redis == NULL && (conn->redis = tk_redis_nodes_open(conn->config, 2000, err, errsize)) == NULL)
+        return -1;
+    return 0;
+}
+
+int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize)
+{
+    if (tk_worker_conn_open(conn, err, errsize) != 0)
         return -1;
     /* A master restarted, failed over or moved: read the map again and reconnect. One
      * that stays unreachable fails only the commands sent to it, not jobs that need

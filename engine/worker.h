@@ -40,7 +40,12 @@ int tk_workers_submit(tk_job_t *job);
 int tk_workers_idle(void);
 /* the receiver callback each loop registers for completions */
 void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/* (re)connects what is missing or broken; 0 when PostgreSQL and every Redis master are usable */
+/* (Re)connects PostgreSQL when missing or broken and opens the Redis masters' map when
+ * missing: 0 when both are there (a master may still be away). The writer stops here: its
+ * reader reconnects masters itself and skips the shards of one that is away. */
+int tk_worker_conn_open(tk_worker_conn_t *conn, char *err, size_t errsize);
+/* tk_worker_conn_open, then reconnects masters that went away (one that stays away fails
+ * only the commands sent to it): 0 when the connections are usable */
 int tk_worker_conn_ensure(tk_worker_conn_t *conn, char *err, size_t errsize);
 void tk_worker_conn_dispose(tk_worker_conn_t *conn);
 /* Runs fn on a usable connection. A connection that turned out to be dead (the server

@@ -260,22 +260,6 @@ static int write_batch(tk_writer_t *w, char *err, size_t errsize)
     return rc;
 }
 
-/* The writer's stores: PostgreSQL, and Redis with whichever masters answer. Unlike
- * tk_worker_conn_ensure, which wants every master, a master that is away does not stop
- * the writer: the reader skips its shards, persists the others and reconnects it. */
-static int ensure_stores(tk_worker_conn_t *conn, char *err, size_t errsize)
-{
-    if (conn->pg != NULL && PQstatus(conn->pg) != CONNECTION_OK) {
-        PQfinish(conn->pg);
-        conn->pg = NULL;
-    }
-    if (conn->pg == NULL && (conn->pg = tk_pg_connect(conn->config->pg_url, err, errsize)) == NULL)
-        return -1;
-    if (conn->redis == NULL && (conn->redis = tk_redis_nodes_open(conn->config, 2000, err, errsize)) == NULL)
-        return -1;
-    return 0;
-}
-
 static int should_stop(int idle)
 {
     if (!__atomic_load_n(&writer_stopping, __ATOMIC_ACQUIRE))
@@ -302,7 +286,7 @@ static void *writer_main(void *arg)
             measure_outbox(w, catalog);
             w->last_gauge_ms = tk_time_mono_ms();
         }
-        if (ensure_stores(&w->conn, err, sizeof(err)) != 0) {
+        if (tk_worker_conn_open(&w->conn, err, sizeof(err)) != 0) {
             if (!failing++)
                 tk_log_warn("writer", "cannot reach the stores, the outbox waits in Redis: %s", err);
             tk_time_sleep_ms(backoff_ms);
