@@ -21,6 +21,11 @@ void tk_shard_keys(const char *id, tk_shard_keys_t *keys)
     }
 }
 
+void tk_shard_fence_key(const char *id, char out[TK_KEY_LEN])
+{
+    snprintf(out, TK_KEY_LEN, "tk:{%.4s}:fence", id);
+}
+
 int tk_fcall_prefix(const char *fn, const tk_shard_keys_t *keys, const char **argv, size_t *argvlen)
 {
     argv[0] = "FCALL", argvlen[0] = 5;

@@ -16,7 +16,9 @@
  * REFRESH_MIN_MS however many commands ask, so a failover does not become a storm.
  * A durable command runs on the master's second link and its reply is held until
  * WAIT 1 confirms a replica has the write, so that the ordinary pipeline never queues
- * behind a WAIT.
+ * behind a WAIT. A fenced read runs there too; when its reply reports what a replica may
+ * not have yet, a write to the fence key and WAIT 1 follow, and the reply is held until
+ * a replica has everything up to the fence, so also what the read saw.
  */
 #include "engine/redis_conn.h"
 #include "engine/cluster_slots.h"
@@ -55,7 +57,10 @@ typedef struct st_tk_redis_cmd_t {
     uint32_t slot; /* NO_SLOT: keyless */
     uint16_t node; /* where it was last sent */
     uint16_t redirects;
-    int durable;
+    int durable;                         /* on the second link, answered after WAIT */
+    tk_redis_needs_fence_cb needs_fence; /* fenced reads: whether this reply needs the fence */
+    char *fence_resp;                    /* SET <fence key> 1, in RESP */
+    size_t fence_len;
     int64_t give_up_ms;
     redisReply *held; /* durable: the command's reply while WAIT runs */
     h2o_timeout_entry_t retry;
@@ -236,6 +241,7 @@ static void cmd_free(tk_redis_cmd_t *cmd)
 {
     tk_redis_t *r = cmd->r;
     free(cmd->resp);
+    free(cmd->fence_resp);
     if (cmd->held != NULL)
         freeReplyObject(cmd->held);
     cmd->next_free = r->free_cmds;
@@ -323,10 +329,8 @@ static void on_waited(redisReply *reply, void *data)
     }
 }
 
-static void on_asking(redisReply *reply, void *data)
-{
-    /* OK, or the command after it fails and says why */
-}
+/* the reply to ASKING or to a fence's SET: OK, or the command after it says what failed */
+static void on_asking(redisReply *reply, void *data) {}
 
 /* A reply to a routed command: the answer, or a redirect to follow. */
 static void on_routed(redisReply *reply, void *data)
@@ -341,9 +345,12 @@ static void on_routed(redisReply *reply, void *data)
     }
     switch (tk_cluster_redirect(reply, &to)) {
     case TK_REDIRECT_NONE:
-        if (cmd->durable && reply->type != REDIS_REPLY_ERROR) {
+        if (cmd->durable && reply->type != REDIS_REPLY_ERROR && (cmd->needs_fence == NULL || cmd->needs_fence(reply))) {
+            tk_redis_link_t *link = r->nodes[cmd->node].durable;
             cmd->held = copy_reply(reply);
-            if (tk_redis_link_send_formatted(r->nodes[cmd->node].durable, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
+            if ((cmd->fence_resp != NULL &&
+                 tk_redis_link_send_formatted(link, on_asking, NULL, cmd->fence_resp, cmd->fence_len) != 0) ||
+                tk_redis_link_send_formatted(link, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
                 finish(cmd, NULL);
             return;
         }
@@ -429,7 +436,8 @@ static void route(tk_redis_cmd_t *cmd)
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
 }
 
-static int send_routed(tk_redis_t *r, tk_redis_cb cb, void *data, int durable, int argc, const char **argv, const size_t *argvlen)
+static int send_routed(tk_redis_t *r, tk_redis_cb cb, void *data, int durable, int argc, const char **argv, const size_t *argvlen,
+                       tk_redis_cmd_t **sent)
 {
     const char *key;
     size_t keylen;
@@ -460,6 +468,8 @@ static int send_routed(tk_redis_t *r, tk_redis_cb cb, void *data, int durable, i
         return -1;
     }
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
+    if (sent != NULL)
+        *sent = cmd;
     return 0;
 }
 
@@ -496,7 +506,7 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
 int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
 {
     if (r->cluster)
-        return send_routed(r, cb, data, 0, argc, argv, argvlen);
+        return send_routed(r, cb, data, 0, argc, argv, argvlen, NULL);
     if (tk_redis_link_send(r->nodes[0].link, cb, data, argc, argv, argvlen) != 0)
         return -1;
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
@@ -506,8 +516,28 @@ int tk_redis_command(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const 
 int tk_redis_command_durable(tk_redis_t *r, tk_redis_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
 {
     if (r->cluster)
-        return send_routed(r, cb, data, 1, argc, argv, argvlen);
+        return send_routed(r, cb, data, 1, argc, argv, argvlen, NULL);
     return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
+int tk_redis_command_fenced(tk_redis_t *r, const char *fence_key, tk_redis_needs_fence_cb needs_fence, tk_redis_cb cb, void *data,
+                            int argc, const char **argv, const size_t *argvlen)
+{
+    if (!r->cluster)
+        return tk_redis_command(r, cb, data, argc, argv, argvlen);
+    char *fence;
+    int len = redisFormatCommand(&fence, "SET %s 1", fence_key);
+    if (len < 0)
+        return -1;
+    tk_redis_cmd_t *cmd;
+    if (send_routed(r, cb, data, 1, argc, argv, argvlen, &cmd) != 0) {
+        free(fence);
+        return -1;
+    }
+    cmd->needs_fence = needs_fence;
+    cmd->fence_resp = fence;
+    cmd->fence_len = (size_t)len;
+    return 0;
 }
 
 int tk_redis_ready(const tk_redis_t *r)
@@ -517,7 +547,8 @@ int tk_redis_ready(const tk_redis_t *r)
     if (!r->have_map || r->uncovered != 0)
         return 0;
     for (size_t i = 0; i < r->nnodes; ++i)
-        if (r->nodes[i].owns_slots && !tk_redis_link_is_ready(r->nodes[i].link))
+        if (r->nodes[i].owns_slots && (!tk_redis_link_is_ready(r->nodes[i].link) || r->nodes[i].durable == NULL ||
+                                       !tk_redis_link_is_ready(r->nodes[i].durable)))
             return 0;
     return 1;
 }

@@ -144,9 +144,32 @@ static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t narg
                    : tk_redis_command(r, cb, data, argc, argv, argvlen);
 }
 
+/* Whether a tk_view or tk_txn reply says COMPLETED ({"OK", "COMPLETED", …}): then, on a
+ * cluster, it is delivered only once a replica has the payment (tk_redis_command_fenced),
+ * so no shopper is told of a purchase a failover could take back. */
+static int reports_completed(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 && is_string(reply->element[0], "OK") &&
+           is_string(reply->element[1], "COMPLETED");
+}
+
+/* FCALL fn 7 <shard keys of id> id, fenced when it reports COMPLETED */
+static int read_by_id(tk_redis_t *r, const char *fn, const char *id, tk_redis_cb cb, void *data)
+{
+    tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + 1];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 1];
+    char fence[TK_KEY_LEN];
+    tk_shard_keys(id, &keys);
+    tk_shard_fence_key(id, fence);
+    int argc = tk_fcall_prefix(fn, &keys, argv, argvlen);
+    argv[argc] = id, argvlen[argc++] = strlen(id);
+    return tk_redis_command_fenced(r, fence, reports_completed, cb, data, argc, argv, argvlen);
+}
+
 int tk_reservation_view(tk_redis_t *r, const char *rid, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_view", rid, 1, &rid, NULL, 0, cb, data);
+    return read_by_id(r, "tk_view", rid, cb, data);
 }
 
 int tk_reservation_parse_view(const redisReply *reply, h2o_mem_pool_t *pool, tk_reservation_view_t *out)
@@ -267,7 +290,7 @@ tk_pay_finish_outcome_t tk_reservation_parse_pay_finish(const redisReply *reply)
 
 int tk_reservation_txn(tk_redis_t *r, const char *txn, tk_redis_cb cb, void *data)
 {
-    return call_by_id(r, "tk_txn", txn, 1, &txn, NULL, 0, cb, data);
+    return read_by_id(r, "tk_txn", txn, cb, data);
 }
 
 void tk_reservation_parse_txn(const redisReply *reply, tk_txn_result_t *out)

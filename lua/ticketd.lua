@@ -53,6 +53,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:{s}:dead stream, the dead letters: outbox entries PostgreSQL refused or that
               do not decode, moved here by tk_dead_letter for an operator; fields
               "id" (the entry's outbox id), "m" (its msgpack) and "err" (the reason).
+  tk:{s}:fence  string, written ("1") by ticketd on Redis Cluster before it WAITs for a
+              replica ahead of telling a shopper COMPLETED; never read, never touched by
+              these functions.
   tk:catalog:version  (outside the shards) the catalog version, INCR'd by whoever
               changes the catalog; never touched by these functions.
 

@@ -1,0 +1,204 @@
+/*
+ * Durable commands and fenced reads of the router (engine/redis_conn.c) against the
+ * cluster-test profile's Redis Cluster: what stands between a shopper and a purchase a
+ * failover could take back. With the replica of a key's master stopped (SIGSTOP, for about
+ * a second: well inside the cluster's node timeout, so nothing fails over), a durable write
+ * and a read that needs its fence are answered "NOREPLICA …" instead of their reply, and a
+ * read that needs no fence is answered at once; once the replica runs again, both are
+ * answered with their reply. The replica is always continued, also when a check fails (the
+ * parent's teardown). On a single Redis there is no replica to wait for: the test exits 77.
+ */
+#include "engine/cluster_slots.h"
+#include "engine/config.h"
+#include "engine/redis_conn.h"
+#include "engine/timefmt.h"
+#include "tests/support/harness.h"
+#include "tests/support/redis_direct.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY "tk-test:{durability}:k"
+#define FENCE "tk-test:{durability}:fence"
+
+static pid_t replica_pid; /* the stopped replica, continued by the teardown */
+static h2o_loop_t *loop;  /* globals, so LeakSanitizer sees them reachable: routers are never closed */
+static tk_redis_t *router;
+static tk_config_t config;
+
+typedef struct st_result_t {
+    int calls, null, type;
+    char str[128];
+} result_t;
+
+static void on_reply(redisReply *reply, void *data)
+{
+    result_t *res = data;
+    ++res->calls;
+    res->null = reply == NULL;
+    if (reply == NULL)
+        return;
+    res->type = reply->type;
+    snprintf(res->str, sizeof(res->str), "%.*s", reply->str != NULL ? (int)reply->len : 0, reply->str != NULL ? reply->str : "");
+}
+
+static void run_until(const int *flag, int64_t ms)
+{
+    int64_t deadline = tk_time_mono_ms() + ms;
+    while (!*flag && tk_time_mono_ms() < deadline)
+        h2o_evloop_run(loop, 10);
+}
+
+static void start_router(void)
+{
+    memset(&config, 0, sizeof(config));
+    char url[128];
+    for (const char *p = tk_test_redis_cluster(); *p != '\0' && config.ncluster_seeds < TK_REDIS_SEEDS_MAX;) {
+        size_t len = strcspn(p, ",");
+        snprintf(url, sizeof(url), "redis://%.*s", (int)len, p);
+        ck_assert_int_eq(tk_config_parse_redis_url(url, &config.cluster_seeds[config.ncluster_seeds++]), 0);
+        p += len + (p[len] == ',');
+    }
+    loop = h2o_evloop_create();
+    router = tk_redis_create(loop, &config);
+    int64_t deadline = tk_time_mono_ms() + 5000;
+    while (!tk_redis_ready(router) && tk_time_mono_ms() < deadline)
+        h2o_evloop_run(loop, 10);
+    ck_assert_msg(tk_redis_ready(router), "the router never became ready");
+}
+
+static int always(const redisReply *reply)
+{
+    return 1;
+}
+
+static int never(const redisReply *reply)
+{
+    return 0;
+}
+
+static result_t durable_set(const char *value)
+{
+    result_t res = {0};
+    const char *argv[] = {"SET", KEY, value};
+    size_t argvlen[] = {3, strlen(KEY), strlen(value)};
+    ck_assert_int_eq(tk_redis_command_durable(router, on_reply, &res, 3, argv, argvlen), 0);
+    run_until(&res.calls, 3000);
+    ck_assert_int_eq(res.calls, 1);
+    return res;
+}
+
+static result_t fenced_get(tk_redis_needs_fence_cb needs_fence)
+{
+    result_t res = {0};
+    const char *argv[] = {"GET", KEY};
+    size_t argvlen[] = {3, strlen(KEY)};
+    ck_assert_int_eq(tk_redis_command_fenced(router, FENCE, needs_fence, on_reply, &res, 2, argv, argvlen), 0);
+    run_until(&res.calls, 3000);
+    ck_assert_int_eq(res.calls, 1);
+    return res;
+}
+
+/* a command on host:port alone, or NULL */
+static redisReply *on_node(const char *host, int port, const char *cmd)
+{
+    redisContext *c = redisConnect(host, port);
+    redisReply *r = c != NULL && !c->err ? redisCommand(c, cmd) : NULL;
+    if (c != NULL)
+        redisFree(c);
+    return r;
+}
+
+/* the process id of a replica of the master owning KEY: the master from CLUSTER SLOTS of a
+ * seed, its replica from its ROLE, the replica's pid from its INFO */
+static pid_t replica_of_key_master(void)
+{
+    static tk_slot_map_t map;
+    char err[256];
+    redisReply *slots = on_node(config.cluster_seeds[0].host, config.cluster_seeds[0].port, "CLUSTER SLOTS");
+    ck_assert_msg(slots != NULL && tk_slot_map_parse(&map, slots, config.cluster_seeds[0].host, err, sizeof(err)) == 0,
+                  "CLUSTER SLOTS: %s", slots != NULL ? err : "no answer");
+    freeReplyObject(slots);
+    uint16_t owner = map.owner[tk_cluster_key_slot(KEY, strlen(KEY))];
+    ck_assert_uint_ne(owner, TK_CLUSTER_NO_OWNER);
+    redisReply *role = on_node(map.masters[owner].host, map.masters[owner].port, "ROLE");
+    ck_assert_msg(role != NULL && role->type == REDIS_REPLY_ARRAY && role->elements == 3 &&
+                      role->element[2]->type == REDIS_REPLY_ARRAY && role->element[2]->elements > 0,
+                  "the master of " KEY " lists no replica");
+    const redisReply *first = role->element[2]->element[0]; /* [ip, port, offset] */
+    char host[64];
+    snprintf(host, sizeof(host), "%s", first->element[0]->str);
+    int port = atoi(first->element[1]->str);
+    freeReplyObject(role);
+    redisReply *server = on_node(host, port, "INFO server");
+    ck_assert_msg(server != NULL && server->type == REDIS_REPLY_STRING && strstr(server->str, "process_id:") != NULL,
+                  "INFO server of the replica %s:%d", host, port);
+    pid_t pid = (pid_t)atol(strstr(server->str, "process_id:") + strlen("process_id:"));
+    freeReplyObject(server);
+    return pid;
+}
+
+static void continue_replica(void)
+{
+    if (replica_pid > 0)
+        kill(replica_pid, SIGCONT);
+}
+
+START_TEST(without_a_replica_nothing_is_acknowledged)
+{
+    start_router();
+    ck_assert_str_eq(durable_set("before").str, "OK");
+    replica_pid = replica_of_key_master();
+
+    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+    result_t set = durable_set("while-stopped");
+    result_t fenced = fenced_get(always);
+    result_t plain = fenced_get(never);
+    continue_replica();
+
+    ck_assert_msg(set.type == REDIS_REPLY_ERROR && strncmp(set.str, "NOREPLICA", 9) == 0, "durable SET answered %d %s", set.type,
+                  set.str);
+    ck_assert_msg(fenced.type == REDIS_REPLY_ERROR && strncmp(fenced.str, "NOREPLICA", 9) == 0, "fenced GET answered %d %s",
+                  fenced.type, fenced.str);
+    ck_assert_int_eq(plain.type, REDIS_REPLY_STRING); /* no fence needed: the master's answer, at once */
+    ck_assert_str_eq(plain.str, "while-stopped");
+
+    /* the replica catches up: the same calls are answered with their replies */
+    ck_assert_str_eq(durable_set("after").str, "OK");
+    result_t again = fenced_get(always);
+    ck_assert_int_eq(again.type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(again.str, "after");
+}
+END_TEST
+
+static void teardown(void)
+{
+    /* the child stopped the replica: find it again and continue it, whatever happened */
+    start_router();
+    replica_pid = replica_of_key_master();
+    continue_replica();
+    redisReply *r = tk_test_redis_command("DEL %s %s", KEY, FENCE);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+int main(void)
+{
+    if (tk_test_redis_cluster() == NULL) {
+        printf("cluster_durability: TICKETD_TEST_REDIS_CLUSTER is unset: a single Redis has no replica to wait for\n");
+        return 77; /* SKIP_RETURN_CODE */
+    }
+    Suite *s = suite_create("cluster_durability");
+    TCase *tc = tcase_create("replica_stopped");
+    tcase_add_unchecked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, without_a_replica_nothing_is_acknowledged);
+    suite_add_tcase(s, tc);
+    SRunner *runner = srunner_create(s);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
