@@ -321,6 +321,7 @@ static void on_waited(redisReply *reply, void *data)
     if (reply == NULL) {
         finish(cmd, NULL);
     } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 1 && n->nreplicas > 0) {
+        request_refresh(cmd->r); /* the replica may be failed by now: then the map no longer lists it */
         redisReply *refused = error_reply("NOREPLICA the write reached no replica in time");
         finish(cmd, refused);
         freeReplyObject(refused);
@@ -345,7 +346,10 @@ static void on_routed(redisReply *reply, void *data)
     }
     switch (tk_cluster_redirect(reply, &to)) {
     case TK_REDIRECT_NONE:
-        if (cmd->durable && reply->type != REDIS_REPLY_ERROR && (cmd->needs_fence == NULL || cmd->needs_fence(reply))) {
+        /* a master the map gives no replica (none configured, or the cluster marked it failed)
+         * has nothing to wait for: WAIT would only sit out its timeout */
+        if (cmd->durable && r->nodes[cmd->node].nreplicas > 0 && reply->type != REDIS_REPLY_ERROR &&
+            (cmd->needs_fence == NULL || cmd->needs_fence(reply))) {
             tk_redis_link_t *link = r->nodes[cmd->node].durable;
             cmd->held = copy_reply(reply);
             if ((cmd->fence_resp != NULL &&
