@@ -5,6 +5,7 @@
 #   scripts/test.sh --sanitize    Debug build with ASan + UBSan in build-asan/
 #   scripts/test.sh --tsan        Debug build with TSan in build-tsan/, integration tests only
 #   scripts/test.sh --cluster     normal build in build/, the tests labelled `cluster` on Redis Cluster
+#   scripts/test.sh --sanitize --cluster   the same in the ASan + UBSan build
 #
 # Starts the *test* Redis and PostgreSQL (ports 6391/5441, never the dev ones) and
 # hands them to the tests as TICKETD_TEST_REDIS_URL / TICKETD_TEST_PG_URL (and
@@ -24,34 +25,38 @@ BUILD_DIR=build
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 CTEST_SELECT=()
 PROFILE="test"
-case "${1:-}" in
-"") ;;
---cluster)
-    # reservations (with the race), payments, idempotency and persistence, unchanged, on the cluster
+CLUSTER=0
+for arg in "$@"; do
+    case "$arg" in
+    --cluster) CLUSTER=1 ;;
+    --sanitize)
+        BUILD_DIR=build-asan
+        CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_ASAN=ON -DTICKETD_UBSAN=ON)
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        # the fault scenarios (minutes of outages) and the bench smoke run once, in the normal build
+        CTEST_SELECT=(-LE "fault|bench")
+        ;;
+    --tsan)
+        # the threaded parts (loops, workers, refresher, writer, metrics) under ThreadSanitizer:
+        # the integration tests drive a TSan-built server; a race aborts it and fails its test
+        BUILD_DIR=build-tsan
+        CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_TSAN=ON)
+        CTEST_SELECT=(-L integration -E "test_dashboard|test_storefront|fault_|bench_")
+        export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+        ;;
+    *)
+        echo "usage: $0 [--sanitize | --tsan] [--cluster]" >&2
+        exit 2
+        ;;
+    esac
+done
+if ((CLUSTER)); then
+    # reservations (with the race), payments, idempotency and persistence, unchanged, on the
+    # cluster, and the cluster's own tests; with --sanitize or --tsan in that build
     PROFILE=cluster-test
     CTEST_SELECT=(-L cluster)
-    ;;
---sanitize)
-    BUILD_DIR=build-asan
-    CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_ASAN=ON -DTICKETD_UBSAN=ON)
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    # the fault scenarios (minutes of outages) and the bench smoke run once, in the normal build
-    CTEST_SELECT=(-LE "fault|bench")
-    ;;
---tsan)
-    # the threaded parts (loops, workers, refresher, writer, metrics) under ThreadSanitizer:
-    # the integration tests drive a TSan-built server; a race aborts it and fails its test
-    BUILD_DIR=build-tsan
-    CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DTICKETD_TSAN=ON)
-    CTEST_SELECT=(-L integration -E "test_dashboard|test_storefront|fault_|bench_")
-    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-    ;;
-*)
-    echo "usage: $0 [--sanitize | --tsan | --cluster]" >&2
-    exit 2
-    ;;
-esac
+fi
 
 scripts/install-deps.sh
 cmake -S . -B "$BUILD_DIR" "${CMAKE_ARGS[@]}"
