@@ -146,7 +146,7 @@ static int parse_proxies(tk_config_t *cfg, const char *list)
 }
 
 /* TICKETD_REDIS_CLUSTER: "127.0.0.1:7001,127.0.0.1:7002" (seed nodes; the rest is discovered) */
-static int parse_cluster_seeds(tk_config_t *cfg, const char *list)
+int tk_config_parse_cluster_seeds(tk_config_t *cfg, const char *list)
 {
     for (const char *p = list; *p != '\0';) {
         size_t len = strcspn(p, ",");
@@ -201,7 +201,7 @@ int tk_config_load(tk_config_t *cfg, tk_getenv_fn getenv_fn, void *ctx, char *er
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "%s", v);
 
     if ((v = lookup(cfg, TK_SET_REDIS_CLUSTER, getenv_fn, ctx)) != NULL) {
-        if (strlen(v) >= sizeof(cfg->redis_cluster) || parse_cluster_seeds(cfg, v) != 0)
+        if (strlen(v) >= sizeof(cfg->redis_cluster) || tk_config_parse_cluster_seeds(cfg, v) != 0)
             FAIL("TICKETD_REDIS_CLUSTER: not a list of seed nodes HOST:PORT[,HOST:PORT...] (at most %d)", TK_REDIS_SEEDS_MAX);
         snprintf(cfg->redis_cluster, sizeof(cfg->redis_cluster), "%s", v);
     }

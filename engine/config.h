@@ -105,6 +105,8 @@ void tk_config_fill_development(tk_config_t *cfg);
 /* Prints one setting a line with its source; secrets as *** with their length. */
 void tk_config_print(const tk_config_t *cfg, FILE *out);
 int tk_config_parse_redis_url(const char *url, tk_redis_url_t *out);
+/* "host:port,host:port,…" (TICKETD_REDIS_CLUSTER) appended to cfg->cluster_seeds; -1 when malformed */
+int tk_config_parse_cluster_seeds(tk_config_t *cfg, const char *list);
 int tk_config_parse_listen(const char *s, char *host, size_t hostsize, uint16_t *port);
 
 #endif

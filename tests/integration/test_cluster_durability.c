@@ -55,13 +55,7 @@ static void run_until(const int *flag, int64_t ms)
 static void start_router(void)
 {
     memset(&config, 0, sizeof(config));
-    char url[128];
-    for (const char *p = tk_test_redis_cluster(); *p != '\0' && config.ncluster_seeds < TK_REDIS_SEEDS_MAX;) {
-        size_t len = strcspn(p, ",");
-        snprintf(url, sizeof(url), "redis://%.*s", (int)len, p);
-        ck_assert_int_eq(tk_config_parse_redis_url(url, &config.cluster_seeds[config.ncluster_seeds++]), 0);
-        p += len + (p[len] == ',');
-    }
+    ck_assert_int_eq(tk_config_parse_cluster_seeds(&config, tk_test_redis_cluster()), 0);
     loop = h2o_evloop_create();
     router = tk_redis_create(loop, &config);
     int64_t deadline = tk_time_mono_ms() + 5000;

@@ -451,12 +451,8 @@ static void start_router(void)
     char url[128];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", tk_test_redis_port());
     ck_assert_int_eq(tk_config_parse_redis_url(url, &config.redis), 0);
-    for (const char *p = seeds; p != NULL && *p != '\0' && config.ncluster_seeds < TK_REDIS_SEEDS_MAX;) {
-        size_t len = strcspn(p, ",");
-        snprintf(url, sizeof(url), "redis://%.*s", (int)len, p);
-        ck_assert_int_eq(tk_config_parse_redis_url(url, &config.cluster_seeds[config.ncluster_seeds++]), 0);
-        p += len + (p[len] == ',');
-    }
+    if (seeds != NULL)
+        ck_assert_int_eq(tk_config_parse_cluster_seeds(&config, seeds), 0);
     loop = h2o_evloop_create();
     router = tk_redis_create(loop, &config);
     ck_assert_msg(run_until_ready(5000), "the router never became ready");
