@@ -54,9 +54,8 @@ static redisContext *usable(tk_redis_nodes_t *n, size_t i)
     return c != NULL && !c->err ? c : NULL;
 }
 
-/* Makes the group of every new shard at the shard's master. Sent on that master's own
- * connection: XGROUP names its key after the subcommand, which the generic routing of
- * tk_redis_nodes_command (first argument) does not know. */
+/* Makes the group of every new shard at the shard's master (tk_redis_nodes_command routes
+ * XGROUP by its stream and follows redirects). */
 static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_catalog_t *catalog)
 {
     for (size_t i = 0; i < catalog->nshards; ++i) {
@@ -67,10 +66,7 @@ static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_c
             continue;
         tk_shard_keys_t keys;
         tk_shard_keys(catalog->shards[i], &keys);
-        size_t owner = tk_redis_nodes_index_of(n, keys.names[TK_KEY_OB], keys.lens[TK_KEY_OB]);
-        redisContext *c = owner < tk_redis_nodes_count(n) ? usable(n, owner) : NULL;
-        redisReply *rep =
-            c != NULL ? redisCommand(c, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]) : NULL;
+        redisReply *rep = tk_redis_nodes_command(n, "XGROUP CREATE %s " TK_OUTBOX_GROUP " 0 MKSTREAM", keys.names[TK_KEY_OB]);
         if (rep == NULL || (rep->type == REDIS_REPLY_ERROR && tk_cluster_redirect(rep, &(tk_redirect_t){0}) != TK_REDIRECT_NONE))
             r->refresh_wanted = 1; /* made at the next round, once the map is right */
         int ok = rep != NULL &&
@@ -289,10 +285,11 @@ static const tk_writer_entry_t *last_decoded(const tk_writer_entry_t *batch, siz
  * for one replica. */
 static int send_proof(tk_outbox_reader_t *r, redisContext *c, const tk_writer_entry_t *last)
 {
-    char ob[TK_KEY_LEN], timeout[16];
-    snprintf(ob, sizeof(ob), "tk:{%s}:ob", last->shard);
+    tk_shard_keys_t keys;
+    char timeout[16];
+    tk_shard_keys(last->shard, &keys);
     snprintf(timeout, sizeof(timeout), "%d", TK_WRITER_WAIT_MS);
-    const char *claim[] = {"XCLAIM", ob, TK_OUTBOX_GROUP, r->consumer, "0", last->id, "JUSTID"};
+    const char *claim[] = {"XCLAIM", keys.names[TK_KEY_OB], TK_OUTBOX_GROUP, r->consumer, "0", last->id, "JUSTID"};
     const char *wait[] = {"WAIT", "1", timeout};
     return redisAppendCommandArgv(c, 7, claim, NULL) == REDIS_OK && redisAppendCommandArgv(c, 3, wait, NULL) == REDIS_OK ? 0 : -1;
 }
