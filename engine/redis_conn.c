@@ -59,8 +59,7 @@ typedef struct st_tk_redis_cmd_t {
     uint16_t redirects;
     int durable;                         /* on the second link, answered after WAIT */
     tk_redis_needs_fence_cb needs_fence; /* fenced reads: whether this reply needs the fence */
-    char *fence_resp;                    /* SET <fence key> 1, in RESP */
-    size_t fence_len;
+    char fence_key[32];                  /* fenced reads: the key SET before the WAIT */
     int64_t give_up_ms;
     redisReply *held; /* durable: the command's reply while WAIT runs */
     h2o_timeout_entry_t retry;
@@ -241,7 +240,6 @@ static void cmd_free(tk_redis_cmd_t *cmd)
 {
     tk_redis_t *r = cmd->r;
     free(cmd->resp);
-    free(cmd->fence_resp);
     if (cmd->held != NULL)
         freeReplyObject(cmd->held);
     cmd->next_free = r->free_cmds;
@@ -352,8 +350,8 @@ static void on_routed(redisReply *reply, void *data)
             (cmd->needs_fence == NULL || cmd->needs_fence(reply))) {
             tk_redis_link_t *link = r->nodes[cmd->node].durable;
             cmd->held = copy_reply(reply);
-            if ((cmd->fence_resp != NULL &&
-                 tk_redis_link_send_formatted(link, on_asking, NULL, cmd->fence_resp, cmd->fence_len) != 0) ||
+            const char *fence[] = {"SET", cmd->fence_key, "1"};
+            if ((cmd->needs_fence != NULL && tk_redis_link_send(link, on_asking, NULL, 3, fence, NULL) != 0) ||
                 tk_redis_link_send_formatted(link, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
                 finish(cmd, NULL);
             return;
@@ -529,18 +527,11 @@ int tk_redis_command_fenced(tk_redis_t *r, const char *fence_key, tk_redis_needs
 {
     if (!r->cluster)
         return tk_redis_command(r, cb, data, argc, argv, argvlen);
-    char *fence;
-    int len = redisFormatCommand(&fence, "SET %s 1", fence_key);
-    if (len < 0)
-        return -1;
     tk_redis_cmd_t *cmd;
-    if (send_routed(r, cb, data, 1, argc, argv, argvlen, &cmd) != 0) {
-        free(fence);
+    if (strlen(fence_key) >= sizeof(cmd->fence_key) || send_routed(r, cb, data, 1, argc, argv, argvlen, &cmd) != 0)
         return -1;
-    }
     cmd->needs_fence = needs_fence;
-    cmd->fence_resp = fence;
-    cmd->fence_len = (size_t)len;
+    memcpy(cmd->fence_key, fence_key, strlen(fence_key) + 1);
     return 0;
 }
 
