@@ -5,8 +5,8 @@ ticketd (Redis 7.0, loaded with FUNCTION LOAD REPLACE, embedded in the binary).
 
 Every function checks everything first and writes only after that, so a call
 that is refused changes nothing. The one exception is the lazy expiry of holds
-that are already past their deadline (tk_reserve, tk_get, tk_cancel,
-tk_pay_start). tk_avail is read-only (no-writes, callable with FCALL_RO, so a replica
+that are already past their deadline (tk_reserve, tk_reserve_batch, tk_get,
+tk_cancel, tk_pay_start). tk_avail is read-only (no-writes, callable with FCALL_RO, so a replica
 can serve it): the figures it reads are the sweeper's, which returns expired holds
 within a second of their deadline.
 Those holds would be released anyway, so releasing them early is not a change a
@@ -125,6 +125,16 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  "E:ticket": the hold is refused with {"ERR","admission_used"} (after
                  "exists") while the admission's previous hold is PENDING, PAYING or
                  COMPLETED.
+  tk_reserve_batch  KEYS the shard's seven, then tk:{s}:rt and tk:{s}:wa (always both)
+                 ARGV n, then per request: nargs, fair (0|1), admission (0|1) and the
+                 nargs arguments tk_reserve takes with (fair) its four fair-use
+                 arguments first and (admission) its two admission arguments last.
+                 Group commit (RESERVING below): every request is held or refused as
+                 tk_reserve would, in the order given, each seeing the stock the
+                 earlier ones left. -> n answers, each exactly tk_reserve's (an error
+                 reply for a malformed request; its neighbours are unaffected). A
+                 malformed batch (keys, counts, flags) is refused whole, changing
+                 nothing.
   tk_get         ARGV R   (a PENDING hold at or past its deadline expires first)
                  -> {"OK", blob_json} | {"ERR","not_found"}   (the raw record)
   tk_view        ARGV R   (same lazy expiry) the reservation as the API shows it
@@ -307,48 +317,16 @@ local function client_release(inv, rec)
     end
 end
 
--- fair_use_args takes the optional fair-use part off a tk_reserve call: the 8th key
--- and the first four ARGV. Returns fu (nil without it), the seven shard keys, and
--- the remaining ARGV; fu.bad is set when the part is malformed.
-local function fair_use_args(keys, args)
-    if #keys < 8 or string.sub(keys[8], -3) ~= ':rt' then
-        return nil, keys, args
-    end
-    local fu = { key = keys[8], client = args[1], max = parse_int(args[2], 0), rate = parse_int(args[3], 0),
-        pause = parse_int(args[4], 0) }
-    fu.bad = keys[8] ~= string.gsub(keys[1], ':inv$', ':rt') or type(fu.client) ~= 'string' or
+-- fair_use_part reads the fair-use part of a tk_reserve request, the four arguments
+-- C, max_holds, rate, outbox_limit at args[at]; key is the request's tk:{s}:rt, inv
+-- its shard's tk:{s}:inv. fu.bad is set when the part is malformed.
+local FAIR_USE_NARGS = 4
+local function fair_use_part(inv, key, args, at)
+    local fu = { key = key, client = args[at], max = parse_int(args[at + 1], 0), rate = parse_int(args[at + 2], 0),
+        pause = parse_int(args[at + 3], 0) }
+    fu.bad = key ~= string.gsub(inv, ':inv$', ':rt') or type(fu.client) ~= 'string' or
         not string.match(fu.client, '^%x*$') or #fu.client > 64 or not fu.max or not fu.rate or not fu.pause
-    local rest = { unpack(keys, 1, 7) }
-    for i = 9, #keys do
-        rest[#rest + 1] = keys[i] -- tk:{s}:wa, the admission's key, when there is one
-    end
-    return fu, rest, { unpack(args, 5) }
-end
-
--- fair_use_check answers a refusal when the shard's outbox is over its limit or the
--- client is over one of its limits, and nil when the hold may go ahead (counting
--- the request against the client's rate).
-local function fair_use_check(keys, fu, now)
-    if fu.pause > 0 and redis.call('XLEN', keys[5]) >= fu.pause then
-        return { 'ERR', 'paused', 1 }
-    end
-    if fu.client == '' then
-        return nil
-    end
-    if fu.max > 0 and (tonumber(redis.call('HGET', keys[1], 'cl:' .. fu.client)) or 0) >= fu.max then
-        return { 'ERR', 'too_many', 1 }
-    end
-    if fu.rate > 0 then
-        local interval = 1000 / fu.rate
-        local tolerance = interval * (2 * fu.rate - 1)
-        redis.call('ZREMRANGEBYSCORE', fu.key, '-inf', now)
-        local tat = math.max(tonumber(redis.call('ZSCORE', fu.key, fu.client)) or now, now)
-        if tat - now > tolerance then
-            return { 'ERR', 'too_many', math.max(1, math.ceil((tat - tolerance - now) / 1000)) }
-        end
-        redis.call('ZADD', fu.key, tat + interval, fu.client)
-    end
-    return nil
+    return fu
 end
 
 -- release owns the PENDING -> CANCELLED transition, for cancellation and for
@@ -589,140 +567,378 @@ end
 
 local waitroom = {} -- admission checks for tk_reserve; filled in by the WAITING ROOM section
 
--- tk_reserve holds tickets of one or more types of an event, all of them or
--- none. The checks run in the order the HTTP contract gives its errors:
--- malformed amounts, then the event, then the types, the limit and the stock.
-local function tk_reserve(keys, args)
-    local fu
-    fu, keys, args = fair_use_args(keys, args)
-    if fu and fu.bad then
-        return bad_call('fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first')
+--[[ RESERVING. tk_reserve holds one request, tk_reserve_batch many requests of one
+shard in one call (group commit: ticketd sends the requests of a shard that arrive in
+one pass of its event loop together). Both run reserve_all, so one hold is one hold
+whichever way it came: each request is all-or-nothing and answered on its own, in the
+order given, and a later request sees the stock the earlier ones left.
+
+What a call shares is read once and written once: the inventory fields go through a
+ledger (values read with one HMGET, changes summed and written with one HINCRBY per
+field at the end), the records with one HSET, the deadlines with one ZADD, the
+clients' rate with one ZADD; the lazy expiry and the outbox length are looked at once
+per call. Only the outbox entry is written per request, one entry each.]]
+
+-- ledger_new: one call's view of tk:{s}:inv. base holds the values read (false: the
+-- field is absent), delta the changes not written yet.
+local function ledger_new(inv)
+    return { inv = inv, base = {}, delta = {}, fields = {} }
+end
+
+-- ledger_load reads, in one HMGET, the fields of the list not read yet.
+local function ledger_load(lg, list)
+    local missing = {}
+    for _, f in ipairs(list) do
+        if lg.base[f] == nil then
+            missing[#missing + 1] = f
+            lg.base[f] = false
+        end
     end
-    local adm = waitroom.take_admission(keys, args)
-    local s = keys_shard(keys)
-    if not s then
-        return bad_call(BAD_KEYS)
+    if #missing > 0 then
+        local vals = redis.call('HMGET', lg.inv, unpack(missing))
+        for i, f in ipairs(missing) do
+            lg.base[f] = vals[i] or false
+        end
     end
-    local e, rid = args[1], args[2]
+end
+
+local function ledger_raw(lg, f)
+    local v = lg.base[f]
+    if v == nil then
+        ledger_load(lg, { f })
+        v = lg.base[f]
+    end
+    return v or nil
+end
+
+local function ledger_num(lg, f)
+    return (tonumber(ledger_raw(lg, f)) or 0) + (lg.delta[f] or 0)
+end
+
+local function ledger_add(lg, f, n)
+    if not lg.delta[f] then
+        lg.delta[f] = 0
+        lg.fields[#lg.fields + 1] = f
+    end
+    lg.delta[f] = lg.delta[f] + n
+end
+
+-- ledger_forget drops the values read: something outside the ledger changed the hash
+-- (a lazy expiry). The changes are relative, so they stay valid.
+local function ledger_forget(lg)
+    lg.base = {}
+end
+
+local function ledger_flush(lg)
+    for _, f in ipairs(lg.fields) do
+        if lg.delta[f] ~= 0 then
+            redis.call('HINCRBY', lg.inv, f, lg.delta[f])
+        end
+    end
+    lg.delta, lg.fields = {}, {}
+end
+
+-- reserve_parse takes apart the request in args[from..to] (tk_reserve's ARGV, with the
+-- fair-use part when fu_key is its tk:{s}:rt, the admission part when adm_key is its
+-- tk:{s}:wa) and makes the checks that need no Redis read, in the contract's order.
+-- keys are the shard's seven, s the shard. Returns the request, or nil and its answer.
+local function reserve_parse(keys, s, args, from, to, fu_key, adm_key)
+    local fu, adm
+    if fu_key then
+        fu = fair_use_part(keys[1], fu_key, args, from)
+        if fu.bad then
+            return nil, bad_call('fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first')
+        end
+        from = from + FAIR_USE_NARGS
+    end
+    if adm_key then
+        adm = { key = adm_key, until_ms = parse_int(args[to - 1], 0), id = args[to] }
+        to = to - 2
+    end
+    local e, rid = args[from], args[from + 1]
     if not in_shard(e, s) or not in_shard(rid, s) then
-        return bad_call('event or reservation id not in the keys\' shard')
+        return nil, bad_call('event or reservation id not in the keys\' shard')
     end
-    local hold = parse_int(args[3], 1)
-    local max = parse_int(args[4], 1)
-    local nlines = parse_int(args[5], 0)
-    if not hold or not max or not nlines or #args < 5 + 2 * nlines then
-        return bad_call('tk_reserve E R hold_ms max_per_type nlines {T amount}*nlines ticket_ids...')
+    local hold = parse_int(args[from + 2], 1)
+    local max = parse_int(args[from + 3], 1)
+    local nlines = parse_int(args[from + 4], 0)
+    local count = to - from + 1
+    if not hold or not max or not nlines or count < 5 + 2 * nlines then
+        return nil, bad_call('tk_reserve E R hold_ms max_per_type nlines {T amount}*nlines ticket_ids...')
     end
-
-    -- Malformed input comes first. Then merge lines of the same type.
     if nlines == 0 then
-        return { 'ERR', 'empty' }
+        return nil, { 'ERR', 'empty' }
     end
-    local lines, order, merged, ntickets = {}, {}, {}, 0
+    -- lines of the same type are merged, in first-seen order
+    local rq = { s = s, fu = fu, adm = adm, e = e, rid = rid, hold = hold, max = max, args = args, count = count,
+        tickets_at = from + 5 + 2 * nlines, lines = {}, order = {}, merged = {}, ntickets = 0 }
     for i = 1, nlines do
-        local t = args[4 + 2 * i]
-        local n = parse_int(args[5 + 2 * i], 1)
+        local t = args[from + 3 + 2 * i]
+        local n = parse_int(args[from + 4 + 2 * i], 1)
         if not n then
-            return { 'ERR', 'bad_amount', t }
+            return nil, { 'ERR', 'bad_amount', t }
         end
-        lines[i] = { t, n }
-        ntickets = ntickets + n
-        if merged[t] then
-            merged[t] = merged[t] + n
+        rq.lines[i] = { t, n }
+        rq.ntickets = rq.ntickets + n
+        if rq.merged[t] then
+            rq.merged[t] = rq.merged[t] + n
         else
-            merged[t] = n
-            order[#order + 1] = t
+            rq.merged[t] = n
+            rq.order[#rq.order + 1] = t
         end
     end
+    rq.nlines = nlines
+    return rq
+end
 
-    local inv = keys[1]
-    local now = now_ms()
-    expire_due(keys, now, EXPIRE_BATCH)
+-- fair_use_check answers a refusal when the shard's outbox is over its limit or the
+-- client is over one of its limits, and nil when the hold may go ahead (counting the
+-- request against the client's rate in call.tat, written by reserve_all).
+local function fair_use_check(call, fu)
+    if fu.pause > 0 then
+        call.outbox_len = call.outbox_len or redis.call('XLEN', call.keys[5])
+        if call.outbox_len >= fu.pause then
+            return { 'ERR', 'paused', 1 }
+        end
+    end
+    if fu.client == '' then
+        return nil
+    end
+    if fu.max > 0 and ledger_num(call.lg, 'cl:' .. fu.client) >= fu.max then
+        return { 'ERR', 'too_many', 1 }
+    end
+    if fu.rate > 0 then
+        local now = call.now
+        if not call.rt_key then
+            call.rt_key = fu.key
+            redis.call('ZREMRANGEBYSCORE', fu.key, '-inf', now)
+        end
+        if call.tat[fu.client] == nil then
+            call.tat[fu.client] = tonumber(redis.call('ZSCORE', fu.key, fu.client)) or false
+        end
+        local interval = 1000 / fu.rate
+        local tolerance = interval * (2 * fu.rate - 1)
+        local tat = math.max(call.tat[fu.client] or now, now)
+        if tat - now > tolerance then
+            return { 'ERR', 'too_many', math.max(1, math.ceil((tat - tolerance - now) / 1000)) }
+        end
+        if not call.tat_changed[fu.client] then
+            call.tat_changed[fu.client] = true
+            call.tat_order[#call.tat_order + 1] = fu.client
+        end
+        call.tat[fu.client] = tat + interval
+    end
+    return nil
+end
 
-    local refused = fu and fair_use_check(keys, fu, now)
+-- type_fields returns the names of the fields of type t of event e, made once per call.
+local function type_fields(call, e, t)
+    local by_type = call.names[e]
+    if not by_type then
+        by_type = {}
+        call.names[e] = by_type
+    end
+    local f = by_type[t]
+    if not f then
+        local p = e .. ':' .. t .. ':'
+        f = { cap = p .. 'cap', avail = p .. 'avail', held = p .. 'held', price = p .. 'price' }
+        by_type[t] = f
+    end
+    return f
+end
+
+-- event_meta returns the event's types (cjson) and date fields, read once per call.
+local function event_meta(call, e)
+    local m = call.meta[e]
+    if not m then
+        m = { types = e .. ':types', date = e .. ':date', away = 'dm:' .. e .. ':away' }
+        ledger_load(call.lg, { m.types, m.date })
+        call.meta[e] = m
+    end
+    return m
+end
+
+-- reserve_one checks one parsed request against the call's view and, when every
+-- check passes, holds its tickets. Returns the request's answer.
+local function reserve_one(call, rq)
+    local lg, keys, e, rid, now = call.lg, call.keys, rq.e, rq.rid, call.now
+    local refused = rq.fu and fair_use_check(call, rq.fu)
     if refused then
         return refused
     end
-
-    local meta = redis.call('HMGET', inv, e .. ':types', e .. ':date')
-    if not meta[1] then
+    local meta = event_meta(call, e)
+    local types_json = ledger_raw(lg, meta.types)
+    if not types_json then
         return { 'ERR', 'no_event' }
     end
-    local date = tonumber(meta[2])
+    local date = tonumber(ledger_raw(lg, meta.date))
     if not date or date <= now then
         return { 'ERR', 'past' }
     end
-    if redis.call('HEXISTS', keys[2], rid) == 1 then
+    if call.exists[rid] or redis.call('HEXISTS', keys[2], rid) == 1 then
         return { 'ERR', 'exists' }
     end
-    local used = adm and waitroom.check_admission(keys, s, adm)
-    if used then
-        return used
+    if rq.adm then
+        local used = waitroom.check_admission(keys, rq.s, rq.adm)
+        ledger_forget(lg) -- the check may have expired the admission's previous hold
+        if used then
+            return used
+        end
     end
 
-    local fields = {}
-    for _, t in ipairs(order) do
-        local p = e .. ':' .. t .. ':'
-        fields[#fields + 1] = p .. 'cap'
-        fields[#fields + 1] = p .. 'avail'
-        fields[#fields + 1] = p .. 'price'
-    end
-    local vals = redis.call('HMGET', inv, unpack(fields))
+    local order, merged = rq.order, rq.merged
+    local fields, wanted = {}, {}
     for i, t in ipairs(order) do
-        if not vals[3 * i - 2] then
+        local f = type_fields(call, e, t)
+        fields[i] = f
+        if lg.base[f.cap] == nil then
+            wanted[#wanted + 1] = f.cap
+            wanted[#wanted + 1] = f.avail
+            wanted[#wanted + 1] = f.price
+        end
+    end
+    if #wanted > 0 then
+        ledger_load(lg, wanted)
+    end
+    for i, t in ipairs(order) do
+        if not lg.base[fields[i].cap] then
             return { 'ERR', 'unknown_type', t }
         end
     end
     for _, t in ipairs(order) do
-        if merged[t] > max then
+        if merged[t] > rq.max then
             return { 'ERR', 'limit', t }
         end
     end
     local price = {}
     for i, t in ipairs(order) do
-        local avail = tonumber(vals[3 * i - 1]) or 0
+        local avail = ledger_num(lg, fields[i].avail)
         if avail < merged[t] then
-            demand_count(inv, e, 'away')
+            ledger_add(lg, meta.away, 1)
             return { 'ERR', 'insufficient', t, avail }
         end
-        price[t] = tonumber(vals[3 * i]) or 0
+        price[t] = tonumber(lg.base[fields[i].price]) or 0
     end
-    if #args ~= 5 + 2 * nlines + ntickets then
-        return bad_call('expected ' .. ntickets .. ' ticket ids')
+    local args, at = rq.args, rq.tickets_at
+    if rq.count ~= 5 + 2 * rq.nlines + rq.ntickets then
+        return bad_call('expected ' .. rq.ntickets .. ' ticket ids')
     end
 
-    -- Every check passed: write.
-    local held, tickets, emptied = {}, {}, false
+    -- Every check passed: hold.
+    local held, tickets = {}, {}
     for i, t in ipairs(order) do
-        local p = e .. ':' .. t .. ':'
-        redis.call('HINCRBY', inv, p .. 'avail', -merged[t])
-        redis.call('HINCRBY', inv, p .. 'held', merged[t])
-        held[i] = { t, merged[t] }
-        emptied = emptied or tonumber(vals[3 * i - 1]) == merged[t]
-    end
-    if emptied then
-        demand_note_soldout(inv, e, meta[1], now)
-    end
-    local idx = 5 + 2 * nlines
-    for _, line in ipairs(lines) do
-        for _ = 1, line[2] do
-            idx = idx + 1
-            tickets[#tickets + 1] = { args[idx], line[1], price[line[1]] }
+        local f, n = fields[i], merged[t]
+        ledger_add(lg, f.avail, -n)
+        ledger_add(lg, f.held, n)
+        held[i] = { t, n }
+        if not call.emptied[e] and ledger_num(lg, f.avail) == 0 then
+            call.emptied[e] = types_json
+            call.emptied_order[#call.emptied_order + 1] = e
         end
     end
-    local until_ms = now + hold
-    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, l = held, t = tickets }
-    if fu and fu.client ~= '' then
-        rec.k = fu.client
-        redis.call('HINCRBY', inv, 'cl:' .. fu.client, 1)
+    for _, line in ipairs(rq.lines) do
+        local t = line[1]
+        for _ = 1, line[2] do
+            tickets[#tickets + 1] = { args[at], t, price[t] }
+            at = at + 1
+        end
     end
-    redis.call('HSET', keys[2], rid, cjson.encode(rec))
-    redis.call('ZADD', keys[3], until_ms, rid)
+    local until_ms = now + rq.hold
+    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, l = held, t = tickets }
+    if rq.fu and rq.fu.client ~= '' then
+        rec.k = rq.fu.client
+        ledger_add(lg, 'cl:' .. rq.fu.client, 1)
+    end
+    call.exists[rid] = true
+    local records, deadlines = call.records, call.deadlines
+    records[#records + 1] = rid
+    records[#records + 1] = cjson.encode(rec)
+    deadlines[#deadlines + 1] = until_ms
+    deadlines[#deadlines + 1] = rid
     outbox(keys, rid, rec)
-    if adm then
-        waitroom.bind_admission(adm, rid)
+    if call.outbox_len then
+        call.outbox_len = call.outbox_len + 1
+    end
+    if rq.adm then
+        waitroom.bind_admission(rq.adm, rid)
     end
     return { 'OK', now, until_ms }
+end
+
+-- reserve_all answers every request of one shard (requests[i] is a parsed request or
+-- {answer = reply} for one refused while parsing), in order, and writes what they
+-- share once at the end.
+local function reserve_all(keys, requests)
+    local now = now_ms()
+    expire_due(keys, now, EXPIRE_BATCH)
+    local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, deadlines = {},
+        names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+    local answers = {}
+    for i, rq in ipairs(requests) do
+        answers[i] = rq.answer or reserve_one(call, rq)
+    end
+    ledger_flush(call.lg)
+    bulk('HSET', keys[2], call.records)
+    bulk('ZADD', keys[3], call.deadlines)
+    if #call.tat_order > 0 then
+        local scores = {}
+        for _, c in ipairs(call.tat_order) do
+            scores[#scores + 1] = call.tat[c]
+            scores[#scores + 1] = c
+        end
+        bulk('ZADD', call.rt_key, scores)
+    end
+    for _, e in ipairs(call.emptied_order) do
+        demand_note_soldout(keys[1], e, call.emptied[e], now)
+    end
+    return answers
+end
+
+-- tk_reserve holds tickets of one or more types of an event, all of them or
+-- none. The checks run in the order the HTTP contract gives its errors:
+-- malformed amounts, then the event, then the types, the limit and the stock.
+-- Optional keys after the shard's seven: tk:{s}:rt (fair use), then tk:{s}:wa (the
+-- admission).
+local function tk_reserve(keys, args)
+    local fu_key = keys[8] and string.sub(keys[8], -3) == ':rt' and keys[8] or nil
+    local adm_key = keys[fu_key and 9 or 8]
+    local shard = (fu_key or adm_key) and { unpack(keys, 1, 7) } or keys
+    local s = #keys == 7 + (fu_key and 1 or 0) + (adm_key and 1 or 0) and keys_shard(shard)
+    if not s then
+        return bad_call(BAD_KEYS)
+    end
+    local rq, answer = reserve_parse(shard, s, args, 1, #args, fu_key, adm_key)
+    if not rq then
+        return answer
+    end
+    return reserve_all(shard, { rq })[1]
+end
+
+-- tk_reserve_batch: see FUNCTIONS above. The batch's keys are checked once; each
+-- request is parsed in place, out of the one ARGV.
+local BAD_BATCH = 'tk_reserve_batch ARGV n {nargs fair admission args...}*n'
+local function tk_reserve_batch(keys, args)
+    local shard = { unpack(keys, 1, 7) }
+    local s = #keys == 9 and keys_shard(shard)
+    if not s or keys[8] ~= 'tk:{' .. s .. '}:rt' or keys[9] ~= 'tk:{' .. s .. '}:wa' then
+        return bad_call('tk_reserve_batch keys: the shard\'s seven, tk:{s}:rt, tk:{s}:wa')
+    end
+    local n = parse_int(args[1], 1)
+    local requests, at = {}, 2
+    for i = 1, n or 0 do
+        local nargs, fair, adm = parse_int(args[at], 0), args[at + 1], args[at + 2]
+        if not nargs or (fair ~= '0' and fair ~= '1') or (adm ~= '0' and adm ~= '1') or at + 2 + nargs > #args then
+            return bad_call(BAD_BATCH)
+        end
+        local rq, answer = reserve_parse(shard, s, args, at + 3, at + 2 + nargs, fair == '1' and keys[8] or nil,
+            adm == '1' and keys[9] or nil)
+        requests[i] = rq or { answer = answer }
+        at = at + 3 + nargs
+    end
+    if not n or at ~= #args + 1 then
+        return bad_call(BAD_BATCH)
+    end
+    return reserve_all(shard, requests)
 end
 
 local function tk_get(keys, args)
@@ -1367,6 +1583,7 @@ end
 redis.register_function { function_name = 'tk_event_init', callback = tk_event_init, flags = {} }
 redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
+redis.register_function { function_name = 'tk_reserve_batch', callback = tk_reserve_batch, flags = {} }
 redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {} }
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = {} }

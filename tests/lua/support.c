@@ -17,10 +17,15 @@ int tk_lua_last_ntickets;
 
 /* ---- plumbing --------------------------------------------------------------------------- */
 
-redisContext *tk_lua_connect(void)
+int tk_lua_port(void)
 {
     const char *p = getenv("TICKETD_TEST_REDIS_PORT");
-    int port = p != NULL && *p != '\0' ? atoi(p) : 6391;
+    return p != NULL && *p != '\0' ? atoi(p) : 6391;
+}
+
+redisContext *tk_lua_connect(void)
+{
+    int port = tk_lua_port();
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c != NULL && c->err) {

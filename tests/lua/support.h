@@ -71,6 +71,8 @@ extern int tk_lua_last_ntickets;
 /* Loads the library and runs one suite named name; add adds its tests. Returns main's status. */
 int tk_lua_run(const char *name, void (*add)(TCase *tc));
 redisContext *tk_lua_connect(void);
+/* the test Redis' port ($TICKETD_TEST_REDIS_PORT, default 6391) */
+int tk_lua_port(void);
 
 /* ---- calls ---- */
 /* FCALL fn with the seven keys of id's shard and args; NULL on a connection error */
