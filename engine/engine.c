@@ -7,6 +7,7 @@
 #include "engine/history.h"
 #include "engine/payment.h"
 #include "engine/redis_conn.h"
+#include "engine/reserve_batch.h"
 #include "engine/sweeper.h"
 #include "engine/worker.h"
 
@@ -17,6 +18,8 @@ void tk_engine_init(tk_engine_t *e, h2o_loop_t *loop, const tk_config_t *config,
     e->metrics = metrics;
     e->redis = tk_redis_create(loop, config);
     metrics->redis = e->redis;
+    e->reserve_batch = tk_reserve_batcher_create(loop, e->redis);
+    metrics->reserve_batch = e->reserve_batch;
     e->gateway = tk_gateway_simulator_create(loop, config->payment_latency_ms);
     h2o_timeout_init(loop, &e->retry_timeout, 500);
     e->queue = h2o_multithread_create_queue(loop);
@@ -34,12 +37,13 @@ tk_catalog_t *tk_engine_catalog(tk_engine_t *e)
 
 int tk_engine_busy(tk_engine_t *e)
 {
-    return tk_redis_in_flight(e->redis) != 0 || __atomic_load_n(&e->charges_in_flight, __ATOMIC_RELAXED) != 0;
+    return tk_redis_in_flight(e->redis) != 0 || tk_reserve_batcher_queued(e->reserve_batch) != 0 ||
+           __atomic_load_n(&e->charges_in_flight, __ATOMIC_RELAXED) != 0;
 }
 
 size_t tk_engine_in_flight(tk_engine_t *e)
 {
-    return tk_redis_in_flight(e->redis);
+    return tk_redis_in_flight(e->redis) + tk_reserve_batcher_queued(e->reserve_batch);
 }
 
 #define FREE_OPS_MAX 1024

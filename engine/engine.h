@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct st_tk_redis_t;
+struct st_tk_reserve_batcher_t;
 struct st_tk_sweeper_t;
 struct st_tk_gateway_t;
 struct st_tk_history_t;
@@ -29,6 +30,7 @@ typedef struct st_tk_engine_t {
     h2o_loop_t *loop;
     tk_metrics_t *metrics; /* the loop thread's counters */
     struct st_tk_redis_t *redis;
+    struct st_tk_reserve_batcher_t *reserve_batch; /* the group commit of this loop's holds */
     tk_catalog_cache_t catalog;
     tk_soldout_t soldout;
     struct st_tk_gateway_t *gateway;

@@ -37,13 +37,6 @@ void tk_fairuse_init(tk_fairuse_t *fu, const tk_config_t *config, const tk_netad
     snprintf(fu->numbers[2], sizeof(fu->numbers[2]), "%d", config->outbox_pause);
 }
 
-size_t tk_fairuse_key(tk_fairuse_t *fu, const char *id, const char **argv, size_t *argvlen, size_t k)
-{
-    argvlen[k] = (size_t)snprintf(fu->key, sizeof(fu->key), "tk:{%.4s}:rt", id);
-    argv[k++] = fu->key;
-    return k;
-}
-
 size_t tk_fairuse_args(tk_fairuse_t *fu, const char **argv, size_t *argvlen, size_t k)
 {
     argv[k] = fu->client, argvlen[k++] = strlen(fu->client);

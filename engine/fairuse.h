@@ -19,10 +19,10 @@
 #define TK_CLIENT_ID_LEN 16 /* hex characters: 64 bits of the keyed hash */
 #define TK_FAIRUSE_NARGS 4  /* C, max_holds, rate, outbox_limit */
 
-/* The fair-use part of one tk_reserve call; lives as long as the command's argv. */
+/* The fair-use part of one tk_reserve call; lives as long as the command's argv. Its key,
+ * tk:{s}:rt, is one of tk_reserve_batch's (engine/reserve_batch.c). */
 typedef struct st_tk_fairuse_t {
     char client[TK_CLIENT_ID_LEN + 1]; /* empty: no client could be named */
-    char key[24];                      /* tk:{s}:rt */
     char numbers[3][16];
 } tk_fairuse_t;
 
@@ -35,12 +35,8 @@ typedef enum en_tk_fairuse_refusal_t {
 
 /* Fills fu for a client at addr (NULL: none known) under config's limits. */
 void tk_fairuse_init(tk_fairuse_t *fu, const tk_config_t *config, const tk_netaddr_t *addr);
-/* The extra argv entries tk_fairuse_key and tk_fairuse_args write (one key, the arguments). */
-#define TK_FAIRUSE_EXTRA (1 + TK_FAIRUSE_NARGS)
-/* Puts the key tk:{s}:rt of the shard of id at argv[k] (tk_reserve's eighth key, right
- * after the shard's seven; the caller counts it in numkeys). Returns k + 1. */
-size_t tk_fairuse_key(tk_fairuse_t *fu, const char *id, const char **argv, size_t *argvlen, size_t k);
-/* Puts the fair-use arguments at argv[k], the first of tk_reserve's ARGV. Returns the new k. */
+/* Puts the TK_FAIRUSE_NARGS fair-use arguments at argv[k], the first of tk_reserve's ARGV.
+ * Returns the new k. */
 size_t tk_fairuse_args(tk_fairuse_t *fu, const char **argv, size_t *argvlen, size_t k);
 /* Whether a tk_reserve reply is a fair-use refusal (or Redis' OOM error); the seconds to
  * wait go to *retry_after. */

@@ -5,6 +5,7 @@
 #include "engine/metrics.h"
 #include "engine/catalog.h"
 #include "engine/redis_conn.h"
+#include "engine/reserve_batch.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -153,8 +154,12 @@ char *tk_metrics_render(size_t *len)
     tk_metrics_emit_counter(t, "ticketd_waitroom_refusals_total",
                             "Reservations refused for a missing, forged, expired or used admission.", SUM(m->wr_refusals));
 
-    uint64_t round_trips = 0, depth = 0, redirects = 0, refreshes = 0;
+    uint64_t round_trips = 0, depth = 0, redirects = 0, refreshes = 0, batches = 0, grouped = 0;
     for (size_t i = 0; i < n; ++i) {
+        if (threads[i]->reserve_batch != NULL) {
+            batches += tk_reserve_batcher_batches(threads[i]->reserve_batch);
+            grouped += tk_reserve_batcher_grouped(threads[i]->reserve_batch);
+        }
         if (threads[i]->redis != NULL) {
             round_trips += tk_redis_round_trips(threads[i]->redis);
             depth += tk_redis_in_flight(threads[i]->redis);
@@ -162,6 +167,9 @@ char *tk_metrics_render(size_t *len)
             refreshes += tk_redis_map_refreshes(threads[i]->redis);
         }
     }
+    tk_metrics_emit_counter(t, "ticketd_reserve_batches_total",
+                            "Group commits: tk_reserve_batch calls that carried two or more hold requests.", batches);
+    tk_metrics_emit_counter(t, "ticketd_reserve_batched_total", "Hold requests sent in group commits of two or more.", grouped);
     tk_metrics_emit_counter(t, "ticketd_redis_redirects_total", "Redis Cluster MOVED and ASK replies followed by the loop threads.",
                             redirects);
     tk_metrics_emit_counter(t, "ticketd_redis_slot_map_refreshes_total", "Redis Cluster slot maps read by the loop threads.",

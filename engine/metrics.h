@@ -22,6 +22,7 @@ typedef struct st_tk_metrics_t {
     uint64_t fairuse_refusals;                               /* holds refused with 429 (engine/fairuse.h) */
     /* read from the thread's Redis connection on scrape */
     const struct st_tk_redis_t *redis;
+    const struct st_tk_reserve_batcher_t *reserve_batch;
 } __attribute__((aligned(64))) tk_metrics_t;
 
 typedef enum en_tk_config_warning_t { TK_WARN_REDIS_AOF = 0, TK_WARN_PG_DURABILITY, TK_WARN__COUNT } tk_config_warning_t;

@@ -1,11 +1,13 @@
 /*
  * Reservation and payment calls, and the decoders of their replies. Argument vectors
- * for tk_reserve live in a caller's pool (their size depends on the order); the others
- * are small and on the stack. hiredis copies every vector into its output buffer before
+ * for tk_reserve live in a caller's pool (their size depends on the order) and go to the
+ * shard's group commit (engine/reserve_batch.h), which copies them; the others are small
+ * and on the stack. hiredis copies every vector into its output buffer before
  * the call returns. Decoders trust nothing: a reply of any other shape is a failure.
  */
 #include "engine/reservation.h"
 #include "engine/inventory.h"
+#include "engine/reserve_batch.h"
 #include "engine/uuid.h"
 #include "engine/waitroom_view.h"
 
@@ -19,35 +21,22 @@ static h2o_iovec_t number_in_pool(h2o_mem_pool_t *pool, int64_t v)
     return h2o_iovec_init(buf, (size_t)snprintf(buf, 24, "%" PRId64, v));
 }
 
-int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
-                           const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
-                           const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
+void tk_reservation_reserve(tk_reserve_batcher_t *b, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
+                            const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
+                            const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data)
 {
-    enum { FIXED = TK_FCALL_PREFIX_LEN + 5 };
+    enum { FIXED = 5, ADMISSION = 2 };
     size_t ntickets = 0;
     for (size_t i = 0; i < nlines; ++i)
         ntickets += (size_t)lines[i].amount;
-    size_t argc = FIXED + 2 * nlines + ntickets + (fair != NULL ? TK_FAIRUSE_EXTRA : 0) + (admission != NULL ? 3 : 0);
+    size_t argc = (fair != NULL ? TK_FAIRUSE_NARGS : 0) + FIXED + 2 * nlines + ntickets + (admission != NULL ? ADMISSION : 0);
     const char **argv = h2o_mem_alloc_pool(pool, sizeof(*argv) * argc);
     size_t *argvlen = h2o_mem_alloc_pool(pool, sizeof(*argvlen) * argc);
-    tk_shard_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
-    tk_shard_keys(rid, keys);
-
-    size_t k = (size_t)tk_fcall_prefix("tk_reserve", keys, argv, argvlen);
-    /* the optional keys follow the shard's seven: tk:{s}:rt (fair use), then tk:{s}:wa
-     * (the admission); the fair-use arguments lead ARGV, the admission's end it */
-    static const char *numkeys[] = {"7", "8", "9"};
-    int extra_keys = (fair != NULL) + (admission != NULL);
-    argv[2] = numkeys[extra_keys], argvlen[2] = 1;
-    if (fair != NULL)
-        k = tk_fairuse_key(fair, rid, argv, argvlen, k);
-    if (admission != NULL)
-        k = tk_waitroom_admission_key(admission, pool, argv, argvlen, k);
-    if (fair != NULL)
-        k = tk_fairuse_args(fair, argv, argvlen, k);
+    /* the fair-use arguments lead ARGV, the admission's end it (their keys are the batch's) */
+    size_t k = fair != NULL ? tk_fairuse_args(fair, argv, argvlen, 0) : 0;
     h2o_iovec_t fixed[] = {h2o_iovec_init(ev->id, TK_UUID_LEN), h2o_iovec_init(rid, TK_UUID_LEN), number_in_pool(pool, hold_ms),
                            number_in_pool(pool, max_per_type), number_in_pool(pool, (int64_t)nlines)};
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); ++i, ++k) {
+    for (size_t i = 0; i < FIXED; ++i, ++k) {
         argv[k] = fixed[i].base;
         argvlen[k] = fixed[i].len;
     }
@@ -63,7 +52,7 @@ int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid,
     }
     if (admission != NULL)
         k = tk_waitroom_admission_args(admission, pool, argv, argvlen, k);
-    return tk_redis_command(r, cb, data, (int)argc, argv, argvlen);
+    tk_reserve_batcher_add(b, rid, fair != NULL, admission != NULL, k, argv, argvlen, cb, data);
 }
 
 static int is_string(const redisReply *r, const char *s)

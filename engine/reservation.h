@@ -19,13 +19,14 @@
 
 /* Holds lines (merged, in request order) of ev under reservation id rid; mints one
  * ticket id per ticket from pool memory. fair (NULL: none) adds the client's limits and
- * the shard's pause (engine/fairuse.h); it must live until the reply. admission: the
- * waiting-room admission the hold uses (one live hold each), NULL when the event's room
- * is not on. */
+ * the shard's pause (engine/fairuse.h). admission: the waiting-room admission the hold
+ * uses (one live hold each), NULL when the event's room is not on. The request joins its
+ * shard's group commit (b); cb gets its own answer, from the end of this loop pass on. */
 struct st_tk_wr_admission_t;
-int tk_reservation_reserve(tk_redis_t *r, const tk_event_t *ev, const char *rid, int64_t hold_ms, int max_per_type,
-                           const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
-                           const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data);
+struct st_tk_reserve_batcher_t;
+void tk_reservation_reserve(struct st_tk_reserve_batcher_t *b, const tk_event_t *ev, const char *rid, int64_t hold_ms,
+                            int max_per_type, const tk_reserve_line_t *lines, size_t nlines, tk_fairuse_t *fair,
+                            const struct st_tk_wr_admission_t *admission, h2o_mem_pool_t *pool, tk_redis_cb cb, void *data);
 /* Fills out's outcome, type (pointing into reply), available, created_ms, until_ms and
  * retry_after_s: a fair-use or backpressure refusal, Redis' OOM refusal, the
  * reservation's own outcome, or FAILED for any other shape. */

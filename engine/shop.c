@@ -53,15 +53,11 @@ int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_c
     memcpy(op->event, rq->event->id, sizeof(op->event));
     tk_uuid_v4_in_shard(op->rid, rq->event->id);
     tk_fairuse_init(&op->fair, e->config, rq->client);
-    h2o_mem_pool_t pool; /* the argument vector: hiredis copies it before the call returns */
+    h2o_mem_pool_t pool; /* the argument vector: the group commit copies it */
     h2o_mem_init_pool(&pool);
-    int ret = tk_reservation_reserve(e->redis, rq->event, op->rid, (int64_t)e->config->hold_seconds * 1000, e->config->max_per_type,
-                                     rq->lines, rq->nlines, &op->fair, rq->admission, &pool, on_reserved, op);
+    tk_reservation_reserve(e->reserve_batch, rq->event, op->rid, (int64_t)e->config->hold_seconds * 1000, e->config->max_per_type,
+                           rq->lines, rq->nlines, &op->fair, rq->admission, &pool, on_reserved, op);
     h2o_mem_clear_pool(&pool);
-    if (ret != 0) {
-        tk_engine_op_free(op->e, op);
-        return -EAGAIN;
-    }
     return 0;
 }
 

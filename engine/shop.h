@@ -24,7 +24,9 @@
 
 /* Holds the lines of an event, all or none, under a fresh reservation id, for the
  * configured hold time. The request is copied: its memory need not outlive the call.
- * -EAGAIN: Redis cannot take the call now. */
+ * It joins its shard's group commit (engine/reserve_batch.h), so cb runs at the end of
+ * this loop pass at the earliest; when Redis cannot take the call, cb gets FAILED then.
+ * Returns 0 (kept an int for the shop's uniform calls). */
 int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_cb cb, void *data);
 
 /* Reads a reservation from Redis, or from PostgreSQL once it has left Redis. */

@@ -165,14 +165,6 @@ int tk_wr_call_set(tk_redis_t *r, const char *event, const tk_wr_state_t *settin
     return call_room(r, "tk_wr_set", event, 4, extra, cb, data);
 }
 
-size_t tk_waitroom_admission_key(const tk_wr_admission_t *adm, h2o_mem_pool_t *pool, const char **argv, size_t *argvlen, size_t k)
-{
-    tk_waitroom_keys_t *keys = h2o_mem_alloc_pool(pool, sizeof(*keys));
-    tk_waitroom_keys(adm->event, keys);
-    argv[k] = keys->wa, argvlen[k] = strlen(keys->wa);
-    return k + 1;
-}
-
 size_t tk_waitroom_admission_args(const tk_wr_admission_t *adm, h2o_mem_pool_t *pool, const char **argv, size_t *argvlen, size_t k)
 {
     char *until = h2o_mem_alloc_pool(pool, 24), *id = h2o_mem_alloc_pool(pool, TK_UUID_LEN + 24);

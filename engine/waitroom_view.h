@@ -37,13 +37,11 @@ int tk_wr_call_sync(tk_redis_t *r, const char *event, tk_redis_cb cb, void *data
  * (enabled, opens_at_ms, per_minute, admission_s); cb gets the stored state. */
 int tk_wr_call_set(tk_redis_t *r, const char *event, const tk_wr_state_t *settings, tk_redis_cb cb, void *data);
 
-/* The additions to tk_reserve's FCALL for a hold that uses an admission (see tk_reserve in
- * lua/ticketd.lua): the eighth key, written at argv[k] once the seven shard keys are in
- * (the key count becomes 8), and the two trailing arguments, written after every other
- * argument. Strings go into pool; each returns the next free index. */
+/* The addition to tk_reserve's ARGV for a hold that uses an admission (see tk_reserve in
+ * lua/ticketd.lua): the two trailing arguments, written at argv[k] after every other
+ * argument (the admission's key tk:{s}:wa is one of tk_reserve_batch's). Strings go into
+ * pool; returns the next free index. */
 struct st_tk_wr_admission_t;
-size_t tk_waitroom_admission_key(const struct st_tk_wr_admission_t *adm, h2o_mem_pool_t *pool, const char **argv, size_t *argvlen,
-                                 size_t k);
 size_t tk_waitroom_admission_args(const struct st_tk_wr_admission_t *adm, h2o_mem_pool_t *pool, const char **argv, size_t *argvlen,
                                   size_t k);
 
