@@ -4,7 +4,8 @@
 #
 #   lean_probe_start / lean_probe_end NAME HOLDS
 #       around another scenario: Redis CPU (INFO cpu) and memory (used_memory) it cost
-#       per hold, and the usec_per_call of FCALL (INFO commandstats, reset at the start)
+#       per hold, and the usec_per_call of FCALL and its usec per hold made (INFO
+#       commandstats, reset at the start: every function called meanwhile counts)
 #       -> $WORK/NAME.redis.json
 #   scenario_minimal NAME CALLS CONNECTIONS PIPELINE
 #       redis-benchmark on bench_min_reserve (bench/minimal.lua): the floor a reservation
@@ -53,7 +54,7 @@ lean_probe_end() {
          redis_cpu_us_per_hold: per(($cpu1 - $cpu0) * 1e6),
          redis_cpu_share_of_a_core: ((($cpu1 - $cpu0) / ($t1 - $t0)) * 1000 | round / 1000),
          fcall_calls: $calls, fcall_usec_per_call: (if $calls > 0 then ($usec / $calls * 100 | round) / 100 else null end),
-         fcall_calls_per_hold: per($calls), redis_commands_per_hold: per($all),
+         fcall_calls_per_hold: per($calls), fcall_usec_per_hold: per($usec), redis_commands_per_hold: per($all),
          used_memory_delta: ($mem1 - $mem0), memory_bytes_per_hold: per($mem1 - $mem0),
          note: "CPU and memory of all of Redis over the scenario (the writer drains the outbox meanwhile, so memory per hold is net of what it deleted); FCALL usec_per_call covers every function called in that time"}' \
         >"$WORK/$name.redis.json"
