@@ -21,6 +21,7 @@
 
 struct st_tk_redis_t;
 struct st_tk_reserve_batcher_t;
+struct st_tk_avail_flight_t;
 struct st_tk_sweeper_t;
 struct st_tk_gateway_t;
 struct st_tk_history_t;
@@ -40,7 +41,9 @@ typedef struct st_tk_engine_t {
     uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
     h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */
     h2o_multithread_receiver_t jobs;
-    void *free_ops; /* recycled operation blocks, see tk_engine_op_alloc */
+    struct st_tk_avail_flight_t
+        *avail_flights; /* availability reads in flight, shared by the reads of one event (engine/event_live.c) */
+    void *free_ops;     /* recycled operation blocks, see tk_engine_op_alloc */
     size_t nfree_ops;
 } tk_engine_t;
 

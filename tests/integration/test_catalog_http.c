@@ -1,7 +1,8 @@
 /*
  * Integration tests of the catalog routes against a real ticketd, Redis and
  * PostgreSQL: GET/POST /events/event/, POST /admin/events, /healthz, routing errors,
- * and a second process picking up an event created through the first.
+ * a second process picking up an event created through the first, and availability
+ * reads racing holds (reads of one event share the Redis call in flight).
  */
 #include "tests/support/api.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ADMIN_TOKEN "tk-test-only-admin-token-0123456789abcdef"
@@ -368,6 +370,88 @@ START_TEST(second_process_sees_an_event_created_through_the_first)
 }
 END_TEST
 
+#define RACE_HOLDS 40
+#define RACE_READERS 6
+#define RACE_CAP 1000
+#define RACE_OTHER_CAP 777
+
+/* tickets_left of the first type of event on s; -1 when the answer is not a 200 with it */
+static json_int_t left_of(const tk_test_server_t *s, const char *event)
+{
+    char req[128];
+    int status;
+    snprintf(req, sizeof(req), "{\"event_id\": \"%s\"}", event);
+    json_t *body = tk_api_call(s, "POST", "/events/event/", TK_JSON_HEADER, req, &status);
+    json_t *left = json_object_get(json_array_get(json_object_get(body, "ticket_types"), 0), "tickets_left");
+    json_int_t v = status == 200 && json_is_integer(left) ? json_integer_value(left) : -1;
+    json_decref(body);
+    return v;
+}
+
+/* a reader: every answer for a is one a had (between the caps before and after every
+ * hold), never more than its previous one; every answer for b is b's. Exit status 0. */
+static int race_reader(const tk_test_server_t *s, const char *a, const char *b)
+{
+    json_int_t last = RACE_CAP;
+    for (int i = 0; i < RACE_HOLDS; ++i) {
+        json_int_t left = left_of(s, a);
+        if (left < RACE_CAP - RACE_HOLDS || left > last)
+            return 1;
+        last = left;
+        if (left_of(s, b) != RACE_OTHER_CAP)
+            return 2;
+    }
+    return 0;
+}
+
+static int race_holder(const tk_test_server_t *s, const char *a)
+{
+    char body[160];
+    snprintf(body, sizeof(body), "{\"event_id\": \"%s\", \"tickets\": [{\"type\": \"GA\", \"amount\": 1}]}", a);
+    for (int i = 0; i < RACE_HOLDS; ++i) {
+        int status;
+        json_decref(tk_api_call(s, "POST", "/events/reservation/", TK_JSON_HEADER, body, &status));
+        if (status != 201)
+            return 3;
+    }
+    return 0;
+}
+
+START_TEST(availability_reads_racing_holds_see_only_real_figures)
+{
+    const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_CLIENT_MAX_HOLDS=0", "TICKETD_CLIENT_HOLD_RATE=0", NULL};
+    tk_test_server_t s;
+    ck_assert_int_eq(tk_test_server_start(&s, env, NULL), 0);
+    char a[40], b[40], body[256]; /* uuids */
+    snprintf(body, sizeof(body),
+             "{\"name\": \"Race\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": [{\"type\": \"GA\", \"price\": 10, "
+             "\"amount\": %d}]}",
+             RACE_CAP);
+    tk_api_create_event(&s, TK_JSON_HEADER AUTH, body, a);
+    snprintf(body, sizeof(body),
+             "{\"name\": \"Other\", \"date\": \"2035-01-01T20:00:00Z\", \"ticket_types\": [{\"type\": \"GA\", \"price\": 10, "
+             "\"amount\": %d}]}",
+             RACE_OTHER_CAP);
+    tk_api_create_event(&s, TK_JSON_HEADER AUTH, body, b);
+    pid_t pids[RACE_READERS + 1];
+    fflush(NULL);
+    for (int p = 0; p <= RACE_READERS; ++p) {
+        pids[p] = fork();
+        ck_assert_int_ne(pids[p], -1);
+        if (pids[p] == 0)
+            _exit(p == RACE_READERS ? race_holder(&s, a) : race_reader(&s, a, b));
+    }
+    for (int p = 0; p <= RACE_READERS; ++p) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d: status %d", p, status);
+    }
+    ck_assert_int_eq(left_of(&s, a), RACE_CAP - RACE_HOLDS);
+    ck_assert_int_eq(left_of(&s, b), RACE_OTHER_CAP);
+    tk_test_server_stop(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("catalog_http");
@@ -387,6 +471,7 @@ int main(void)
     tcase_add_test(tc, routing_errors_are_json);
     tcase_add_test(tc, healthz_reports_ok);
     tcase_add_test(tc, second_process_sees_an_event_created_through_the_first);
+    tcase_add_test(tc, availability_reads_racing_holds_see_only_real_figures);
     /* last: it adds events the counting tests above would see */
     tcase_add_test(tc, admin_creates_an_event_that_is_listed);
     suite_add_tcase(suite, tc);
