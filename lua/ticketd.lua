@@ -29,20 +29,26 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                 dm:E:away  dm:E:failed  dm:E:soldout  dm:E:hist
                                  demand figures for the organiser, not inventory
                                  (see DEMAND FIGURES below)
-  tk:{s}:res  hash, R -> reservation blob (cjson):
-                {"e":E, "st":"PENDING"|"PAYING"|"COMPLETED"|"CANCELLED",
+  tk:{s}:res  hash, R -> reservation record, msgpack of the map
+                {"r":R, "e":E, "st":"PENDING"|"PAYING"|"COMPLETED"|"CANCELLED",
                  "c":created_ms, "u":until_ms,
-                 "l":[[T,n],...]               merged lines, first-seen order
-                 "t":[[ticket_uuid,T,price],...] one entry per ticket}
+                 "t":[[ticket_uuid,T,price],...] one entry per ticket, in request
+                                                order (its lines, merged per type in
+                                                first-seen order, are rec_lines)
+                 "k":C                          the fair-use client, while PENDING/PAYING
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
+              One encoding serves the record and its outbox entry (rec_store).
+              Records written before 2026-12 are cjson with a merged-lines field "l"
+              and no "r"; they are read alike (rec_decode) and rewritten as msgpack.
   tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
               (A PAYING reservation is not in dl, so expiry never races a payment.)
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
-              "m" = msgpack of {r,e,st,c,u,t,x} (st as the API shows it: PAYING is
-              PENDING). Every entry is the whole reservation, so entries can be applied
+              "m" = the record as stored in res (the writer reads r,e,st,c,u,t,x and
+              ignores the rest), except that st is as the API shows it: PAYING is
+              PENDING. Every entry is the whole reservation, so entries can be applied
               by several writers in any order of batches. Consumer group "writers"
               (OUTBOX_GROUP below; TK_OUTBOX_GROUP in engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
@@ -136,7 +142,8 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  malformed batch (keys, counts, flags) is refused whole, changing
                  nothing.
   tk_get         ARGV R   (a PENDING hold at or past its deadline expires first)
-                 -> {"OK", blob_json} | {"ERR","not_found"}   (the raw record)
+                 -> {"OK", record_json} | {"ERR","not_found"}   (the record as cjson:
+                    a view for tests and operators; ticketd reads tk_view)
   tk_view        ARGV R   (same lazy expiry) the reservation as the API shows it
                  -> {"OK", status, E, created_ms, until_ms, then per ticket
                      ticket_uuid, T, price_minor} | {"ERR","not_found"}
@@ -292,13 +299,48 @@ local function public_status(st)
     return st == 'PAYING' and 'PENDING' or st
 end
 
-local function outbox(keys, rid, rec)
-    local st = public_status(rec.st)
-    local entry = { r = rid, e = rec.e, st = st, c = rec.c, u = rec.u, t = rec.t }
-    if rec.x then
-        entry.x = rec.x
+-- rec_decode reads a stored record: msgpack, or cjson as versions before 2026-12
+-- wrote it (a cjson object starts with '{'; a msgpack map never does).
+local function rec_decode(blob)
+    if string.byte(blob, 1) == 123 then
+        local rec = cjson.decode(blob)
+        rec.l = nil -- the lines those versions kept are the tickets' (rec_lines)
+        return rec
     end
-    redis.call('XADD', keys[5], '*', 'm', cmsgpack.pack(entry))
+    return cmsgpack.unpack(blob)
+end
+
+-- rec_store writes the record of rid and appends the change to the outbox, encoding it
+-- once for both: the entry is the record's own bytes unless its status is not public
+-- (PAYING), when the entry says PENDING.
+local function rec_store(keys, rid, rec)
+    rec.r = rid
+    local blob = cmsgpack.pack(rec)
+    redis.call('HSET', keys[2], rid, blob)
+    local st = rec.st
+    if public_status(st) ~= st then
+        rec.st = public_status(st)
+        redis.call('XADD', keys[5], '*', 'm', cmsgpack.pack(rec))
+        rec.st = st
+    else
+        redis.call('XADD', keys[5], '*', 'm', blob)
+    end
+end
+
+-- rec_lines returns the record's tickets per type, {T, n} in first-seen order.
+local function rec_lines(rec)
+    local lines, at = {}, {}
+    for _, ticket in ipairs(rec.t) do
+        local t = ticket[2]
+        local i = at[t]
+        if i then
+            lines[i][2] = lines[i][2] + 1
+        else
+            lines[#lines + 1] = { t, 1 }
+            at[t] = #lines
+        end
+    end
+    return lines
 end
 
 local function in_shard(id, s)
@@ -336,7 +378,7 @@ end
 local function release(keys, rid, rec, counter)
     local inv = keys[1]
     local total = 0
-    for _, line in ipairs(rec.l) do
+    for _, line in ipairs(rec_lines(rec)) do
         local t, n = line[1], line[2]
         redis.call('HINCRBY', inv, rec.e .. ':' .. t .. ':avail', n)
         redis.call('HINCRBY', inv, rec.e .. ':' .. t .. ':held', -n)
@@ -345,9 +387,8 @@ local function release(keys, rid, rec, counter)
     redis.call('HINCRBY', inv, rec.e .. ':' .. counter, total)
     client_release(inv, rec)
     rec.st = 'CANCELLED'
-    redis.call('HSET', keys[2], rid, cjson.encode(rec))
+    rec_store(keys, rid, rec)
     redis.call('ZREM', keys[3], rid)
-    outbox(keys, rid, rec)
     return total
 end
 
@@ -394,10 +435,10 @@ local function expire_due(keys, now, limit)
     local records = {}
     local n = 0
     for i, rid in ipairs(due) do
-        local rec = blobs[i] and cjson.decode(blobs[i])
+        local rec = blobs[i] and rec_decode(blobs[i])
         if rec and rec.st == 'PENDING' then
             local total = 0
-            for _, line in ipairs(rec.l) do
+            for _, line in ipairs(rec_lines(rec)) do
                 local t, k = line[1], line[2]
                 add(rec.e .. ':' .. t .. ':avail', k)
                 add(rec.e .. ':' .. t .. ':held', -k)
@@ -408,10 +449,11 @@ local function expire_due(keys, now, limit)
                 add('cl:' .. rec.k, -1)
                 rec.k = nil
             end
-            rec.st = 'CANCELLED'
+            rec.st, rec.r = 'CANCELLED', rid
+            local blob = cmsgpack.pack(rec) -- the record and its outbox entry (rec_store)
             records[#records + 1] = rid
-            records[#records + 1] = cjson.encode(rec)
-            outbox(keys, rid, rec)
+            records[#records + 1] = blob
+            redis.call('XADD', keys[5], '*', 'm', blob)
             n = n + 1
         end
     end
@@ -439,12 +481,11 @@ local function load_live(keys, rid)
     if not blob then
         return nil
     end
-    local rec = cjson.decode(blob)
+    local rec = rec_decode(blob)
     if rec.st == 'PENDING' and now_ms() >= rec.u then
         release(keys, rid, rec, 'expired')
-        return rec, cjson.encode(rec)
     end
-    return rec, blob
+    return rec
 end
 
 --[[ DEMAND FIGURES, for the organiser's console. They live in fields of
@@ -825,12 +866,11 @@ local function reserve_one(call, rq)
     end
 
     -- Every check passed: hold.
-    local held, tickets = {}, {}
+    local tickets = {}
     for i, t in ipairs(order) do
         local f, n = fields[i], merged[t]
         ledger_add(lg, f.avail, -n)
         ledger_add(lg, f.held, n)
-        held[i] = { t, n }
         if not call.emptied[e] and ledger_num(lg, f.avail) == 0 then
             call.emptied[e] = types_json
             call.emptied_order[#call.emptied_order + 1] = e
@@ -844,18 +884,19 @@ local function reserve_one(call, rq)
         end
     end
     local until_ms = now + rq.hold
-    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, l = held, t = tickets }
+    local rec = { r = rid, e = e, st = 'PENDING', c = now, u = until_ms, t = tickets }
     if rq.fu and rq.fu.client ~= '' then
         rec.k = rq.fu.client
         ledger_add(lg, 'cl:' .. rq.fu.client, 1)
     end
     call.exists[rid] = true
     local records, deadlines = call.records, call.deadlines
+    local blob = cmsgpack.pack(rec) -- the record and its outbox entry (rec_store)
     records[#records + 1] = rid
-    records[#records + 1] = cjson.encode(rec)
+    records[#records + 1] = blob
     deadlines[#deadlines + 1] = until_ms
     deadlines[#deadlines + 1] = rid
-    outbox(keys, rid, rec)
+    redis.call('XADD', keys[5], '*', 'm', blob)
     if call.outbox_len then
         call.outbox_len = call.outbox_len + 1
     end
@@ -945,11 +986,11 @@ local function tk_get(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
     end
-    local rec, blob = load_live(keys, args[1])
+    local rec = load_live(keys, args[1])
     if not rec then
         return { 'ERR', 'not_found' }
     end
-    return { 'OK', blob }
+    return { 'OK', cjson.encode(rec) }
 end
 
 -- tk_view is tk_get in the shape the API renders: the public status and the
@@ -996,7 +1037,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
     local inv, x = keys[1], rec.x
     redis.call('ZREM', keys[4], rid)
     if ok then
-        for _, line in ipairs(rec.l) do
+        for _, line in ipairs(rec_lines(rec)) do
             local p = rec.e .. ':' .. line[1] .. ':'
             redis.call('HINCRBY', inv, p .. 'held', -line[2])
             redis.call('HINCRBY', inv, p .. 'sold', line[2])
@@ -1016,8 +1057,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
     if not ok then
         redis.call('ZADD', keys[3], rec.u, rid)
     end
-    redis.call('HSET', keys[2], rid, cjson.encode(rec))
-    outbox(keys, rid, rec)
+    rec_store(keys, rid, rec)
     return rec.st
 end
 
@@ -1026,7 +1066,7 @@ local function timeout_payments(keys, now, limit)
     local due = redis.call('ZRANGEBYSCORE', keys[4], '-inf', now, 'LIMIT', 0, limit)
     for _, rid in ipairs(due) do
         local blob = redis.call('HGET', keys[2], rid)
-        local rec = blob and cjson.decode(blob)
+        local rec = blob and rec_decode(blob)
         if rec and rec.st == 'PAYING' then
             finish_payment(keys, rid, rec, false, 'Payment gateway timed out', now)
         else
@@ -1044,7 +1084,7 @@ local function forget_persisted(keys, now, limit)
         local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
         if kind == 'r' then
             local blob = redis.call('HGET', keys[2], id)
-            local rec = blob and cjson.decode(blob)
+            local rec = blob and rec_decode(blob)
             if rec and (rec.st == 'COMPLETED' or rec.st == 'CANCELLED') then
                 redis.call('HDEL', keys[2], id)
             end
@@ -1089,11 +1129,10 @@ local function tk_pay_start(keys, args)
     end
     rec.st = 'PAYING'
     rec.x = { id = tid, st = 'PENDING', amt = amount, d = now }
-    redis.call('HSET', keys[2], rid, cjson.encode(rec))
+    rec_store(keys, rid, rec)
     redis.call('ZREM', keys[3], rid)
     redis.call('ZADD', keys[4], now + timeout, rid)
     redis.call('HSET', keys[6], tid, cjson.encode({ r = rid, st = 'PENDING' }))
-    outbox(keys, rid, rec)
     return { 'OK', tid, amount }
 end
 
@@ -1107,7 +1146,7 @@ local function tk_pay_finish(keys, args)
         return bad_call('tk_pay_finish R T ok|fail error_message')
     end
     local blob = redis.call('HGET', keys[2], rid)
-    local rec = blob and cjson.decode(blob)
+    local rec = blob and rec_decode(blob)
     if not rec or rec.st ~= 'PAYING' or rec.x.id ~= tid then
         return { 'ERR', 'stale', rec and rec.st or 'NOT_FOUND' }
     end

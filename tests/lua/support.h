@@ -111,7 +111,8 @@ char *tk_lua_inv_snapshot(const char *ev);
 /* ---- reservations ---- */
 /* the blob as tk_get returns it (caller frees), or NULL when not_found */
 char *tk_lua_blob_get(const char *rid);
-/* the stored blob, read without running any function (so without lazy expiry) */
+/* the stored record, read without running any function (so without lazy expiry), as
+ * compact JSON like tk_get's */
 char *tk_lua_blob_raw(const char *rid);
 void tk_lua_assert_status(const char *blob, const char *status);
 long long tk_lua_blob_int(const char *blob, const char *key);

@@ -275,8 +275,46 @@ START_TEST(test_stats_lag_ms_is_the_age_of_the_oldest_unpersisted_entry)
 }
 END_TEST
 
+/* A record written by a version before the shared encoding (cjson, merged lines "l", no
+ * "r") is read as any: cancelling it gives its tickets back and its outbox entry is the
+ * whole reservation, written in the new encoding. */
+START_TEST(test_a_cjson_record_of_an_earlier_version_is_read_and_rewritten)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "GA", "10", "2500", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"GA", "2"};
+    redisReply *r = tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, &line, 1);
+    long long created = r->element[1]->integer, until = r->element[2]->integer;
+    tk_lua_expect_ok(r, 0);
+    char old[512];
+    snprintf(old, sizeof(old),
+             "{\"e\":\"%s\",\"st\":\"PENDING\",\"c\":%lld,\"u\":%lld,\"l\":[[\"GA\",2]],\"t\":[[\"%s\",\"GA\",2500],[\"%s\","
+             "\"GA\",2500]]}",
+             ev, created, until, tk_lua_last_tickets[0], tk_lua_last_tickets[1]);
+    tk_shard_keys_t keys;
+    tk_shard_keys(rid, &keys);
+    freeReplyObject(tk_lua_cmd("HSET %s %s %s", keys.names[TK_KEY_RES], rid, old));
+
+    tk_lua_expect_ok(tk_lua_fcall("tk_cancel", rid, rid, NULL), 0);
+    tk_lua_type_stats_t ga = tk_lua_stats_type(ev, "GA");
+    ck_assert(ga.avail == 10 && ga.held == 0);
+    tk_lua_assert_invariant(ev);
+    char *blob = tk_lua_blob_raw(rid);
+    tk_lua_assert_status(blob, "CANCELLED");
+    ck_assert_ptr_null(strstr(blob, "\"l\":")); /* rewritten: msgpack, lines gone */
+    free(blob);
+    tk_lua_outbox_entry_t e[3];
+    ck_assert_int_eq(tk_lua_outbox_for(rid, e, 3), 2);
+    ck_assert_str_eq(e[1].rec.status, "CANCELLED");
+    ck_assert_int_eq(e[1].ntickets, 2);
+    ck_assert_int_eq(e[1].rec.created_ms, created);
+}
+END_TEST
+
 static void add_tests(TCase *tc)
 {
+    tcase_add_test(tc, test_a_cjson_record_of_an_earlier_version_is_read_and_rewritten);
     tcase_add_test(tc, test_outbox_reserve_pay_complete_three_whole_entries);
     tcase_add_test(tc, test_outbox_failed_payment_then_cancel_carries_the_error);
     tcase_add_test(tc, test_persisted_acks_deletes_then_expire_forgets_only_finished);
