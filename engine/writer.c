@@ -27,16 +27,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCH_MAX 1000
+#define BATCH_MAX 4000 /* entries per transaction: a backlog drains in few commits */
 #define GAUGE_EVERY_MS 1000
+/* Writer threads per process, each a consumer of its own: two transactions in flight keep
+ * PostgreSQL busy while the other batch is read, decoded or acknowledged, so the writers
+ * keep pace with an on-sale (bench/README.md, issue 14). */
+#define WRITERS 2
 
-static pthread_t writer_thread;
+static pthread_t writer_threads[WRITERS];
 static int writer_running, writer_stopping, drain_deadline_set;
 static int64_t drain_deadline_ms;
 static const tk_config_t *writer_config;
-static tk_writer_counts_t counts; /* written by the writer thread only, pushed to metrics */
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+static tk_writer_counts_t counts; /* the writers' sums (counts_lock), pushed to metrics */
 
 typedef struct st_tk_writer_t {
+    int index;              /* 0 also measures the outbox for /metrics */
+    tk_writer_counts_t add; /* counted since the last publish_counts */
     tk_worker_conn_t conn;
     tk_catalog_cache_t catalog;
     tk_outbox_reader_t reader;
@@ -46,9 +53,19 @@ typedef struct st_tk_writer_t {
     size_t nbatch;
 } tk_writer_t;
 
-static void publish_counts(void)
+/* adds w's counts to the process's and publishes the sums */
+static void publish_counts(tk_writer_t *w)
 {
+    pthread_mutex_lock(&counts_lock);
+    counts.batches += w->add.batches;
+    counts.records += w->add.records;
+    counts.failures += w->add.failures;
+    counts.dead_letters += w->add.dead_letters;
+    counts.ack_calls += w->add.ack_calls;
+    counts.unreplicated += w->add.unreplicated;
     tk_metrics_set_writer(&counts);
+    pthread_mutex_unlock(&counts_lock);
+    w->add = (tk_writer_counts_t){0};
 }
 
 /* Publishes, for /metrics, the outbox depth and the age of its oldest entry over every
@@ -183,8 +200,8 @@ static int acknowledge(tk_writer_t *w)
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
         redisReply *r = tk_redis_nodes_command_argv(w->conn.redis, (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-        ++counts.ack_calls;
-        publish_counts();
+        ++w->add.ack_calls;
+        publish_counts(w);
         if (!ok) {
             tk_log_error("writer", "acknowledging shard %s failed: %s", shard,
                          r == NULL                      ? "its master did not answer"
@@ -213,8 +230,8 @@ static int set_aside(tk_writer_t *w, tk_writer_entry_t *b, const char *why)
     b->set_aside = 1;
     if (moved) {
         tk_log_error("writer", "outbox entry %s of shard %s set aside in its dead-letter stream: %s", b->id, b->shard, why);
-        ++counts.dead_letters;
-        publish_counts();
+        ++w->add.dead_letters;
+        publish_counts(w);
     }
     return 0;
 }
@@ -253,9 +270,9 @@ static int write_batch(tk_writer_t *w, char *err, size_t errsize)
     int rc = n == 0 ? 0 : tk_persist_batch(w->conn.pg, recs, n, err, errsize);
     free(recs);
     if (rc == 0) {
-        ++counts.batches;
-        counts.records += n;
-        publish_counts();
+        ++w->add.batches;
+        w->add.records += n;
+        publish_counts(w);
     }
     return rc;
 }
@@ -271,18 +288,18 @@ static int should_stop(int idle)
 static void *writer_main(void *arg)
 {
     tk_writer_t *w = h2o_mem_alloc(sizeof(*w));
-    *w = (tk_writer_t){0};
+    *w = (tk_writer_t){.index = (int)(intptr_t)arg};
     char host[64] = "host", consumer[96], err[512];
     int backoff_ms = 100, failing = 0, idle = 0;
     gethostname(host, sizeof(host));
-    snprintf(consumer, sizeof(consumer), "%s-%d", host, (int)getpid());
+    snprintf(consumer, sizeof(consumer), "%s-%d-%d", host, (int)getpid(), w->index);
     tk_outbox_reader_init(&w->reader, consumer);
     w->conn.config = writer_config;
     w->batch = h2o_mem_alloc(sizeof(*w->batch) * BATCH_MAX);
 
     while (!should_stop(idle)) {
         tk_catalog_t *catalog = tk_catalog_current(&w->catalog);
-        if (catalog != NULL && tk_time_mono_ms() - w->last_gauge_ms >= GAUGE_EVERY_MS) {
+        if (w->index == 0 && catalog != NULL && tk_time_mono_ms() - w->last_gauge_ms >= GAUGE_EVERY_MS) {
             measure_outbox(w, catalog);
             w->last_gauge_ms = tk_time_mono_ms();
         }
@@ -296,8 +313,8 @@ static void *writer_main(void *arg)
         uint64_t held_back = 0;
         int rc = tk_outbox_reader_read(&w->reader, w->conn.redis, catalog, w->batch, BATCH_MAX, &w->nbatch, &held_back);
         if (held_back != 0) {
-            counts.unreplicated += held_back;
-            publish_counts();
+            w->add.unreplicated += held_back;
+            publish_counts(w);
         }
         if (rc != 0) {
             clear_batch(w);
@@ -315,8 +332,8 @@ static void *writer_main(void *arg)
         if (!written) {
             if (!failing++)
                 tk_log_warn("writer", "PostgreSQL write failed, %zu entries wait in Redis: %s", w->nbatch, err);
-            ++counts.failures;
-            publish_counts();
+            ++w->add.failures;
+            publish_counts(w);
             clear_batch(w);
             tk_outbox_reader_reread(&w->reader);
             tk_time_sleep_ms(backoff_ms);
@@ -343,9 +360,13 @@ static void *writer_main(void *arg)
 int tk_writer_start(const tk_config_t *config)
 {
     writer_config = config;
-    if (pthread_create(&writer_thread, NULL, writer_main, NULL) != 0)
-        return -1;
-    writer_running = 1;
+    for (int i = 0; i < WRITERS; ++i) {
+        if (pthread_create(&writer_threads[i], NULL, writer_main, (void *)(intptr_t)i) != 0) {
+            tk_writer_stop(0); /* the ones started */
+            return -1;
+        }
+        writer_running = i + 1;
+    }
     return 0;
 }
 
@@ -356,6 +377,7 @@ void tk_writer_stop(int timeout_ms)
     drain_deadline_ms = tk_time_mono_ms() + timeout_ms;
     drain_deadline_set = 1;
     __atomic_store_n(&writer_stopping, 1, __ATOMIC_RELEASE);
-    pthread_join(writer_thread, NULL);
+    for (int i = 0; i < writer_running; ++i)
+        pthread_join(writer_threads[i], NULL);
     writer_running = 0;
 }
