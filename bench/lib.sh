@@ -81,6 +81,12 @@ services() {
 }
 
 rcli() { redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" "$@"; }
+# records_json KEY [R...]: the reservation records of tk:{s}:res as rid, JSON lines
+records_json() {
+    local key=$1
+    shift
+    rcli --raw eval "$(cat "$REPO/tests/support/records_json.lua")" 1 "$key" "$@"
+}
 psql_q() { psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d "${PGDB:-ticketd}" "$@"; }
 
 # assert_ours: whatever answers on the harness's Redis and PostgreSQL ports must be the
@@ -365,7 +371,7 @@ verify_event() {
     check "$name: Redis $t avail >= 0" test "$avail" -ge 0
     check "$name: tickets in 201 answers == held + sold ($tickets vs $((held + sold)))" eq "$tickets" $((held + sold))
     # Every reservation blob of the event (the shard's hash may hold other events too).
-    read -r blobs blob_tickets <<<"$(rcli --raw hvals "tk:{${e:0:4}}:res" |
+    read -r blobs blob_tickets <<<"$(records_json "tk:{${e:0:4}}:res" | paste - - | cut -f2 |
         jq -r --arg e "$e" 'select(.e == $e) | .t | length' | awk '{n++; s += $1} END {print n + 0, s + 0}')"
     check "$name: reservations in Redis == 201 answers ($blobs vs $created)" eq "$blobs" "$created"
     check "$name: tickets in reservations == held + sold ($blob_tickets vs $((held + sold)))" eq "$blob_tickets" $((held + sold))
@@ -401,6 +407,31 @@ scenario_flash() {
     created=$(jq '.created_1 + .created_2' "$WORK/flash.json")
     verify_event flash "$e" GA "$tickets" "$created"
     check "flash sale: sold out (avail == 0)" eq "$(jq .avail "$WORK/flash.verify.json")" 0
+    flash_persistence_lag "$e" "$created"
+}
+
+# flash_persistence_lag EVENT CREATED: whether the writer kept pace with the on-sale. Waits
+# (up to 30 s) until PostgreSQL has all CREATED reservations of the event, then, per
+# reservation, the commit time of its row (track_commit_timestamp) minus its
+# reservation_date (the instant Redis made the hold, just before the 201) ->
+# .persistence_lag_ms of $WORK/flash.json.
+flash_persistence_lag() {
+    local e=$1 created=$2 have=-1 i lag
+    for ((i = 0; i < 150; i++)); do
+        have=$(psql_q -c "select count(*) from reservations where event_id = '$e'" 2>/dev/null) || have=-1
+        ((have >= created)) && break
+        sleep 0.2
+    done
+    check "flash sale: every hold in PostgreSQL within 30 s ($have of $created)" eq "$have" "$created"
+    lag=$(psql_q -c "select json_build_object(
+            'p50', round((percentile_cont(0.5) within group (order by l))::numeric, 3),
+            'p99', round((percentile_cont(0.99) within group (order by l))::numeric, 3),
+            'max', round(max(l)::numeric, 3), 'n', count(*))
+          from (select extract(epoch from pg_xact_commit_timestamp(xmin) - reservation_date) * 1000 as l
+                  from reservations where event_id = '$e') x" 2>/dev/null) || lag='{}'
+    jq -c --argjson lag "${lag:-"{}"}" '. + {persistence_lag_ms: $lag,
+            lag_definition: "commit time of the reservation row in PostgreSQL minus its reservation_date (when Redis made the hold)"}' \
+        "$WORK/flash.json" >"$WORK/flash.tmp" && mv "$WORK/flash.tmp" "$WORK/flash.json"
 }
 
 # scenario_reserve_peak EVENT DURATION CONNECTIONS: sustained reservations on an event
@@ -576,7 +607,7 @@ scenario_fcall() {
     # Independent placeholders: a stored reservation's ticket id has other digits.
     local rid blob same=0
     rid=$(rcli --raw hrandfield "tk:{$s}:res")
-    blob=$(rcli --raw hget "tk:{$s}:res" "$rid")
+    blob=$(records_json "tk:{$s}:res" "$rid" | sed -n 2p)
     [[ "$(jq -r '.t[0][0][24:]' <<<"$blob")" == "${rid:24}" ]] && same=1
     tail -n 1 "$WORK/$name.csv" | tr -d '"' | awk -F, -v n="$n" -v c="$created" -v same="$same" -v tool="redis-benchmark -c $conns -P $pipe --threads 2" '
         { printf "{\"tool\":\"%s\",\"calls\":%d,\"rps\":%d,\"latency_ms\":{\"mean\":%s,\"p50\":%s,\"p99\":%s,\"max\":%s},", tool, n, $2, $3, $5, $7, $8

@@ -38,7 +38,7 @@ _writer_caught_up() {
 # _compare_statuses DIR: status_mismatch and txn_mismatch, read afresh from both stores
 _compare_statuses() {
     local A=$1
-    rcli hgetall "tk:{$SHARD}:res" | paste - - |
+    records_json "tk:{$SHARD}:res" | paste - - |
         jq -rR --arg e "$EVENT" 'split("\t") as [$r, $b] | ($b | fromjson) as $x | select($x.e == $e)
             | [$r, (if $x.st == "PAYING" then "PENDING" else $x.st end)] | @tsv' | sort >"$A/redis_status.tsv"
     psql_q "SELECT id, status FROM reservations WHERE event_id = '$EVENT'" | tr '|' '\t' | sort >"$A/pg_status.tsv"
@@ -95,7 +95,7 @@ fault_audit() {
         test "$n" -eq 0
 
     # Redis' view of the event's reservations: rid, status, VIP tickets, GA tickets, ticket ids
-    rcli hgetall "tk:{$SHARD}:res" | paste - - |
+    records_json "tk:{$SHARD}:res" | paste - - |
         jq -rR --arg e "$EVENT" 'split("\t") as [$r, $b] | ($b | fromjson) as $x | select($x.e == $e)
             | [$r, $x.st, ([$x.t[] | select(.[1] == "VIP")] | length), ([$x.t[] | select(.[1] == "GA")] | length),
                ([$x.t[][0]] | sort | join(","))] | @tsv' | sort >"$A/redis_res.tsv"

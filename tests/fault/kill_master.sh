@@ -120,6 +120,6 @@ check "(3) every reservation in PostgreSQL ($(wc -l <"$A/pg_rids")) exists in Re
 n=$(cut -f1 "$A/lost_holds" | sort -u | comm -12 - "$A/pg_rids" | wc -l)
 check "(3) none of the $lost lost holds has a row in PostgreSQL ($n)" test "$n" -eq 0
 pending=$(psql_q "SELECT count(*) FROM reservations WHERE event_id = '$EVENT' AND status = 'PENDING'")
-redis_pending=$(rcli hgetall "tk:{$SHARD}:res" | paste - - | grep -c '"st":"\(PENDING\|PAYING\)"' || true)
+redis_pending=$(records_json "tk:{$SHARD}:res" | paste - - | grep -c '"st":"\(PENDING\|PAYING\)"' || true)
 log "PENDING rows in PostgreSQL: $pending; PENDING or PAYING in Redis: $redis_pending"
 fault_finish

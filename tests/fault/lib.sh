@@ -106,6 +106,12 @@ rcli() {
         redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB" --raw "$@"
     fi
 }
+# records_json KEY [R...]: the reservation records of tk:{s}:res as rid, JSON lines (HGETALL's shape)
+records_json() {
+    local key=$1
+    shift
+    rcli eval "$(cat "$FAULT_REPO/tests/support/records_json.lua")" 1 "$key" "$@"
+}
 psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$FAULT_DB" -c "$1"; }
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "$1"; }
 services() { "$FAULT_REPO/scripts/services.sh" "$1" test; }
