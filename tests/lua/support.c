@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 redisContext *tk_lua_redis;
 tk_lua_uuid_t tk_lua_last_tickets[TK_LUA_MAX_TICKETS];
@@ -110,6 +112,38 @@ redisReply *tk_lua_cmd(const char *fmt, ...)
     va_end(ap);
     ck_assert_msg(r != NULL, "redis: %s", tk_lua_redis->errstr);
     return r;
+}
+
+/* ---- racing clients -------------------------------------------------------------------- */
+
+int tk_lua_race_start(int nprocs, tk_lua_racer_t racer, const char *ev, pid_t *pids)
+{
+    int go[2], out[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(out), 0);
+    fflush(NULL);
+    for (int p = 0; p < nprocs; ++p) {
+        pids[p] = fork();
+        ck_assert_int_ne(pids[p], -1);
+        if (pids[p] == 0) {
+            close(go[1]);
+            close(out[0]);
+            _exit(racer(ev, go[0], out[1]));
+        }
+    }
+    close(go[0]);
+    close(out[1]);
+    close(go[1]); /* every racer starts at once */
+    return out[0];
+}
+
+void tk_lua_race_wait(int nprocs, const pid_t *pids)
+{
+    for (int p = 0; p < nprocs; ++p) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "racer %d: status %d", p, status);
+    }
 }
 
 /* ---- reply checks ----------------------------------------------------------------------- */

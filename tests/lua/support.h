@@ -24,6 +24,7 @@
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define TK_LUA_MAX_PER_TYPE "5"
 #define TK_LUA_HOLD_MS 60000
@@ -93,6 +94,17 @@ void tk_lua_expect_ok(redisReply *r, int keep);
 void tk_lua_expect_err(redisReply *r, const char *reason, const char *arg, long long avail);
 /* reply is exactly {"OK", status}; frees it */
 void tk_lua_expect_ok_status(redisReply *r, const char *status);
+
+/* ---- racing clients ---- */
+/* A racing client (a grandchild of the check runner: no check macros): waits for the start
+ * byte on go, connects, plays, writes what it won to out; exit status 0 when all went as
+ * it should. */
+typedef int (*tk_lua_racer_t)(const char *ev, int go, int out);
+/* Forks nprocs racers of ev (pids[nprocs]) and starts them at once; returns the read end
+ * of their common output pipe. */
+int tk_lua_race_start(int nprocs, tk_lua_racer_t racer, const char *ev, pid_t *pids);
+/* Waits for every racer and asserts that each exited with 0. */
+void tk_lua_race_wait(int nprocs, const pid_t *pids);
 
 /* ---- inventory ---- */
 void tk_lua_stats_get(const char *ev, tk_lua_stats_t *s);

@@ -416,36 +416,17 @@ START_TEST(test_race_200_clients_100_tickets_exactly_100_held)
     static char got[RACE_PROCS * RACE_TRIES * TK_UUID_LEN + 1];
     tk_lua_uuid_t ev;
     pid_t pids[RACE_PROCS];
-    int go[2], out[2];
     tk_lua_event_new(ev, tk_lua_future(), "GA", "100", "2500", NULL);
-    ck_assert_int_eq(pipe(go), 0);
-    ck_assert_int_eq(pipe(out), 0);
-    fflush(NULL);
-    for (int p = 0; p < RACE_PROCS; p++) {
-        pids[p] = fork();
-        ck_assert_int_ne(pids[p], -1);
-        if (pids[p] == 0) {
-            close(go[1]);
-            close(out[0]);
-            _exit(race_client(ev, go[0], out[1]));
-        }
-    }
-    close(go[0]);
-    close(out[1]);
-    close(go[1]); /* every client starts at once */
+    int out = tk_lua_race_start(RACE_PROCS, race_client, ev, pids);
     size_t len = 0;
-    for (ssize_t n; len < sizeof(got) - 1 && (n = read(out[0], got + len, sizeof(got) - 1 - len)) != 0;) {
+    for (ssize_t n; len < sizeof(got) - 1 && (n = read(out, got + len, sizeof(got) - 1 - len)) != 0;) {
         if (n < 0 && errno == EINTR)
             continue;
         ck_assert_int_gt(n, 0);
         len += (size_t)n;
     }
-    close(out[0]);
-    for (int p = 0; p < RACE_PROCS; p++) {
-        int status;
-        ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client %d: status %d", p, status);
-    }
+    close(out);
+    tk_lua_race_wait(RACE_PROCS, pids);
 
     /* exactly the capacity was granted, each id once, each ticket once */
     ck_assert_uint_eq(len, RACE_CAP * TK_UUID_LEN);

@@ -370,24 +370,8 @@ START_TEST(test_racing_batches_hold_exactly_the_capacity)
 {
     tk_lua_uuid_t ev;
     tk_lua_event_new(ev, tk_lua_future(), "GA", "150", "2500", NULL);
-    int go[2], out[2];
-    ck_assert_int_eq(pipe(go), 0);
-    ck_assert_int_eq(pipe(out), 0);
     pid_t pids[RACE_PROCS];
-    fflush(NULL);
-    for (int p = 0; p < RACE_PROCS; ++p) {
-        pids[p] = fork();
-        ck_assert_int_ne(pids[p], -1);
-        if (pids[p] == 0) {
-            close(go[1]);
-            close(out[0]);
-            _exit(race_client(ev, go[0], out[1]));
-        }
-    }
-    close(go[0]);
-    close(out[1]);
-    close(go[1]);
-    FILE *f = fdopen(out[0], "r");
+    FILE *f = fdopen(tk_lua_race_start(RACE_PROCS, race_client, ev, pids), "r");
     long long held = 0, holds = 0;
     char rid[TK_UUID_LEN + 1];
     int amount;
@@ -400,11 +384,7 @@ START_TEST(test_racing_batches_hold_exactly_the_capacity)
         ++holds;
     }
     fclose(f);
-    for (int p = 0; p < RACE_PROCS; ++p) {
-        int status;
-        ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client %d: status %d", p, status);
-    }
+    tk_lua_race_wait(RACE_PROCS, pids);
     /* 16 x 20 batches of up to 8 x 2 tickets ask for far more than 150: all of it goes, once */
     tk_lua_type_stats_t ga = tk_lua_stats_type(ev, "GA");
     ck_assert_int_eq(ga.held, held);
