@@ -19,8 +19,9 @@
 #define TK_CLIENT_ID_LEN 16 /* hex characters: 64 bits of the keyed hash */
 #define TK_FAIRUSE_NARGS 4  /* C, max_holds, rate, outbox_limit */
 
-/* The fair-use part of one tk_reserve call; lives as long as the command's argv. Its key,
- * tk:{s}:rt, is one of tk_reserve_batch's (engine/reserve_batch.c). */
+/* The fair-use part of one tk_reserve call; lives until its arguments are queued (the
+ * group commit copies them). Its key, tk:{s}:rt, is one of tk_reserve_batch's
+ * (engine/reserve_batch.c). */
 typedef struct st_tk_fairuse_t {
     char client[TK_CLIENT_ID_LEN + 1]; /* empty: no client could be named */
     char numbers[3][16];

@@ -22,7 +22,6 @@ typedef struct st_tk_reserve_op_t {
     void *data;
     char event[TK_UUID_LEN + 1];
     char rid[TK_UUID_LEN + 1];
-    tk_fairuse_t fair;
 } tk_reserve_op_t;
 _Static_assert(sizeof(tk_reserve_op_t) <= TK_ENGINE_OP_SIZE, "tk_reserve_op_t fits an engine op block");
 
@@ -52,11 +51,12 @@ int tk_shop_reserve(tk_engine_t *e, const tk_reserve_request_t *rq, tk_reserve_c
     *op = (tk_reserve_op_t){.e = e, .cb = cb, .data = data};
     memcpy(op->event, rq->event->id, sizeof(op->event));
     tk_uuid_v4_in_shard(op->rid, rq->event->id);
-    tk_fairuse_init(&op->fair, e->config, rq->client);
+    tk_fairuse_t fair;
+    tk_fairuse_init(&fair, e->config, rq->client);
     h2o_mem_pool_t pool; /* the argument vector: the group commit copies it */
     h2o_mem_init_pool(&pool);
     tk_reservation_reserve(e->reserve_batch, rq->event, op->rid, (int64_t)e->config->hold_seconds * 1000, e->config->max_per_type,
-                           rq->lines, rq->nlines, &op->fair, rq->admission, &pool, on_reserved, op);
+                           rq->lines, rq->nlines, &fair, rq->admission, &pool, on_reserved, op);
     h2o_mem_clear_pool(&pool);
     return 0;
 }
