@@ -33,7 +33,7 @@ void tk_metrics_inc(uint64_t *counter);
 /* process-wide gauges */
 void tk_metrics_set_config_warning(tk_config_warning_t which, int on);
 void tk_metrics_set_outbox(int64_t depth, int64_t lag_ms);
-/* the persistence writer's counters, pushed by the writer thread whenever they change */
+/* the persistence writers' counters, summed over the writer threads and pushed whenever they change */
 typedef struct st_tk_writer_counts_t {
     uint64_t batches, records, failures, dead_letters;
     uint64_t ack_calls;    /* tk_persisted calls: one per shard of a batch */

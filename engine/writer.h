@@ -1,7 +1,7 @@
 /*
- * The persistence writer: a thread in every ticketd process that drains the Redis
+ * The persistence writers: two threads in every ticketd process that drain the Redis
  * outbox streams (one per shard, consumer group TK_OUTBOX_GROUP) into PostgreSQL in
- * batches and acknowledges entries only after their batch committed. Several writers, in
+ * batches and acknowledge entries only after their batch committed. Several writers, in
  * one process or many, share the work through the consumer group; entries a crashed
  * writer left pending are claimed (XAUTOCLAIM) once idle. While PostgreSQL is down the
  * backlog waits in Redis and sales go on; the writer never touches an HTTP thread. A
@@ -18,7 +18,7 @@
 #define TK_WRITER_FORGET_GRACE_MS 60000
 
 int tk_writer_start(const tk_config_t *config);
-/* drains what it can for up to timeout_ms, then stops the thread */
+/* drains what it can for up to timeout_ms, then stops the threads */
 void tk_writer_stop(int timeout_ms);
 
 #endif
