@@ -138,8 +138,12 @@ static int batch_send(tk_reserve_batcher_t *b, tk_reserve_batch_t *bt)
  * end-of-pass timer) or at the end of the pass (while a request is being handled). */
 static void send_open(tk_reserve_batcher_t *b, int in_pass)
 {
-    for (size_t i = 0; i < b->nopen; ++i) {
-        tk_reserve_batch_t *bt = b->open[i];
+    tk_reserve_batch_t *sending[MAX_OPEN];
+    size_t n = b->nopen;
+    memcpy(sending, b->open, sizeof(sending[0]) * n);
+    b->nopen = 0; /* an answer below may queue a request, which opens a new batch */
+    for (size_t i = 0; i < n; ++i) {
+        tk_reserve_batch_t *bt = sending[i];
         if (batch_send(b, bt) == 0)
             continue;
         if (in_pass) {
@@ -149,7 +153,6 @@ static void send_open(tk_reserve_batcher_t *b, int in_pass)
             b->failed = bt;
         }
     }
-    b->nopen = 0;
 }
 
 static void on_end_of_pass(h2o_timeout_entry_t *entry)

@@ -3,8 +3,8 @@
  * function library loaded (tests/lua/support.h): the requests a loop pass queues for one
  * shard go as one call and each callback gets its own answer, in order; shards get a call
  * each; a pass with more than TK_RESERVE_BATCH_MAX requests is split; a lone request goes
- * alone in the same pass; and when Redis is unreachable every request is answered (NULL),
- * none is lost or answered twice.
+ * alone in the same pass; when Redis is unreachable every request is answered (NULL),
+ * none is lost or answered twice; and an answer may queue a new request.
  */
 #include "engine/reserve_batch.h"
 #include "tests/lua/support.h"
@@ -68,8 +68,8 @@ static void run_until_answered(int n)
     ck_assert_int_eq(answered, n);
 }
 
-/* queues a hold of one ticket of type under a fresh id of ev's shard */
-static void queue(const char *ev, const char *type, answer_t *a)
+/* queues a hold of one ticket of type under a fresh id of ev's shard, answered to cb */
+static void queue_to(const char *ev, const char *type, tk_redis_cb cb, answer_t *a)
 {
     static tk_lua_uuid_t rids[MAX_ANSWERS * 2], tickets[MAX_ANSWERS * 2];
     static int next;
@@ -80,7 +80,12 @@ static void queue(const char *ev, const char *type, answer_t *a)
     size_t argvlen[8];
     for (size_t i = 0; i < 8; ++i)
         argvlen[i] = strlen(argv[i]);
-    tk_reserve_batcher_add(batcher, rids[next], 0, 0, 8, argv, argvlen, on_answer, a);
+    tk_reserve_batcher_add(batcher, rids[next], 0, 0, 8, argv, argvlen, cb, a);
+}
+
+static void queue(const char *ev, const char *type, answer_t *a)
+{
+    queue_to(ev, type, on_answer, a);
 }
 
 START_TEST(test_one_pass_of_one_shard_is_one_call_answered_in_order)
@@ -192,8 +197,42 @@ START_TEST(test_unreachable_redis_answers_every_request_once)
 }
 END_TEST
 
+/* an answer that queues another request of the shard (a retry, say) while the batch it came
+ * from is being answered: the new request gets a batch of its own and its own answer */
+static const char *requeue_event;
+static answer_t requeued;
+
+static void on_answer_requeue(redisReply *reply, void *data)
+{
+    on_answer(reply, data);
+    if (requeued.calls == 0 && requeue_event != NULL) {
+        const char *ev = requeue_event;
+        requeue_event = NULL;
+        queue(ev, "GA", &requeued);
+    }
+}
+
+START_TEST(test_an_answer_may_queue_a_request)
+{
+    start(1); /* unreachable: every batch is refused and answered at the end of the pass */
+    static tk_lua_uuid_t ev;
+    tk_uuid_v4(ev);
+    static answer_t a[3];
+    requeue_event = ev;
+    for (int i = 0; i < 3; ++i)
+        queue_to(ev, "GA", on_answer_requeue, &a[i]);
+    run_until_answered(4);
+    for (int i = 0; i < 3; ++i)
+        ck_assert_int_eq(a[i].calls, 1);
+    ck_assert_int_eq(requeued.calls, 1);
+    ck_assert_int_eq(requeued.is_null, 1);
+    ck_assert_uint_eq(tk_reserve_batcher_queued(batcher), 0);
+}
+END_TEST
+
 static void add_tests(TCase *tc)
 {
+    tcase_add_test(tc, test_an_answer_may_queue_a_request);
     tcase_add_test(tc, test_one_pass_of_one_shard_is_one_call_answered_in_order);
     tcase_add_test(tc, test_each_shard_gets_its_own_call);
     tcase_add_test(tc, test_a_pass_beyond_the_cap_is_split);
