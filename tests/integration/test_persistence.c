@@ -252,7 +252,7 @@ static long long pending_of_crashed_writer(const char *id)
 START_TEST(entries_left_by_a_crashed_writer_are_claimed)
 {
     char *event = create_event(&server, 100);
-    /* with the database away the live writer stops reading; a "crashed" consumer takes the entries */
+    /* with the database away the live writers stop reading; a "crashed" consumer takes what is left */
     ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
     free(reserve_one(&server, event));
     sleep(1);
@@ -262,9 +262,12 @@ START_TEST(entries_left_by_a_crashed_writer_are_claimed)
         ck_assert_int_eq(pay(&server, rid, "4242424242424242"), 202);
         free(rid);
     }
+    /* The live writers stop reading once a write of theirs failed; until then (a writer
+     * whose connection has not noticed PostgreSQL is gone) they may have read some of the
+     * entries themselves, and keep those pending for their own retry. */
     long long taken = read_as_crashed_writer(event);
-    ck_assert_int_ge(taken, 30);
-    ck_assert_int_ge(pending_of_crashed_writer(event), 30);
+    ck_assert_int_ge(taken, 1);
+    ck_assert_int_eq(pending_of_crashed_writer(event), taken);
     ck_assert_int_eq(tk_test_services("start-postgres"), 0);
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'COMPLETED'", event);
