@@ -38,7 +38,7 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                  "k":C                          the fair-use client, while PENDING/PAYING
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
-              One encoding serves the record and its outbox entry (rec_store).
+              One encoding serves the record and its outbox entry (rec_encode, outbox).
               Records written before 2026-12 are cjson with a merged-lines field "l"
               and no "r"; they are read alike (rec_decode) and rewritten as msgpack.
   tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
@@ -310,21 +310,30 @@ local function rec_decode(blob)
     return cmsgpack.unpack(blob)
 end
 
--- rec_store writes the record of rid and appends the change to the outbox, encoding it
--- once for both: the entry is the record's own bytes unless its status is not public
--- (PAYING), when the entry says PENDING.
-local function rec_store(keys, rid, rec)
+-- rec_encode returns the record of rid as stored in tk:{s}:res.
+local function rec_encode(rid, rec)
     rec.r = rid
-    local blob = cmsgpack.pack(rec)
-    redis.call('HSET', keys[2], rid, blob)
+    return cmsgpack.pack(rec)
+end
+
+-- outbox appends a change of rec to the shard's stream. blob is rec as rec_encode made
+-- it: one encoding serves the record and its outbox entry, unless the status is not
+-- public (PAYING), when the entry says PENDING.
+local function outbox(keys, rec, blob)
     local st = rec.st
     if public_status(st) ~= st then
         rec.st = public_status(st)
-        redis.call('XADD', keys[5], '*', 'm', cmsgpack.pack(rec))
+        blob = cmsgpack.pack(rec)
         rec.st = st
-    else
-        redis.call('XADD', keys[5], '*', 'm', blob)
     end
+    redis.call('XADD', keys[5], '*', 'm', blob)
+end
+
+-- rec_store writes the record of rid and appends the change to the outbox.
+local function rec_store(keys, rid, rec)
+    local blob = rec_encode(rid, rec)
+    redis.call('HSET', keys[2], rid, blob)
+    outbox(keys, rec, blob)
 end
 
 -- rec_lines returns the record's tickets per type, {T, n} in first-seen order.
@@ -449,11 +458,11 @@ local function expire_due(keys, now, limit)
                 add('cl:' .. rec.k, -1)
                 rec.k = nil
             end
-            rec.st, rec.r = 'CANCELLED', rid
-            local blob = cmsgpack.pack(rec) -- the record and its outbox entry (rec_store)
+            rec.st = 'CANCELLED'
+            local blob = rec_encode(rid, rec) -- written below in one HSET with the others
             records[#records + 1] = rid
             records[#records + 1] = blob
-            redis.call('XADD', keys[5], '*', 'm', blob)
+            outbox(keys, rec, blob)
             n = n + 1
         end
     end
@@ -884,19 +893,19 @@ local function reserve_one(call, rq)
         end
     end
     local until_ms = now + rq.hold
-    local rec = { r = rid, e = e, st = 'PENDING', c = now, u = until_ms, t = tickets }
+    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, t = tickets }
     if rq.fu and rq.fu.client ~= '' then
         rec.k = rq.fu.client
         ledger_add(lg, 'cl:' .. rq.fu.client, 1)
     end
     call.exists[rid] = true
     local records, deadlines = call.records, call.deadlines
-    local blob = cmsgpack.pack(rec) -- the record and its outbox entry (rec_store)
+    local blob = rec_encode(rid, rec) -- written by reserve_all in one HSET with the others
     records[#records + 1] = rid
     records[#records + 1] = blob
     deadlines[#deadlines + 1] = until_ms
     deadlines[#deadlines + 1] = rid
-    redis.call('XADD', keys[5], '*', 'm', blob)
+    outbox(keys, rec, blob)
     if call.outbox_len then
         call.outbox_len = call.outbox_len + 1
     end
@@ -1580,18 +1589,6 @@ local function tk_wr_join(keys, args)
         out[#out + 1] = v
     end
     return out
-end
-
--- take_admission removes tk_reserve's optional eighth key and the two trailing
--- arguments that go with it, so the rest of tk_reserve sees its usual call.
-function waitroom.take_admission(keys, args)
-    if #keys ~= 8 then
-        return nil
-    end
-    local key = table.remove(keys)
-    local id = table.remove(args)
-    local until_ms = table.remove(args)
-    return { key = key, id = id, until_ms = parse_int(until_ms, 0) }
 end
 
 -- check_admission refuses a hold while the admission's previous hold is live or
