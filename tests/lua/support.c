@@ -128,7 +128,15 @@ int tk_lua_race_start(int nprocs, tk_lua_racer_t racer, const char *ev, pid_t *p
         if (pids[p] == 0) {
             close(go[1]);
             close(out[0]);
-            _exit(racer(ev, go[0], out[1]));
+            char c;
+            if (read(go[0], &c, 1) < 0)
+                _exit(2);
+            redisContext *ctx = tk_lua_connect();
+            if (ctx == NULL)
+                _exit(3);
+            int rc = racer(ctx, ev, out[1]);
+            redisFree(ctx);
+            _exit(rc);
         }
     }
     close(go[0]);

@@ -96,12 +96,12 @@ void tk_lua_expect_err(redisReply *r, const char *reason, const char *arg, long 
 void tk_lua_expect_ok_status(redisReply *r, const char *status);
 
 /* ---- racing clients ---- */
-/* A racing client (a grandchild of the check runner: no check macros): waits for the start
- * byte on go, connects, plays, writes what it won to out; exit status 0 when all went as
- * it should. */
-typedef int (*tk_lua_racer_t)(const char *ev, int go, int out);
-/* Forks nprocs racers of ev (pids[nprocs]) and starts them at once; returns the read end
- * of their common output pipe. */
+/* A racing client (a grandchild of the check runner: no check macros): plays on its own
+ * connection c, writes what it won to out; 0 when all went as it should (its exit status). */
+typedef int (*tk_lua_racer_t)(redisContext *c, const char *ev, int out);
+/* Forks nprocs racers of ev (pids[nprocs]), each connected once the start signal came, so
+ * that they start at once; returns the read end of their common output pipe. A racer that
+ * cannot start exits with 2 (no signal) or 3 (no connection). */
 int tk_lua_race_start(int nprocs, tk_lua_racer_t racer, const char *ev, pid_t *pids);
 /* Waits for every racer and asserts that each exited with 0. */
 void tk_lua_race_wait(int nprocs, const pid_t *pids);

@@ -384,14 +384,8 @@ END_TEST
 /* One racing client: waits for the start signal, then tries RACE_TRIES holds of one ticket and
  * writes the id of each granted hold to out_fd. Exit status 0 when every answer was OK or
  * "insufficient GA 0"; no check macros here (this is a grandchild of the check runner). */
-static int race_client(const char *ev, int go_fd, int out_fd)
+static int race_client(redisContext *ctx, const char *ev, int out_fd)
 {
-    char c;
-    if (read(go_fd, &c, 1) < 0)
-        return 3;
-    redisContext *ctx = tk_lua_connect();
-    if (ctx == NULL)
-        return 4;
     for (int i = 0; i < RACE_TRIES; i++) {
         tk_lua_uuid_t rid;
         tk_lua_line_t line = {"GA", "1"};
@@ -407,7 +401,6 @@ static int race_client(const char *ev, int go_fd, int out_fd)
         }
         freeReplyObject(r);
     }
-    redisFree(ctx);
     return 0;
 }
 

@@ -332,14 +332,8 @@ END_TEST
 #define RACE_CAP 150
 
 /* sends batches of 1-8 requests of 1-2 tickets; writes the ids held to out */
-static int race_client(const char *ev, int go, int out)
+static int race_client(redisContext *rc, const char *ev, int out)
 {
-    char c;
-    if (read(go, &c, 1) < 0)
-        return 2;
-    redisContext *rc = tk_lua_connect();
-    if (rc == NULL)
-        return 3;
     static batch_request_t rq[8];
     srand((unsigned)getpid());
     for (int b = 0; b < RACE_BATCHES; ++b) {
@@ -362,7 +356,6 @@ static int race_client(const char *ev, int go, int out)
         }
         freeReplyObject(r);
     }
-    redisFree(rc);
     return 0;
 }
 
