@@ -7,6 +7,7 @@
  */
 #include "engine/reserve_batch.h"
 #include "engine/inventory.h"
+#include "engine/shard_activity.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -90,7 +91,10 @@ static void batch_answer(tk_reserve_batch_t *bt, redisReply *reply)
 
 static void on_batch_reply(redisReply *reply, void *data)
 {
-    batch_answer(data, reply);
+    tk_reserve_batch_t *bt = data;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+        tk_shard_touch(bt->shard); /* holds may have been made: the sweeper must learn their deadlines */
+    batch_answer(bt, reply);
 }
 
 static h2o_iovec_t pool_copy(h2o_mem_pool_t *pool, const char *s, size_t len)

@@ -2,20 +2,26 @@
  * The sweeper sweeps only shards that have work: every tk_expire answers, besides the
  * holds it released, when its shard next has something due (the earliest deadline of
  * its holds, payments and forgettable records), and the sweeper keeps that instant per
- * shard (an array indexed by the shard's 16 bits). Each tick (100 ms) it sends one
- * pipelined tk_expire to each shard that is due, and waits for all replies before the
- * next tick; a shard that released a full batch is swept again at once, with a batch
- * twice as large (up to 4x): under appendfsync always each call costs Redis an fsync,
- * which a mass expiry should pay per thousands of holds, not per 500. Holds made
- * since a shard's last call (by this process, another one, or a script) are learned by
- * a rescan of every shard once per RESCAN_MS: since a hold lasts at least one second,
- * its deadline is known before it passes and the hold is released on time. An idle
- * shard therefore costs about one call (three ZRANGEs) a second instead of four full
- * sweeps. The sweep keeps its own reference to the catalog snapshot it is walking.
+ * shard (arrays indexed by the shard's slot). Each tick (100 ms) it sends one pipelined
+ * tk_expire to each shard that is due, and waits for all replies before the next tick; a
+ * shard that released a full batch is swept again at once, with a batch twice as large
+ * (up to 4x): under appendfsync always each call costs Redis an fsync, which a mass
+ * expiry should pay per thousands of holds, not per 500.
+ *
+ * Holds made since a shard's last call (by this process, another one, or a script) are
+ * learned by rescanning it: a shard that holds anything is rescanned every RESCAN_MS
+ * (since a hold lasts at least one second, its deadline is known before it passes). A
+ * shard that holds nothing at all — most of a large catalog — is called again as soon as
+ * this process sees something written there (shard_activity.h: its own reservations, and
+ * the outbox entries its writers read, which carry every other process's writes), and
+ * otherwise only every IDLE_RESCAN_MS, a backstop for writes whose writer and reader
+ * both died. So an idle catalog costs Redis a call per shard per ten seconds, not per
+ * second. The sweep keeps its own reference to the catalog snapshot it is walking.
  */
 #include "engine/sweeper.h"
 #include "engine/inventory.h"
 #include "engine/log.h"
+#include "engine/shard_activity.h"
 #include "engine/timefmt.h"
 
 #include <stdio.h>
@@ -25,8 +31,8 @@
 #define RESCAN_MS 800          /* + one tick: below the shortest hold (1 s) */
 #define SWEEP_BATCH 500        /* holds per call; doubled per full batch in a row, up to: */
 #define SWEEP_MAX_GROW 2       /* 2000: a mass expiry pays one AOF fsync per 2000 holds, not per 500 */
+#define IDLE_RESCAN_MS 10000   /* a shard with nothing in it that nobody was seen writing to */
 #define LEGACY_INTERVAL_MS 250 /* a library without "next": every shard this often, as before */
-#define NSHARD_SLOTS 65536     /* a shard is 4 hex characters */
 
 typedef struct st_tk_sweep_call_t {
     struct st_tk_sweeper_t *sweeper;
@@ -43,6 +49,8 @@ struct st_tk_sweeper_t {
     size_t outstanding;
     int full_batch;      /* some shard had more to release */
     int64_t *next_check; /* per shard slot: local ms at which to call it next; 0: at once */
+    int64_t *called_ms;  /* per shard slot: tk_time_mono_ms when the last call was sent */
+    uint8_t *empty;      /* per shard slot: the last call found nothing in the shard */
     uint8_t *grow;       /* per shard slot: the batch is SWEEP_BATCH << grow */
     uint64_t *expired_counter;
     h2o_timeout_t interval;
@@ -50,20 +58,6 @@ struct st_tk_sweeper_t {
 };
 
 static void sweep(tk_sweeper_t *s);
-
-/* The slot of a shard: its 4 hex characters as a number; -1 for anything else. */
-static int shard_slot(const char *shard)
-{
-    int v = 0;
-    for (int i = 0; i < TK_SHARD_LEN; ++i) {
-        char c = shard[i];
-        int d = '0' <= c && c <= '9' ? c - '0' : 'a' <= c && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
 
 static void on_sweep_done(tk_sweeper_t *s)
 {
@@ -98,6 +92,9 @@ static void on_expired(redisReply *reply, void *data)
     }
     if (released >= 0)
         __atomic_fetch_add(s->expired_counter, (uint64_t)released, __ATOMIC_RELAXED);
+    s->empty[call->slot] = released >= 0 && released < call->batch && due < 0 && reply->type == REDIS_REPLY_ARRAY;
+    if (s->empty[call->slot])
+        next = now + IDLE_RESCAN_MS;
     if (released >= call->batch) {
         next = 0;
         s->full_batch = 1;
@@ -134,13 +131,14 @@ static void sweep(tk_sweeper_t *s)
     s->full_batch = 0;
     s->walking = tk_catalog_current(s->catalog);
     if (s->walking != NULL) {
-        int64_t now = tk_time_now_ms();
+        int64_t now = tk_time_now_ms(), mono = tk_time_mono_ms();
         tk_catalog_retain(s->walking);
         s->calls = h2o_mem_alloc(sizeof(*s->calls) * (s->walking->nshards + 1));
         for (size_t i = 0; i < s->walking->nshards; ++i) {
-            int slot = shard_slot(s->walking->shards[i]);
-            if (slot < 0 || s->next_check[slot] > now)
+            int slot = tk_shard_slot(s->walking->shards[i]);
+            if (slot < 0 || (s->next_check[slot] > now && !(s->empty[slot] && tk_shard_touched_ms(slot) >= s->called_ms[slot])))
                 continue;
+            s->called_ms[slot] = mono;
             tk_sweep_call_t *call = s->calls + s->outstanding;
             *call = (tk_sweep_call_t){.sweeper = s, .slot = (uint32_t)slot, .batch = SWEEP_BATCH << s->grow[slot]};
             if (send_expire(s, s->walking->shards[i], call) == 0)
@@ -157,14 +155,21 @@ static void on_tick(h2o_timeout_entry_t *entry)
     sweep(s);
 }
 
+static void *zeroed(size_t size)
+{
+    void *p = h2o_mem_alloc(size);
+    memset(p, 0, size);
+    return p;
+}
+
 tk_sweeper_t *tk_sweeper_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_cache_t *catalog, uint64_t *expired_counter)
 {
     tk_sweeper_t *s = h2o_mem_alloc(sizeof(*s));
     *s = (tk_sweeper_t){.loop = loop, .redis = redis, .catalog = catalog, .expired_counter = expired_counter};
-    s->next_check = h2o_mem_alloc(sizeof(*s->next_check) * NSHARD_SLOTS);
-    memset(s->next_check, 0, sizeof(*s->next_check) * NSHARD_SLOTS); /* every shard: at once */
-    s->grow = h2o_mem_alloc(NSHARD_SLOTS);
-    memset(s->grow, 0, NSHARD_SLOTS);
+    s->next_check = zeroed(sizeof(*s->next_check) * TK_SHARD_SLOTS); /* every shard: at once */
+    s->called_ms = zeroed(sizeof(*s->called_ms) * TK_SHARD_SLOTS);
+    s->empty = zeroed(TK_SHARD_SLOTS);
+    s->grow = zeroed(TK_SHARD_SLOTS);
     h2o_timeout_init(loop, &s->interval, SWEEP_TICK_MS);
     s->tick.cb = on_tick;
     h2o_timeout_link(loop, &s->interval, &s->tick);

@@ -1,9 +1,11 @@
 /*
  * The expiry sweeper: it asks Redis to release the expired holds of the catalog's shards
- * (tk_expire) when each shard's earliest deadline is due, and rescans every shard about
- * once a second to learn of new holds, so tickets are back on sale within a second even
- * when nobody reads the reservation, at a cost that idle shards barely add to. It runs on one loop thread of each process, over
- * that thread's pipelined connection; several processes sweeping at once stay correct
+ * (tk_expire) when each shard's earliest deadline is due, and rescans every shard that
+ * holds anything about once a second to learn of new holds, so tickets are back on sale
+ * within a second even when nobody reads the reservation; a shard that holds nothing is
+ * called when this process sees it written to (shard_activity.h), else every ten seconds,
+ * so a large idle catalog costs Redis little. It runs on one loop thread of each process,
+ * over that thread's pipelined connection; several processes sweeping at once stay correct
  * because each release is one atomic function call that re-checks the hold's state.
  * A sweeper runs until its process exits; nothing stops it.
  */

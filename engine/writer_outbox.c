@@ -13,6 +13,7 @@
 #include "engine/writer_outbox.h"
 #include "engine/inventory.h"
 #include "engine/log.h"
+#include "engine/shard_activity.h"
 #include "engine/timefmt.h"
 
 #include <stdio.h>
@@ -26,6 +27,9 @@
 #define NODE_BACKOFF_MAX_MS 5000
 #define MIN_COUNT_PER_SHARD 50
 #define CLAIM_COUNT 1000
+/* a shard is claimed from when this process last saw something in its outbox within this:
+ * the gauge looks at every outbox at least every ten seconds and touches a non-empty one */
+#define CLAIM_RECENT_MS (TK_WRITER_CLAIM_IDLE_MS + 2 * CLAIM_EVERY_MS)
 
 void tk_outbox_reader_init(tk_outbox_reader_t *r, const char *consumer)
 {
@@ -78,10 +82,15 @@ static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_c
 }
 
 /* Takes over entries other writers left pending for longer than the claim idle time, at
- * each shard's owner; what is claimed is read with this consumer's pending entries. */
+ * each shard's owner; what is claimed is read with this consumer's pending entries. Only
+ * an outbox that is not empty can hold such entries, and this process has seen those
+ * lately (shard_activity.h); the others cost no command. */
 static void claim_abandoned(tk_outbox_reader_t *r, tk_redis_nodes_t *n)
 {
+    int64_t recent = tk_time_mono_ms() - CLAIM_RECENT_MS;
     for (size_t i = 0; i < r->ngrouped; ++i) {
+        if (tk_shard_touched_ms(tk_shard_slot(r->grouped[i])) < recent)
+            continue;
         tk_shard_keys_t keys;
         tk_shard_keys(r->grouped[i], &keys);
         redisReply *rep = tk_redis_nodes_command(n, "XAUTOCLAIM %s " TK_OUTBOX_GROUP " %s %d 0-0 COUNT %d JUSTID",
@@ -192,6 +201,8 @@ static int take_reply(tk_outbox_reader_t *r, const redisReply *rep, tk_writer_en
         if (stream->element[0]->type != REDIS_REPLY_STRING ||
             tk_shard_of_outbox_key(stream->element[0]->str, stream->element[0]->len, shard) != 0)
             continue;
+        if (stream->element[1]->elements != 0)
+            tk_shard_touch(shard); /* written by someone: this process's sweeper learns of the shard */
         for (size_t e = 0; e < stream->element[1]->elements; ++e) {
             redisReply *entry = stream->element[1]->element[e];
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
