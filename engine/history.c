@@ -1,19 +1,25 @@
 /*
  * The sales-history sampler and the decoder of the demand figures. Each tick sends one
- * FCALL tk_sample per upcoming event (the soonest MAX_EVENTS of them), pipelined on the
- * loop's connection, and waits for every reply before arming the next tick, so a slow
- * Redis never piles samples up. Whether a sample is due is decided inside Redis, by
- * time bucket, so processes sampling side by side add one sample per step between them.
+ * FCALL tk_sample per upcoming event (the soonest MAX_EVENTS of them) whose shard this
+ * process saw written to since it last sampled it (shard_activity.h), and to every other
+ * upcoming event once per IDLE_SAMPLE_MS, pipelined on the loop's connection; it waits
+ * for every reply before arming the next tick, so a slow Redis never piles samples up.
+ * Whether a sample is due is decided inside Redis, by time bucket, so processes sampling
+ * side by side add one sample per step between them. An event nobody buys from therefore
+ * has a sample a minute, not one per step: its chart reads rates over the time between
+ * samples, which is the same zero, and an idle catalog costs Redis little.
  */
 #include "engine/history.h"
 #include "engine/inventory.h"
 #include "engine/log.h"
+#include "engine/shard_activity.h"
 #include "engine/timefmt.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_EVENTS 256 /* events sampled per tick, soonest first */
+#define MAX_EVENTS 256       /* events sampled per tick, soonest first */
+#define IDLE_SAMPLE_MS 60000 /* an event whose shard nobody was seen writing to */
 #define SAMPLE_FIELDS 6
 #define DEMAND_HEADER 4 /* away, failed, soldout_ms, nsamples */
 #define STATS_HEADER 9  /* tk_stats: the totals, then 5 entries per type */
@@ -24,6 +30,7 @@ struct st_tk_history_t {
     tk_redis_t *redis;
     tk_catalog_cache_t *catalog;
     size_t outstanding;
+    int64_t *sampled_ms; /* per shard slot: tk_time_mono_ms of the last sample sent */
     h2o_timeout_t interval;
     h2o_timeout_entry_t tick;
 };
@@ -51,6 +58,16 @@ static int send_sample(tk_history_t *h, const tk_event_t *ev)
     return tk_redis_command(h->redis, on_sampled, h, argc, argv, argvlen);
 }
 
+/* whether the events of the shard slot are sampled this tick (at mono): never sampled,
+ * already chosen this tick (another event of the shard), written to since, or idle long */
+static int sample_due(const tk_history_t *h, int slot, int64_t mono)
+{
+    if (slot < 0)
+        return 1;
+    int64_t last = h->sampled_ms[slot];
+    return last == 0 || last == mono || tk_shard_touched_ms(slot) >= last || mono - last >= IDLE_SAMPLE_MS;
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     tk_history_t *h = H2O_STRUCT_FROM_MEMBER(tk_history_t, tick, entry);
@@ -59,9 +76,16 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h->outstanding = 1;
     if (c != NULL) {
         size_t first = tk_catalog_first_upcoming(c, tk_time_now_ms());
-        for (size_t i = first; i < c->nevents && i - first < MAX_EVENTS; ++i)
+        int64_t mono = tk_time_mono_ms();
+        for (size_t i = first; i < c->nevents && i - first < MAX_EVENTS; ++i) {
+            int slot = tk_shard_slot(c->events[i].id);
+            if (!sample_due(h, slot, mono))
+                continue;
+            if (slot >= 0)
+                h->sampled_ms[slot] = mono;
             if (send_sample(h, c->events + i) == 0)
                 ++h->outstanding;
+        }
     }
     on_sampled(NULL, h);
 }
@@ -70,6 +94,8 @@ tk_history_t *tk_history_start(h2o_loop_t *loop, tk_redis_t *redis, tk_catalog_c
 {
     tk_history_t *h = h2o_mem_alloc(sizeof(*h));
     *h = (tk_history_t){.loop = loop, .redis = redis, .catalog = catalog};
+    h->sampled_ms = h2o_mem_alloc(sizeof(*h->sampled_ms) * TK_SHARD_SLOTS);
+    memset(h->sampled_ms, 0, sizeof(*h->sampled_ms) * TK_SHARD_SLOTS);
     h2o_timeout_init(loop, &h->interval, TK_HISTORY_STEP_MS);
     h->tick.cb = on_tick;
     h2o_timeout_link(loop, &h->interval, &h->tick);
