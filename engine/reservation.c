@@ -8,6 +8,7 @@
 #include "engine/reservation.h"
 #include "engine/inventory.h"
 #include "engine/reserve_batch.h"
+#include "engine/shard_activity.h"
 #include "engine/uuid.h"
 #include "engine/waitroom_view.h"
 
@@ -115,7 +116,9 @@ void tk_reservation_parse_reserve(const redisReply *reply, tk_reserve_result_t *
 }
 
 /* FCALL fn 7 <shard keys of id> args...; durable: answered once a replica has the write
- * (tk_redis_command_durable), for the one write a shopper is told "COMPLETED" on */
+ * (tk_redis_command_durable), for the one write a shopper is told "COMPLETED" on. Each
+ * of these calls may append to the shard's outbox: the shard is noted as written to
+ * (shard_activity.h), so this process's writers read its stream at once on a cluster. */
 static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t nargs, const char *const *args, const size_t *lens,
                       int durable, tk_redis_cb cb, void *data)
 {
@@ -124,6 +127,7 @@ static int call_by_id(tk_redis_t *r, const char *fn, const char *id, size_t narg
     const char *argv[TK_FCALL_PREFIX_LEN + MAX_ARGS];
     size_t argvlen[TK_FCALL_PREFIX_LEN + MAX_ARGS];
     tk_shard_keys(id, &keys);
+    tk_shard_touch(id);
     int argc = tk_fcall_prefix(fn, &keys, argv, argvlen);
     for (size_t i = 0; i < nargs && i < MAX_ARGS; ++i, ++argc) {
         argv[argc] = args[i];

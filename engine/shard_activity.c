@@ -22,11 +22,15 @@ int tk_shard_slot(const char *shard)
     return v;
 }
 
+void tk_shard_touch_slot(int slot)
+{
+    if (slot >= 0 && slot < TK_SHARD_SLOTS)
+        __atomic_store_n(&touched_ms[slot], tk_time_mono_ms(), __ATOMIC_RELAXED);
+}
+
 void tk_shard_touch(const char *shard)
 {
-    int slot = tk_shard_slot(shard);
-    if (slot >= 0)
-        __atomic_store_n(&touched_ms[slot], tk_time_mono_ms(), __ATOMIC_RELAXED);
+    tk_shard_touch_slot(tk_shard_slot(shard));
 }
 
 int64_t tk_shard_touched_ms(int slot)

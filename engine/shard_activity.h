@@ -26,6 +26,7 @@ int tk_shard_slot(const char *shard);
 
 /* notes that something was written in the shard now (tk_time_mono_ms); a non-shard is ignored */
 void tk_shard_touch(const char *shard);
+void tk_shard_touch_slot(int slot);
 
 /* when the slot was last touched (tk_time_mono_ms), 0 if never */
 int64_t tk_shard_touched_ms(int slot);

@@ -90,8 +90,10 @@ static void on_expired(redisReply *reply, void *data)
         tk_log_error("sweeper", "tk_expire failed: %s", reply->str);
         next = now + RESCAN_MS;
     }
-    if (released >= 0)
+    if (released > 0) {
         __atomic_fetch_add(s->expired_counter, (uint64_t)released, __ATOMIC_RELAXED);
+        tk_shard_touch_slot((int)call->slot); /* the releases are in its outbox */
+    }
     s->empty[call->slot] = released >= 0 && released < call->batch && due < 0 && reply->type == REDIS_REPLY_ARRAY;
     if (s->empty[call->slot])
         next = now + IDLE_RESCAN_MS;

@@ -30,6 +30,11 @@
 /* a shard is claimed from when this process last saw something in its outbox within this:
  * the gauge looks at every outbox at least every ten seconds and touches a non-empty one */
 #define CLAIM_RECENT_MS (TK_WRITER_CLAIM_IDLE_MS + 2 * CLAIM_EVERY_MS)
+/* Redis Cluster: a stream of a shard this process saw written to this recently is read
+ * every round; any other once per COLD_READ_MS, which bounds the wait of entries whose
+ * writer's own process did not read them (it died, or wrote without noting the shard) */
+#define ACTIVE_MS 3000
+#define COLD_READ_MS 1000
 
 void tk_outbox_reader_init(tk_outbox_reader_t *r, const char *consumer)
 {
@@ -76,8 +81,10 @@ static void ensure_groups(tk_outbox_reader_t *r, tk_redis_nodes_t *n, const tk_c
         int ok = rep != NULL &&
                  (rep->type == REDIS_REPLY_STATUS || (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) == 0));
         freeReplyObject(rep);
-        if (ok)
+        if (ok) {
+            r->read_ms[r->ngrouped] = 0; /* read at the next round */
             snprintf(r->grouped[r->ngrouped++], TK_SHARD_LEN + 1, "%s", catalog->shards[i]);
+        }
     }
 }
 
@@ -338,6 +345,9 @@ static int read_cluster(tk_outbox_reader_t *r, tk_redis_nodes_t *n, tk_writer_en
         tk_shard_keys(r->grouped[s], keys + s);
         if ((owner[s] = tk_redis_nodes_index_of(n, keys[s].names[TK_KEY_OB], keys[s].lens[TK_KEY_OB])) >= nm)
             r->refresh_wanted = 1; /* no master owns the slot now: a failover under way */
+        else if (!r->nodes[owner[s]].pending && now - r->read_ms[s] < COLD_READ_MS &&
+                 tk_shard_touched_ms(tk_shard_slot(r->grouped[s])) < now - ACTIVE_MS)
+            owner[s] = SIZE_MAX; /* a quiet stream read lately: not this round */
     }
     for (size_t i = 0; i < nm; ++i) {
         if (r->nodes[i].skip_until_ms > now)
@@ -356,6 +366,7 @@ static int read_cluster(tk_outbox_reader_t *r, tk_redis_nodes_t *n, tk_writer_en
     for (size_t s = 0; s < ns; ++s) {
         if (owner[s] >= nm || sent[owner[s]] == 0)
             continue;
+        r->read_ms[s] = now;
         const char *argv[] = {"XREADGROUP",
                               "GROUP",
                               TK_OUTBOX_GROUP,

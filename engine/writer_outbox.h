@@ -4,7 +4,10 @@
  * that hand back only entries that may be committed to PostgreSQL. On a single Redis a
  * round is one XREADGROUP over every stream, blocking up to 100 ms, as it always was. On
  * Redis Cluster no command may span slots, so each stream is read alone at the master
- * that owns it, pipelined per master; and a master with replicas must show, with WAIT,
+ * that owns it, pipelined per master — every round a stream this process saw written to
+ * in the last seconds (shard_activity.h: its own writes, entries read there), any other
+ * once a second, so an idle catalog is not read ten times a second per writer and shard
+ * — and a master with replicas must show, with WAIT,
  * that a replica has what was read before its entries are handed back, so PostgreSQL
  * never keeps a row that the replica promoted by a failover would not have (issue 15).
  * A master that cannot be reached is skipped, logged once, while the others are read;
@@ -48,6 +51,7 @@ typedef struct st_tk_outbox_node_t {
 typedef struct st_tk_outbox_reader_t {
     char consumer[96];
     char grouped[TK_OUTBOX_MAX_SHARDS][TK_SHARD_LEN + 1]; /* shards whose group exists */
+    int64_t read_ms[TK_OUTBOX_MAX_SHARDS];                /* cluster: when each was last read (mono) */
     size_t ngrouped;
     tk_outbox_node_t nodes[TK_CLUSTER_MAX_MASTERS]; /* in the order of the map of this round */
     size_t nnodes;

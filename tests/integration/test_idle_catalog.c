@@ -1,8 +1,10 @@
 /*
  * Integration tests of what an idle catalog costs and what it must not cost: the sweeper
  * and the outbox gauge leave a shard that holds nothing alone between their ten-second
- * backstops (engine/sweeper.c, engine/writer.c, engine/shard_activity.c), counted in
- * Redis's own command statistics; and a hold another process makes in such a shard —
+ * backstops (engine/sweeper.c, engine/writer.c, engine/shard_activity.c) and, on Redis
+ * Cluster, the writers read a quiet shard's stream once a second, not every round
+ * (engine/writer_outbox.c), counted in Redis's own command statistics (every node's, on
+ * a cluster); and a hold another process makes in such a shard —
  * written straight into Redis here, which this ticketd learns of only from the outbox
  * entry its writer reads — is still released within a second of its deadline.
  */
@@ -44,16 +46,40 @@ static void create_event(const char *name, char *id)
     tk_api_create_event(&server, AUTH_HEADERS, body, id);
 }
 
-/* calls of one command so far, from INFO commandstats (Lua's own commands included) */
-static long long command_calls(const char *command)
+/* calls of one command so far from the INFO commandstats text (Lua's own commands included) */
+static long long calls_in(const redisReply *r, const char *command)
 {
     char needle[64];
     snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
-    redisReply *r = tk_test_redis_command("INFO commandstats");
     ck_assert_msg(r != NULL && r->type == REDIS_REPLY_STRING, "INFO commandstats failed");
     const char *at = strstr(r->str, needle);
-    long long calls = at != NULL ? atoll(at + strlen(needle)) : 0;
-    freeReplyObject(r);
+    return at != NULL ? atoll(at + strlen(needle)) : 0;
+}
+
+/* calls of one command so far, summed over every node when the tests run on a cluster */
+static long long command_calls(const char *command)
+{
+    const char *seeds = tk_test_redis_cluster();
+    long long calls = 0;
+    if (seeds == NULL) {
+        redisReply *r = tk_test_redis_command("INFO commandstats");
+        calls = calls_in(r, command);
+        freeReplyObject(r);
+        return calls;
+    }
+    char list[512];
+    snprintf(list, sizeof(list), "%s", seeds);
+    for (char *save = NULL, *node = strtok_r(list, ",", &save); node != NULL; node = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(node, ':');
+        ck_assert_ptr_nonnull(colon);
+        *colon = '\0';
+        redisContext *c = redisConnect(node, atoi(colon + 1));
+        ck_assert_msg(c != NULL && !c->err, "cannot reach cluster node %s", node);
+        redisReply *r = redisCommand(c, "INFO commandstats");
+        calls += calls_in(r, command);
+        freeReplyObject(r);
+        redisFree(c);
+    }
     return calls;
 }
 
@@ -87,12 +113,16 @@ START_TEST(idle_shards_are_not_asked_about_every_second)
         create_event(name, id);
     }
     sleep(3); /* every new shard met once: found empty by the sweeper and the gauge */
-    long long exists0 = command_calls("exists"), xlen0 = command_calls("xlen");
+    long long exists0 = command_calls("exists"), xlen0 = command_calls("xlen"), reads0 = command_calls("xreadgroup");
     sleep(4);
-    long long swept = command_calls("exists") - exists0, gauged = command_calls("xlen") - xlen0;
+    long long swept = command_calls("exists") - exists0, gauged = command_calls("xlen") - xlen0,
+              reads = command_calls("xreadgroup") - reads0;
     /* about once a second each, before: some 200 calls each in these 4 s */
     ck_assert_msg(swept < IDLE_EVENTS, "the sweeper asked %lld times in 4 s about %d idle shards", swept, IDLE_EVENTS);
     ck_assert_msg(gauged < IDLE_EVENTS, "the outbox gauge asked %lld times in 4 s about %d idle shards", gauged, IDLE_EVENTS);
+    /* one read a round for all streams on one Redis; on a cluster one per stream, which
+     * was 20 a second per idle shard (two writers, ten rounds a second) before */
+    ck_assert_msg(reads < 6 * 4 * IDLE_EVENTS, "the writers read %lld times in 4 s for %d idle shards", reads, IDLE_EVENTS);
 }
 END_TEST
 
