@@ -11,6 +11,9 @@
 #       -> $WORK/spread_single.json, $WORK/spread_cluster.json, and per master the Redis
 #          CPU each reservation cost there (INFO cpu) and FCALL usec_per_call
 #          -> $WORK/spread_cluster.nodes.json
+#       3. on the cluster, the catalog grown to CATALOG_EVENTS events, once the outbox is
+#          empty: every node's commands/s over IDLE_S with nothing running, the writers'
+#          XREADGROUPs apart (issue 14: an idle catalog's cost) -> $WORK/cluster_idle.json
 # The cores are shared on one box, so no speed-up is expected: the figure is the ratio
 # (cluster over single, target >= 0.9) and the per-node cost the README projects from.
 
@@ -177,8 +180,49 @@ scenario_cluster_pair() {
         read -r cap avail held sold <<<"$(cluster_inventory "$e")"
         check "cluster: avail + held + sold == cap for event ${e:0:8}" eq $((avail + held + sold)) "$cap"
     done
+    cluster_idle "$CATALOG_EVENTS" "$IDLE_S"
     stop_ticketd
     stop_cluster_stores
+}
+
+# cluster_ops: "all xreadgroup" — commands processed so far by every node (Lua's included),
+# and the XREADGROUPs among them
+cluster_ops() {
+    local p
+    for p in "${CLUSTER_PORTS[@]}"; do
+        ccli "$p" info commandstats
+    done | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ { all += $3 } /^cmdstat_xreadgroup:/ { rd += $3 } END { print all + 0, rd + 0 }'
+}
+
+# outbox_depth_metric: ticketd's own gauge of the outbox entries not yet persisted
+outbox_depth_metric() {
+    curl -s "$BASE_URL/metrics" | awk '$1 == "ticketd_outbox_depth" { print $2; found = 1 } END { if (!found) print -1 }'
+}
+
+# cluster_idle EVENTS SECONDS: the cluster's catalog grown to EVENTS events; once the
+# writers have emptied the outbox (at most 60 s), every node's commands/s over SECONDS
+cluster_idle() {
+    local want=$1 secs=$2 have i a0 a1 r0 r1 t0 t1 waited=0
+    have=$(psql -X -q -tA -h 127.0.0.1 -p "$BENCH_CLUSTER_PG_PORT" -U postgres -d ticketd -c 'select count(*) from events')
+    log "cluster: idle Redis load with $want events in all (${secs}s)"
+    for ((i = have; i < want; i++)); do
+        create_event "Cluster Filler $i" GA:20.00:100 >/dev/null
+    done
+    while (($(outbox_depth_metric) != 0 && waited < 300)); do
+        sleep 0.2
+        waited=$((waited + 1))
+    done
+    sleep 2 # every new shard met once by the sweeper, the gauge and the writers
+    read -r a0 r0 <<<"$(cluster_ops)"
+    t0=$(date +%s.%N)
+    sleep "$secs"
+    read -r a1 r1 <<<"$(cluster_ops)"
+    t1=$(date +%s.%N)
+    jq -nc --argjson events "$want" --argjson a $((a1 - a0)) --argjson r $((r1 - r0)) --arg t0 "$t0" --arg t1 "$t1" '
+        (($t1 | tonumber) - ($t0 | tonumber)) as $s |
+        {events: $events, seconds: ($s * 10 | round / 10), all_ops_per_s: ($a / $s | floor), xreadgroup_per_s: ($r / $s | floor)}' \
+        >"$WORK/cluster_idle.json"
+    log "cluster: idle with $want events: $(jq -r '"\(.all_ops_per_s) commands/s on all nodes, \(.xreadgroup_per_s) of them XREADGROUP"' "$WORK/cluster_idle.json")"
 }
 
 # cluster_inventory EVENT: "cap avail held sold" of its GA type, from its master
