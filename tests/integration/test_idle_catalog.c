@@ -4,9 +4,9 @@
  * backstops (engine/sweeper.c, engine/writer.c, engine/shard_activity.c) and, on Redis
  * Cluster, the writers read a quiet shard's stream once a second, not every round
  * (engine/writer_outbox.c), counted in Redis's own command statistics (every node's, on
- * a cluster); and a hold another process makes in such a shard —
- * written straight into Redis here, which this ticketd learns of only from the outbox
- * entry its writer reads — is still released within a second of its deadline.
+ * a cluster); and a hold another process makes in such a shard — written straight into
+ * Redis here, which this ticketd learns of only from the outbox entry its writer reads —
+ * is still released within a second of its deadline.
  */
 #include "engine/inventory.h"
 #include "tests/support/api.h"
