@@ -36,6 +36,8 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                                                 order (its lines, merged per type in
                                                 first-seen order, are rec_lines)
                  "k":C                          the fair-use client, while PENDING/PAYING
+                 "q":1                          its tickets are counted in held-ticket
+                                                buckets (PENDING holds since 2026-12)
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
               One encoding serves the record and its outbox entry (rec_encode, outbox).
@@ -43,6 +45,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               and no "r"; they are read alike (rec_decode) and rewritten as msgpack.
   tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
               (A PAYING reservation is not in dl, so expiry never races a payment.)
+              It also indexes the held-ticket buckets (HELD-TICKET BUCKETS below):
+              member "q:U:E:T", score U - BUCKET_BASE, so every bucket sorts
+              before every hold and each kind is read by its own score range.
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
@@ -85,6 +90,18 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               (GCRA: rate r per second, bursts of 2r). A member whose score has passed
               is a client with a full bucket, so members are dropped once their score is
               in the past and the set holds only clients seen in the last two seconds.
+
+HELD-TICKET BUCKETS: how a mass expiry is back on sale at once. Every PENDING
+hold made by this version ("q":1) also counts its tickets in the bucket of its
+deadline U, per event and type: tk:{s}:inv field "q:U:E:T" = tickets, indexed in
+dl (above). When U passes, tk_expire moves a whole bucket from held to avail in
+one step, however many holds share it (one call's holds share one deadline), and
+only then finalizes the holds themselves (record CANCELLED, client place, outbox
+entry), a batch per call. A hold leaving PENDING before its deadline (cancel,
+payment start) takes its tickets out of its bucket; a failed payment back to
+PENDING puts them in again. A hold whose bucket field is gone was released with
+the bucket, so its finalization moves no tickets: a bucket's count is always
+exactly the tickets of the "q" holds still in it.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -151,7 +168,8 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit [, "next"]
-                 Releases up to `limit` holds of the shard whose deadline <= now,
+                 Moves up to `limit` due held-ticket buckets back on sale, then
+                 releases up to `limit` holds of the shard whose deadline <= now,
                  fails payments whose gateway deadline passed, and forgets up to
                  `limit` persisted records whose grace ran out. dl entries that are
                  no longer PENDING are only removed. Each of dl, pay and gc is read
@@ -356,16 +374,81 @@ local function in_shard(id, s)
     return type(id) == 'string' and #id > 4 and string.sub(id, 1, 4) == s
 end
 
+-- count_down lowers by n a count of tk:{s}:inv that is deleted at 0: a client's live
+-- holds ("cl:C") or a held-ticket bucket ("q:U:E:T", which also leaves the dl index).
+local function count_down(keys, field, n)
+    if redis.call('HINCRBY', keys[1], field, -n) <= 0 then
+        redis.call('HDEL', keys[1], field)
+        if string.sub(field, 1, 2) == 'q:' then
+            redis.call('ZREM', keys[3], field)
+        end
+    end
+end
+
 -- client_release gives back the place a hold took in its client's live-hold count
 -- (tk:{s}:inv "cl:C"). Called by the two transitions out of PENDING (release,
 -- finish_payment); the record forgets its client, so no place is given back twice.
-local function client_release(inv, rec)
+local function client_release(keys, rec)
     if rec.k then
-        if redis.call('HINCRBY', inv, 'cl:' .. rec.k, -1) <= 0 then
-            redis.call('HDEL', inv, 'cl:' .. rec.k)
-        end
+        count_down(keys, 'cl:' .. rec.k, 1)
         rec.k = nil
     end
+end
+
+-- HELD-TICKET BUCKETS (see the header). A bucket's score in dl is its deadline minus
+-- BUCKET_BASE (10^13 ms, the year 2286), below every hold's; scores are passed to
+-- Redis as decimal strings, never as Lua numbers.
+local BUCKET_BASE = 10000000000000
+
+local function bucket_field(until_ms, e, t)
+    return 'q:' .. string.format('%d', until_ms) .. ':' .. e .. ':' .. t
+end
+
+local function bucket_score(until_ms)
+    return string.format('%d', until_ms - BUCKET_BASE)
+end
+
+-- bucket_put counts a PENDING hold's tickets in the buckets of its deadline.
+local function bucket_put(keys, rec)
+    for _, line in ipairs(rec_lines(rec)) do
+        local f = bucket_field(rec.u, rec.e, line[1])
+        redis.call('HINCRBY', keys[1], f, line[2])
+        redis.call('ZADD', keys[3], bucket_score(rec.u), f)
+    end
+    rec.q = 1
+end
+
+-- bucket_swept tells whether some bucket of a "q" hold is gone: swept back on sale,
+-- so the hold is expired whatever the clock now says.
+local function bucket_swept(keys, rec)
+    if rec.q then
+        for _, line in ipairs(rec_lines(rec)) do
+            if redis.call('HEXISTS', keys[1], bucket_field(rec.u, rec.e, line[1])) == 0 then
+                return true
+            end
+        end
+    end
+    return false
+end
+
+-- bucket_take takes a hold's tickets out of its buckets as it leaves PENDING. It
+-- returns the lines {T, n} whose tickets the caller still has to move from held:
+-- all of them for a hold without "q", none whose bucket was already swept.
+local function bucket_take(keys, rec)
+    local lines = rec_lines(rec)
+    if not rec.q then
+        return lines
+    end
+    rec.q = nil
+    local still = {}
+    for _, line in ipairs(lines) do
+        local f = bucket_field(rec.u, rec.e, line[1])
+        if redis.call('HEXISTS', keys[1], f) == 1 then
+            count_down(keys, f, line[2])
+            still[#still + 1] = line
+        end
+    end
+    return still
 end
 
 -- fair_use_part reads the fair-use part of a tk_reserve request, the four arguments
@@ -383,18 +466,21 @@ end
 -- release owns the PENDING -> CANCELLED transition, for cancellation and for
 -- expiry alike. Every ticket goes back from held to avail, the event counter
 -- `counter` ('cancelled' or 'expired') grows by the number of tickets, and the
--- hold leaves the deadline set. The caller has checked that rec is PENDING.
+-- hold leaves the deadline set (tickets whose bucket was swept are back already).
+-- The caller has checked that rec is PENDING.
 local function release(keys, rid, rec, counter)
     local inv = keys[1]
     local total = 0
-    for _, line in ipairs(rec_lines(rec)) do
+    for _, line in ipairs(bucket_take(keys, rec)) do
         local t, n = line[1], line[2]
         redis.call('HINCRBY', inv, rec.e .. ':' .. t .. ':avail', n)
         redis.call('HINCRBY', inv, rec.e .. ':' .. t .. ':held', -n)
         total = total + n
     end
-    redis.call('HINCRBY', inv, rec.e .. ':' .. counter, total)
-    client_release(inv, rec)
+    if total > 0 then -- a swept bucket counted its tickets already
+        redis.call('HINCRBY', inv, rec.e .. ':' .. counter, total)
+    end
+    client_release(keys, rec)
     rec.st = 'CANCELLED'
     rec_store(keys, rid, rec)
     redis.call('ZREM', keys[3], rid)
@@ -418,29 +504,76 @@ local function bulk(cmd, key, list)
     return out
 end
 
--- expire_due releases up to `limit` holds of the shard whose deadline has
--- passed. It is the sweeper's work. Calls that read or change inventory also
--- run it, bounded, so figures are right even when the sweeper lags. Deadline
--- entries whose reservation is gone or no longer PENDING are dropped.
--- Each hold is released as release() would (counters, client place, record,
--- outbox entry), but the counters are summed per field and the records, the
--- reads and the deadline removals go in a few bulk calls: a mass expiry (many
--- holds made in one burst) is where the sweeper must be fast.
+-- tally sums counter changes per field of tk:{s}:inv, in first-seen order, so that a
+-- batch writes each field once (tally_write).
+local function tally_new()
+    return { sums = {}, fields = {} }
+end
+
+local function tally_add(tl, field, n)
+    if not tl.sums[field] then
+        tl.sums[field] = 0
+        tl.fields[#tl.fields + 1] = field
+    end
+    tl.sums[field] = tl.sums[field] + n
+end
+
+-- tally_write applies the sums; the counts deleted at 0 (clients, buckets) go through
+-- count_down.
+local function tally_write(keys, tl)
+    for _, field in ipairs(tl.fields) do
+        local n = tl.sums[field]
+        local prefix = string.sub(field, 1, 2)
+        if n < 0 and (prefix == 'cl' or prefix == 'q:') then
+            count_down(keys, field, -n)
+        elseif n ~= 0 then
+            redis.call('HINCRBY', keys[1], field, n)
+        end
+    end
+end
+
+-- sweep_buckets moves up to `limit` due held-ticket buckets (deadline <= now) from
+-- held back to avail, counting their tickets expired: the part of an expiry a buyer
+-- waits for, one step per bucket however many holds share it.
+local function sweep_buckets(keys, now, limit)
+    local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', bucket_score(now), 'LIMIT', 0, limit)
+    if #due == 0 then
+        return
+    end
+    local counts = bulk('HMGET', keys[1], due)
+    local tl = tally_new()
+    for i, f in ipairs(due) do
+        local n = tonumber(counts[i])
+        local e, t = string.match(f, '^q:%d+:([^:]+):(.+)$')
+        if n and n > 0 and e then
+            tally_add(tl, e .. ':' .. t .. ':avail', n)
+            tally_add(tl, e .. ':' .. t .. ':held', -n)
+            tally_add(tl, e .. ':expired', n)
+        end
+    end
+    tally_write(keys, tl)
+    bulk('HDEL', keys[1], due)
+    bulk('ZREM', keys[3], due)
+end
+
+-- expire_due first sweeps the due buckets (up to BUCKETS_PER_HOLD * limit), then
+-- releases up to `limit` holds of the shard whose deadline has passed. It is the
+-- sweeper's work. Calls that read or change inventory also run it, bounded, so
+-- figures are right even when the sweeper lags.
+-- Deadline entries whose reservation is gone or no longer PENDING are dropped.
+-- Each hold is released as release() would (tickets not yet swept, client place,
+-- record, outbox entry), but the counters are summed per field and the records, the
+-- reads and the deadline removals go in a few bulk calls.
+local BUCKETS_PER_HOLD = 4 -- a bucket costs a fraction of a hold to sweep: 4x as many per call
 local function expire_due(keys, now, limit)
-    local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', now, 'LIMIT', 0, limit)
+    sweep_buckets(keys, now, limit * BUCKETS_PER_HOLD)
+    local due = redis.call('ZRANGEBYSCORE', keys[3], 0, now, 'LIMIT', 0, limit)
     if #due == 0 then
         return 0
     end
-    local inv = keys[1]
     local blobs = bulk('HMGET', keys[2], due)
-    local sums, fields = {}, {} -- counter field -> tickets, in first-seen order
-    local function add(field, n)
-        if not sums[field] then
-            sums[field] = 0
-            fields[#fields + 1] = field
-        end
-        sums[field] = sums[field] + n
-    end
+    local tl = tally_new()
+    local left = {} -- bucket field -> tickets still in it, false when swept (read once each)
     local records = {}
     local n = 0
     for i, rid in ipairs(due) do
@@ -449,15 +582,28 @@ local function expire_due(keys, now, limit)
             local total = 0
             for _, line in ipairs(rec_lines(rec)) do
                 local t, k = line[1], line[2]
-                add(rec.e .. ':' .. t .. ':avail', k)
-                add(rec.e .. ':' .. t .. ':held', -k)
-                total = total + k
+                local f = rec.q and bucket_field(rec.u, rec.e, t)
+                if f and left[f] == nil then
+                    left[f] = tonumber(redis.call('HGET', keys[1], f)) or false
+                end
+                if not f or left[f] then -- not swept with a bucket: its tickets move here
+                    if f then
+                        left[f] = left[f] - k
+                        tally_add(tl, f, -k)
+                    end
+                    tally_add(tl, rec.e .. ':' .. t .. ':avail', k)
+                    tally_add(tl, rec.e .. ':' .. t .. ':held', -k)
+                    total = total + k
+                end
             end
-            add(rec.e .. ':expired', total)
+            if total > 0 then
+                tally_add(tl, rec.e .. ':expired', total)
+            end
             if rec.k then
-                add('cl:' .. rec.k, -1)
+                tally_add(tl, 'cl:' .. rec.k, -1)
                 rec.k = nil
             end
+            rec.q = nil
             rec.st = 'CANCELLED'
             local blob = rec_encode(rid, rec) -- written below in one HSET with the others
             records[#records + 1] = rid
@@ -466,14 +612,7 @@ local function expire_due(keys, now, limit)
             n = n + 1
         end
     end
-    for _, field in ipairs(fields) do
-        if sums[field] ~= 0 then
-            local v = redis.call('HINCRBY', inv, field, sums[field])
-            if v <= 0 and string.sub(field, 1, 3) == 'cl:' then
-                redis.call('HDEL', inv, field)
-            end
-        end
-    end
+    tally_write(keys, tl)
     bulk('HSET', keys[2], records)
     bulk('ZREM', keys[3], due)
     return n
@@ -481,7 +620,8 @@ end
 
 -- load_live returns the decoded reservation rid, or nil. A PENDING hold that is
 -- at or past its deadline is expired first, so a hold reads as CANCELLED from
--- that instant on, whether or not the sweeper has run.
+-- that instant on, whether or not the sweeper has run; so is one whose bucket was
+-- swept (its tickets are on sale again) should Redis's clock have stepped back.
 local function load_live(keys, rid)
     if type(rid) ~= 'string' then
         return nil
@@ -491,7 +631,7 @@ local function load_live(keys, rid)
         return nil
     end
     local rec = rec_decode(blob)
-    if rec.st == 'PENDING' and now_ms() >= rec.u then
+    if rec.st == 'PENDING' and (now_ms() >= rec.u or bucket_swept(keys, rec)) then
         release(keys, rid, rec, 'expired')
     end
     return rec
@@ -810,6 +950,18 @@ end
 
 -- reserve_one checks one parsed request against the call's view and, when every
 -- check passes, holds its tickets. Returns the request's answer.
+-- bucket_note counts n held tickets of type t in the bucket of until_ms; reserve_all
+-- writes the count with the ledger and indexes each bucket once with the deadlines.
+local function bucket_note(call, until_ms, e, t, n)
+    local f = bucket_field(until_ms, e, t)
+    ledger_add(call.lg, f, n)
+    if not call.buckets[f] then
+        call.buckets[f] = true
+        call.deadlines[#call.deadlines + 1] = bucket_score(until_ms)
+        call.deadlines[#call.deadlines + 1] = f
+    end
+end
+
 local function reserve_one(call, rq)
     local lg, keys, e, rid, now = call.lg, call.keys, rq.e, rq.rid, call.now
     local refused = rq.fu and fair_use_check(call, rq.fu)
@@ -893,7 +1045,10 @@ local function reserve_one(call, rq)
         end
     end
     local until_ms = now + rq.hold
-    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, t = tickets }
+    local rec = { e = e, st = 'PENDING', c = now, u = until_ms, t = tickets, q = 1 }
+    for _, t in ipairs(order) do
+        bucket_note(call, until_ms, e, t, merged[t])
+    end
     if rq.fu and rq.fu.client ~= '' then
         rec.k = rq.fu.client
         ledger_add(lg, 'cl:' .. rq.fu.client, 1)
@@ -922,7 +1077,7 @@ local function reserve_all(keys, requests)
     local now = now_ms()
     expire_due(keys, now, EXPIRE_BATCH)
     local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, deadlines = {},
-        names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+        buckets = {}, names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
     local answers = {}
     for i, rq in ipairs(requests) do
         answers[i] = rq.answer or reserve_one(call, rq)
@@ -1052,7 +1207,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
             redis.call('HINCRBY', inv, p .. 'sold', line[2])
         end
         redis.call('HINCRBY', inv, rec.e .. ':revenue', x.amt)
-        client_release(inv, rec)
+        client_release(keys, rec)
         x.st, rec.st = 'COMPLETED', 'COMPLETED'
     else
         x.st, x.err, rec.st = 'ERROR', err, 'PENDING'
@@ -1065,6 +1220,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
     end
     if not ok then
         redis.call('ZADD', keys[3], rec.u, rid)
+        bucket_put(keys, rec)
     end
     rec_store(keys, rid, rec)
     return rec.st
@@ -1136,6 +1292,7 @@ local function tk_pay_start(keys, args)
     for _, t in ipairs(rec.t) do
         amount = amount + t[3]
     end
+    bucket_take(keys, rec) -- held by the payment now, not by a deadline (all there: load_live)
     rec.st = 'PAYING'
     rec.x = { id = tid, st = 'PENDING', amt = amount, d = now }
     rec_store(keys, rid, rec)
@@ -1296,6 +1453,20 @@ local function head_score(key)
     return head[2] and tonumber(head[2])
 end
 
+-- dl_head is head_score for dl: the earliest deadline of a bucket or a hold. Buckets
+-- sort first (negative scores), so the earliest hold is read apart only behind one.
+local function dl_head(key)
+    local at = head_score(key)
+    if at and at < 0 then
+        local hold = redis.call('ZRANGEBYSCORE', key, 0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        at = at + BUCKET_BASE
+        if hold[2] and tonumber(hold[2]) < at then
+            at = tonumber(hold[2])
+        end
+    end
+    return at
+end
+
 local function tk_expire(keys, args)
     if not keys_shard(keys) then
         return bad_call(BAD_KEYS)
@@ -1316,15 +1487,16 @@ local function tk_expire(keys, args)
     -- dl, pay, gc: each is worked on only when its first entry is due, and read
     -- again for the reply only when it was worked on
     local sweeps = {
-        { keys[4], function() timeout_payments(keys, now, limit) end },
-        { keys[7], function() forget_persisted(keys, now, limit) end },
-        { keys[3], function() n = expire_due(keys, now, limit) end },
+        { keys[4], function() timeout_payments(keys, now, limit) end, head_score },
+        { keys[7], function() forget_persisted(keys, now, limit) end, head_score },
+        { keys[3], function() n = expire_due(keys, now, limit) end, dl_head },
     }
     for _, sw in ipairs(sweeps) do
-        local at = head_score(sw[1])
+        local head = sw[3]
+        local at = head(sw[1])
         if at and at <= now then
             sw[2]()
-            at = want_next and head_score(sw[1])
+            at = want_next and head(sw[1])
         end
         if at and (next_ms < 0 or at < next_ms) then
             next_ms = at

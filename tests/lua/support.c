@@ -438,20 +438,32 @@ long long tk_lua_blob_int(const char *blob, const char *key)
     return strtoll(p + strlen(needle), NULL, 10);
 }
 
-/* Replaces the blob's status, as the payment code will (PENDING -> PAYING leaves dl). */
+/* The status is rewritten in the stored record as no function would (msgpack or the cjson
+ * of earlier versions alike); like every transition out of PENDING it takes the hold out of
+ * the deadline set and its tickets out of their held-ticket buckets, which stay held. */
+static const char force_status_lua[] = "local blob = redis.call('HGET', KEYS[2], ARGV[1]) "
+                                       "local rec = string.byte(blob, 1) == 123 and cjson.decode(blob) or cmsgpack.unpack(blob) "
+                                       "if rec.q then "
+                                       "  local n = {} "
+                                       "  for _, t in ipairs(rec.t) do n[t[2]] = (n[t[2]] or 0) + 1 end "
+                                       "  for t, k in pairs(n) do "
+                                       "    local f = 'q:' .. string.format('%d', rec.u) .. ':' .. rec.e .. ':' .. t "
+                                       "    if redis.call('HINCRBY', KEYS[1], f, -k) <= 0 then "
+                                       "      redis.call('HDEL', KEYS[1], f) redis.call('ZREM', KEYS[3], f) end "
+                                       "  end "
+                                       "end "
+                                       "rec.q, rec.st, rec.l, rec.r = nil, ARGV[2], nil, ARGV[1] "
+                                       "redis.call('HSET', KEYS[2], ARGV[1], cmsgpack.pack(rec)) "
+                                       "return redis.call('ZREM', KEYS[3], ARGV[1])";
+
 void tk_lua_force_status(const char *rid, const char *status)
 {
     tk_shard_keys_t keys;
-    char *blob = tk_lua_blob_raw(rid), *p = strstr(blob, "\"st\":\"");
     tk_shard_keys(rid, &keys);
-    ck_assert_ptr_nonnull(p);
-    char *end = strchr(p + 6, '"');
-    char *next = NULL;
-    ck_assert_int_ne(asprintf(&next, "%.*s\"st\":\"%s%s", (int)(p - blob), blob, status, end), -1);
-    freeReplyObject(tk_lua_cmd("HSET %s %s %s", keys.names[TK_KEY_RES], rid, next));
-    freeReplyObject(tk_lua_cmd("ZREM %s %s", keys.names[TK_KEY_DL], rid));
-    free(next);
-    free(blob);
+    redisReply *r = tk_lua_cmd("EVAL %s 3 %s %s %s %s %s", force_status_lua, keys.names[TK_KEY_INV], keys.names[TK_KEY_RES],
+                               keys.names[TK_KEY_DL], rid, status);
+    ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "force_status: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    freeReplyObject(r);
 }
 
 long long tk_lua_dl_has(const char *rid)
@@ -472,6 +484,28 @@ int tk_lua_res_exists(const char *rid)
     int yes = (int)r->integer;
     freeReplyObject(r);
     return yes;
+}
+
+static int count_buckets(const redisReply *r, const char *ev)
+{
+    int n = 0;
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; ++i)
+        n += strncmp(r->element[i]->str, "q:", 2) == 0 && strstr(r->element[i]->str, ev) != NULL;
+    return n;
+}
+
+int tk_lua_buckets_of(const char *ev)
+{
+    tk_shard_keys_t keys;
+    tk_shard_keys(ev, &keys);
+    redisReply *fields = tk_lua_cmd("HKEYS %s", keys.names[TK_KEY_INV]);
+    redisReply *indexed = tk_lua_cmd("ZRANGEBYSCORE %s -inf (0", keys.names[TK_KEY_DL]);
+    int n = count_buckets(fields, ev);
+    ck_assert_int_eq(count_buckets(indexed, ev), n);
+    freeReplyObject(fields);
+    freeReplyObject(indexed);
+    return n;
 }
 
 long long tk_lua_expire_sweep(const char *id, const char *limit)
@@ -589,12 +623,13 @@ static int key_in(const msgpack_object *k, const char *const *names)
 }
 
 /* tk_outbox_decode ignores unknown keys, so that the format can grow; the functions must
- * not write any but the record's own "k" (the fair-use client, which the entry shares
- * with the record). Fails on a key outside {r, e, st, c, u, t, x, k} or outside x's
+ * not write any but the record's own "k" (the fair-use client) and "q" (counted in
+ * held-ticket buckets), which the entry shares with the record. Fails on a key outside
+ * {r, e, st, c, u, t, x, k, q} or outside x's
  * {id, st, amt, d, err}; returns whether x carries err. */
 static int assert_known_keys(const char *data, size_t len)
 {
-    static const char *const top[] = {"r", "e", "st", "c", "u", "t", "x", "k", NULL};
+    static const char *const top[] = {"r", "e", "st", "c", "u", "t", "x", "k", "q", NULL};
     static const char *const txn[] = {"id", "st", "amt", "d", "err", NULL};
     static const char *const err[] = {"err", NULL};
     msgpack_unpacked up;

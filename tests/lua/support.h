@@ -128,11 +128,14 @@ char *tk_lua_blob_get(const char *rid);
 char *tk_lua_blob_raw(const char *rid);
 void tk_lua_assert_status(const char *blob, const char *status);
 long long tk_lua_blob_int(const char *blob, const char *key);
-/* replaces the blob's status, as the payment code does (PENDING -> PAYING leaves dl) */
+/* replaces the record's status; as the payment code does, the hold leaves dl and its buckets */
 void tk_lua_force_status(const char *rid, const char *status);
 /* the score of rid in its shard's deadline set, -1 when absent */
 long long tk_lua_dl_has(const char *rid);
 int tk_lua_res_exists(const char *rid);
+/* the held-ticket buckets of ev ("q:U:ev:T" fields of its tk:{s}:inv); asserts that dl
+ * indexes exactly those */
+int tk_lua_buckets_of(const char *ev);
 long long tk_lua_expire_sweep(const char *id, const char *limit);
 
 /* ---- payments ---- */

@@ -1,6 +1,8 @@
 /*
  * test_expiry.c: tests of lua/ticketd.lua, holds that end: lazy expiry on read, the tk_expire sweep,
- * tk_cancel, and the states neither may touch (PAYING, COMPLETED).
+ * tk_cancel, the states neither may touch (PAYING, COMPLETED), and the held-ticket buckets: a hold
+ * leaving PENDING before its deadline takes its tickets out of its bucket (and a failed payment
+ * puts them back), and a hold whose bucket was swept can no longer be paid.
  * Runs against the test Redis (tests/lua/support.h); after every change a test checks
  * avail + held + sold == cap.
  */
@@ -118,6 +120,87 @@ START_TEST(test_paying_and_completed_never_expire_or_cancel)
 }
 END_TEST
 
+/* ---- held-ticket buckets ---------------------------------------------------------------- */
+
+START_TEST(test_a_paying_hold_leaves_its_bucket_and_a_failed_payment_returns_to_it)
+{
+    tk_lua_uuid_t ev, rid, tid, tid2;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "2"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, 300, &line, 1), 0);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 1);
+    tk_uuid_v4_in_shard(tid, ev);
+    tk_lua_pay_start_ok(rid, tid, TK_LUA_GATEWAY_MS);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
+    tk_lua_expect_ok_status(tk_lua_pay_finish(rid, tid, "fail", TK_LUA_DECLINED), "PENDING");
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 1);
+    tk_uuid_v4_in_shard(tid2, ev);
+    tk_lua_pay_start_ok(rid, tid2, TK_LUA_GATEWAY_MS); /* paying again past the deadline: */
+    tk_time_sleep_ms(400);
+    tk_lua_expire_sweep(ev, "200"); /* the sweep leaves its tickets held */
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 8 && s.held == 2 && s.expired == 0);
+    tk_lua_expect_ok_status(tk_lua_pay_finish(rid, tid2, "fail", TK_LUA_DECLINED), "CANCELLED");
+    tk_lua_expire_sweep(ev, "200");
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 2);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+START_TEST(test_a_cancelled_hold_takes_its_tickets_out_of_its_bucket)
+{
+    tk_lua_uuid_t ev, kept, cancelled;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_lua_line_t line = {"A", "2"};
+    tk_uuid_v4_in_shard(kept, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, kept, 100, &line, 1), 0);
+    tk_uuid_v4_in_shard(cancelled, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, cancelled, 100, &line, 1), 0);
+    tk_lua_expect_ok(tk_lua_fcall("tk_cancel", cancelled, cancelled, NULL), 0);
+    tk_time_sleep_ms(150);
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 2 && s.cancelled == 2);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+/* Should Redis's clock step back after a sweep, a hold whose bucket went back on sale is
+ * past its deadline all the same: it reads CANCELLED and cannot be paid. The sweep is made
+ * to run early by moving the bucket's index entry into the past. */
+START_TEST(test_a_hold_whose_bucket_was_swept_cannot_be_paid)
+{
+    tk_lua_uuid_t ev, rid, tid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "3"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, &line, 1), 0);
+    tk_shard_keys_t keys;
+    tk_shard_keys(ev, &keys);
+    long long until = tk_lua_dl_has(rid);
+    /* a bucket's score is its deadline minus 10^13 (lua/ticketd.lua): -10^13 is due since 1970 */
+    redisReply *r = tk_lua_cmd("ZADD %s XX CH -10000000000000 q:%lld:%s:A", keys.names[TK_KEY_DL], until, ev);
+    ck_assert_int_eq(r->integer, 1); /* the bucket was there, now due */
+    freeReplyObject(r);
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 0); /* the hold itself is not due */
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 3);
+    tk_uuid_v4_in_shard(tid, ev);
+    tk_lua_expect_err(tk_lua_pay_start(rid, tid, TK_LUA_GATEWAY_MS), "state", "CANCELLED", -1);
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.sold == 0 && s.expired == 3);
+    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
 /* ---- tk_cancel -------------------------------------------------------------------------- */
 
 START_TEST(test_cancel_returns_tickets_then_second_cancel_is_state_cancelled)
@@ -175,6 +258,9 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_expire_sweeps_without_a_read);
     tcase_add_test(tc, test_expire_next_tells_when_the_shard_is_due);
     tcase_add_test(tc, test_paying_and_completed_never_expire_or_cancel);
+    tcase_add_test(tc, test_a_paying_hold_leaves_its_bucket_and_a_failed_payment_returns_to_it);
+    tcase_add_test(tc, test_a_cancelled_hold_takes_its_tickets_out_of_its_bucket);
+    tcase_add_test(tc, test_a_hold_whose_bucket_was_swept_cannot_be_paid);
     tcase_add_test(tc, test_cancel_returns_tickets_then_second_cancel_is_state_cancelled);
     tcase_add_test(tc, test_cancel_after_expiry_is_state_cancelled);
     tcase_add_test(tc, test_cancel_or_get_unknown_is_not_found);

@@ -3,7 +3,8 @@
  * holds: every request of a batch is held or refused on its own and answered in its own
  * element, in order, each seeing the stock the earlier ones left; a malformed request
  * spoils only its own answer; a malformed batch changes nothing; fair use counts every
- * request of a batch; and batches racing from many clients never oversell.
+ * request of a batch; batches racing from many clients never oversell; and a batch's holds,
+ * sharing one deadline, go back on sale together in one step when it passes.
  * Runs against the test Redis (tests/lua/support.h).
  */
 #include "tests/lua/support.h"
@@ -27,6 +28,7 @@ typedef struct st_batch_request_t {
     const char *client;    /* fair use: the client (NULL: no fair-use part) */
     const char *max_holds; /* fair use: its limits ("0": off) */
     const char *rate;
+    long hold_ms; /* 0: TK_LUA_HOLD_MS */
 } batch_request_t;
 
 static char ticket_ids[MAX_REQUESTS * 8][TK_UUID_LEN + 1];
@@ -67,7 +69,7 @@ static redisReply *reserve_batch_on(redisContext *c, batch_request_t *rq, int n)
         }
         ARG(rq[i].ev);
         ARG(rq[i].rid);
-        NUM(TK_LUA_HOLD_MS);
+        NUM(rq[i].hold_ms > 0 ? rq[i].hold_ms : TK_LUA_HOLD_MS);
         ARG(TK_LUA_MAX_PER_TYPE);
         NUM(rq[i].nlines);
         int ntickets = 0;
@@ -152,6 +154,57 @@ START_TEST(test_batch_holds_each_request_with_its_own_record_deadline_and_outbox
     free_batch(r);
     ck_assert_int_eq(tk_lua_stats_type(ev, "VIP").held, 5);
     ck_assert_int_eq(tk_lua_stats_type(ev, "Std").held, 1);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+/* The holds of one batch share a deadline, so their tickets share one held-ticket bucket per
+ * type: the first sweep after the deadline puts every ticket back on sale however small its
+ * batch of holds to finalize, and finalizing the rest later moves no ticket twice. */
+START_TEST(test_a_batch_expires_back_on_sale_in_one_sweep)
+{
+    enum { N = 6 };
+    tk_lua_uuid_t ev;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", "B", "10", "100", NULL);
+    batch_request_t rq[N];
+    for (int i = 0; i < N; ++i) {
+        request(&rq[i], ev, i % 2 ? "B" : "A", "1");
+        rq[i].hold_ms = 100;
+    }
+    redisReply *r = reserve_batch(rq, N);
+    for (int i = 0; i < N; ++i)
+        tk_lua_expect_ok(answer(r, (size_t)i), 0);
+    free_batch(r);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 2); /* one per type */
+    tk_time_sleep_ms(150);
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "1"), 1); /* one hold finalized... */
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 20 && s.held == 0 && s.expired == N); /* ...every ticket on sale */
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
+    tk_lua_assert_invariant(ev);
+    int still_pending = 0;
+    for (int i = 0; i < N; ++i) {
+        char *blob = tk_lua_blob_raw(rq[i].rid);
+        still_pending += strstr(blob, "\"st\":\"PENDING\"") != NULL;
+        free(blob);
+    }
+    ck_assert_int_eq(still_pending, N - 1);
+    char *blob = tk_lua_blob_get(rq[N - 1].rid); /* a read finalizes one, moving no ticket */
+    tk_lua_assert_status(blob, "CANCELLED");
+    free(blob);
+    while (tk_lua_expire_sweep(ev, "2") > 0)
+        ;
+    for (int i = 0; i < N; ++i) {
+        blob = tk_lua_blob_raw(rq[i].rid);
+        tk_lua_assert_status(blob, "CANCELLED");
+        free(blob);
+        ck_assert_int_eq(tk_lua_dl_has(rq[i].rid), -1);
+        tk_lua_outbox_entry_t entries[2];
+        ck_assert_int_eq(tk_lua_outbox_for(rq[i].rid, entries, 2), 2); /* held, then expired */
+    }
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 20 && s.held == 0 && s.expired == N && s.cancelled == 0);
     tk_lua_assert_invariant(ev);
 }
 END_TEST
@@ -392,6 +445,7 @@ END_TEST
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, test_batch_holds_each_request_with_its_own_record_deadline_and_outbox_entry);
+    tcase_add_test(tc, test_a_batch_expires_back_on_sale_in_one_sweep);
     tcase_add_test(tc, test_later_requests_see_the_stock_earlier_ones_left);
     tcase_add_test(tc, test_a_malformed_request_spoils_only_its_own_answer);
     tcase_add_test(tc, test_the_same_id_twice_in_one_batch_is_held_once);
