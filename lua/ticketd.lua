@@ -46,7 +46,7 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
               (A PAYING reservation is not in dl, so expiry never races a payment.)
               It also indexes the held-ticket buckets (HELD-TICKET BUCKETS below):
-              member "q:U:E:T", score U - BUCKET_BASE, so every bucket sorts
+              member "q:B:E:T", score B - BUCKET_BASE, so every bucket sorts
               before every hold and each kind is read by its own score range.
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
@@ -92,16 +92,19 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               in the past and the set holds only clients seen in the last two seconds.
 
 HELD-TICKET BUCKETS: how a mass expiry is back on sale at once. Every PENDING
-hold made by this version ("q":1) also counts its tickets in the bucket of its
-deadline U, per event and type: tk:{s}:inv field "q:U:E:T" = tickets, indexed in
-dl (above). When U passes, tk_expire moves a whole bucket from held to avail in
-one step, however many holds share it (one call's holds share one deadline), and
-only then finalizes the holds themselves (record CANCELLED, client place, outbox
-entry), a batch per call. A hold leaving PENDING before its deadline (cancel,
-payment start) takes its tickets out of its bucket; a failed payment back to
-PENDING puts them in again. A hold whose bucket field is gone was released with
-the bucket, so its finalization moves no tickets: a bucket's count is always
-exactly the tickets of the "q" holds still in it.
+hold made by this version ("q":1) also counts its tickets, per event and type, in
+the bucket of its deadline's 100 ms slot (BUCKET_MS): tk:{s}:inv field "q:B:E:T" =
+tickets, B the deadline rounded up to a multiple of 100 ms, indexed in dl (above).
+When B passes, tk_expire moves a whole bucket from held to avail in one step,
+however many holds share it, and finalizes the holds themselves (record CANCELLED,
+client place, outbox entry) a batch per call. A hold is never back on sale before
+its deadline (B >= it) and reads CANCELLED from its deadline on (load_live); a
+hold finalized before its bucket is swept (a read, the sweeper's call at its own
+deadline) takes its tickets out of the bucket and moves them itself, as do a
+cancel and a payment start; a failed payment back to PENDING puts them back. A
+hold whose bucket field is gone was released with the bucket, so its finalization
+moves no tickets: a bucket's count is always exactly the tickets of the "q" holds
+still in it.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -168,19 +171,23 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit [, "next"]
-                 Moves up to `limit` due held-ticket buckets back on sale, then
+                 Moves up to BUCKETS_PER_HOLD x `limit` due held-ticket buckets
+                 back on sale, then
                  releases up to `limit` holds of the shard whose deadline <= now,
                  fails payments whose gateway deadline passed, and forgets up to
                  `limit` persisted records whose grace ran out. dl entries that are
                  no longer PENDING are only removed. Each of dl, pay and gc is read
                  past its first entry only when that entry is due, so a shard with
-                 nothing due costs three ZRANGEs, and one with none of the three
-                 keys a single EXISTS.
-                 -> integer number of holds released from dl (holds released
-                    because their payment timed out past until are counted in
-                    E:expired, not here)
-                 With "next": -> {released, next_ms}, next_ms the earliest score
-                    left in dl, pay and gc (when the shard next has work), -1 when
+                 nothing due costs three ZRANGEs (four when dl holds buckets: its
+                 earliest hold is read apart), and one with none of the three keys a
+                 single EXISTS.
+                 -> integer number of holds released from dl, their records now
+                    CANCELLED (their tickets may have gone back before, with their
+                    bucket; holds released because their payment timed out past
+                    until are counted in E:expired, not here)
+                 With "next": -> {released, next_ms}, next_ms the earliest deadline
+                    left in dl (of a bucket or a hold), pay and gc (when the shard
+                    next has work), -1 when
                     all three are empty. The sweeper skips a shard until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
@@ -375,7 +382,7 @@ local function in_shard(id, s)
 end
 
 -- count_down lowers by n a count of tk:{s}:inv that is deleted at 0: a client's live
--- holds ("cl:C") or a held-ticket bucket ("q:U:E:T", which also leaves the dl index).
+-- holds ("cl:C") or a held-ticket bucket ("q:B:E:T", which also leaves the dl index).
 local function count_down(keys, field, n)
     if redis.call('HINCRBY', keys[1], field, -n) <= 0 then
         redis.call('HDEL', keys[1], field)
@@ -395,17 +402,26 @@ local function client_release(keys, rec)
     end
 end
 
--- HELD-TICKET BUCKETS (see the header). A bucket's score in dl is its deadline minus
--- BUCKET_BASE (10^13 ms, the year 2286), below every hold's; scores are passed to
--- Redis as decimal strings, never as Lua numbers.
+-- HELD-TICKET BUCKETS (see the header). A hold's bucket is swept at the end of the
+-- BUCKET_MS slot of its deadline, never before the deadline. A bucket's score in dl is
+-- that instant minus BUCKET_BASE (10^13 ms, the year 2286), below every hold's; scores
+-- go to Redis as decimal strings, never as Lua numbers.
+local BUCKET_MS = 100
 local BUCKET_BASE = 10000000000000
 
+-- bucket_at is the instant the bucket of a deadline is swept: the deadline rounded up
+-- to a multiple of BUCKET_MS (exact: integers below 2^53).
+local function bucket_at(until_ms)
+    local over = until_ms % BUCKET_MS
+    return over == 0 and until_ms or until_ms - over + BUCKET_MS
+end
+
 local function bucket_field(until_ms, e, t)
-    return 'q:' .. string.format('%d', until_ms) .. ':' .. e .. ':' .. t
+    return 'q:' .. string.format('%d', bucket_at(until_ms)) .. ':' .. e .. ':' .. t
 end
 
 local function bucket_score(until_ms)
-    return string.format('%d', until_ms - BUCKET_BASE)
+    return string.format('%d', bucket_at(until_ms) - BUCKET_BASE)
 end
 
 -- bucket_put counts a PENDING hold's tickets in the buckets of its deadline.
@@ -536,7 +552,7 @@ end
 -- held back to avail, counting their tickets expired: the part of an expiry a buyer
 -- waits for, one step per bucket however many holds share it.
 local function sweep_buckets(keys, now, limit)
-    local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', bucket_score(now), 'LIMIT', 0, limit)
+    local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', string.format('%d', now - BUCKET_BASE), 'LIMIT', 0, limit)
     if #due == 0 then
         return
     end
@@ -556,21 +572,21 @@ local function sweep_buckets(keys, now, limit)
     bulk('ZREM', keys[3], due)
 end
 
--- expire_due first sweeps the due buckets (up to BUCKETS_PER_HOLD * limit), then
--- releases up to `limit` holds of the shard whose deadline has passed. It is the
--- sweeper's work. Calls that read or change inventory also run it, bounded, so
--- figures are right even when the sweeper lags.
+-- expire_due, when some hold of the shard is past its deadline, first sweeps the due
+-- buckets (up to BUCKETS_PER_HOLD * limit), then releases up to `limit` such holds.
+-- It is the sweeper's work. Calls that read or change inventory also run it, bounded,
+-- so figures are right even when the sweeper lags.
 -- Deadline entries whose reservation is gone or no longer PENDING are dropped.
 -- Each hold is released as release() would (tickets not yet swept, client place,
 -- record, outbox entry), but the counters are summed per field and the records, the
 -- reads and the deadline removals go in a few bulk calls.
 local BUCKETS_PER_HOLD = 4 -- a bucket costs a fraction of a hold to sweep: 4x as many per call
 local function expire_due(keys, now, limit)
-    sweep_buckets(keys, now, limit * BUCKETS_PER_HOLD)
     local due = redis.call('ZRANGEBYSCORE', keys[3], 0, now, 'LIMIT', 0, limit)
     if #due == 0 then
-        return 0
+        return 0 -- no bucket is due either: a bucket exists while a hold in it is not released
     end
+    sweep_buckets(keys, now, limit * BUCKETS_PER_HOLD)
     local blobs = bulk('HMGET', keys[2], due)
     local tl = tally_new()
     local left = {} -- bucket field -> tickets still in it, false when swept (read once each)
@@ -950,15 +966,28 @@ end
 
 -- reserve_one checks one parsed request against the call's view and, when every
 -- check passes, holds its tickets. Returns the request's answer.
--- bucket_note counts n held tickets of type t in the bucket of until_ms; reserve_all
--- writes the count with the ledger and indexes each bucket once with the deadlines.
+-- bucket_note counts n held tickets of type t in the bucket of until_ms, for
+-- buckets_write at the end of the call.
 local function bucket_note(call, until_ms, e, t, n)
     local f = bucket_field(until_ms, e, t)
-    ledger_add(call.lg, f, n)
-    if not call.buckets[f] then
-        call.buckets[f] = true
-        call.deadlines[#call.deadlines + 1] = bucket_score(until_ms)
-        call.deadlines[#call.deadlines + 1] = f
+    local b = call.buckets[f]
+    if not b then
+        b = { n = 0, score = bucket_score(until_ms) }
+        call.buckets[f] = b
+        call.bucket_order[#call.bucket_order + 1] = f
+    end
+    b.n = b.n + n
+end
+
+-- buckets_write adds the call's counts to their buckets, indexing in dl only the
+-- buckets it creates (most calls add to the bucket of their millisecond).
+local function buckets_write(call)
+    local keys = call.keys
+    for _, f in ipairs(call.bucket_order) do
+        local b = call.buckets[f]
+        if redis.call('HINCRBY', keys[1], f, b.n) == b.n then
+            redis.call('ZADD', keys[3], b.score, f)
+        end
     end
 end
 
@@ -1077,12 +1106,13 @@ local function reserve_all(keys, requests)
     local now = now_ms()
     expire_due(keys, now, EXPIRE_BATCH)
     local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, deadlines = {},
-        buckets = {}, names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+        buckets = {}, bucket_order = {}, names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
     local answers = {}
     for i, rq in ipairs(requests) do
         answers[i] = rq.answer or reserve_one(call, rq)
     end
     ledger_flush(call.lg)
+    buckets_write(call)
     bulk('HSET', keys[2], call.records)
     bulk('ZADD', keys[3], call.deadlines)
     if #call.tat_order > 0 then

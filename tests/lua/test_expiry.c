@@ -173,30 +173,36 @@ END_TEST
 
 /* Should Redis's clock step back after a sweep, a hold whose bucket went back on sale is
  * past its deadline all the same: it reads CANCELLED and cannot be paid. The sweep is made
- * to run early by moving the bucket's index entry into the past. */
+ * to run early by moving the bucket's index entry into the past, and another hold's deadline
+ * too (a sweep works on buckets only when some hold is due). */
 START_TEST(test_a_hold_whose_bucket_was_swept_cannot_be_paid)
 {
-    tk_lua_uuid_t ev, rid, tid;
-    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_lua_uuid_t ev, rid, due, tid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", "B", "10", "100", NULL);
     tk_uuid_v4_in_shard(rid, ev);
-    tk_lua_line_t line = {"A", "3"};
+    tk_lua_line_t line = {"A", "3"}, other = {"B", "1"};
     tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, &line, 1), 0);
+    tk_uuid_v4_in_shard(due, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, due, TK_LUA_HOLD_MS, &other, 1), 0);
     tk_shard_keys_t keys;
     tk_shard_keys(ev, &keys);
-    long long until = tk_lua_dl_has(rid);
-    /* a bucket's score is its deadline minus 10^13 (lua/ticketd.lua): -10^13 is due since 1970 */
-    redisReply *r = tk_lua_cmd("ZADD %s XX CH -10000000000000 q:%lld:%s:A", keys.names[TK_KEY_DL], until, ev);
+    long long until = tk_lua_dl_has(rid), slot = (until + 99) / 100 * 100;
+    /* the bucket of a deadline is named after it rounded up to 100 ms, and scored that minus
+     * 10^13 (lua/ticketd.lua): -10^13 is due since 1970 */
+    redisReply *r = tk_lua_cmd("ZADD %s XX CH -10000000000000 q:%lld:%s:A", keys.names[TK_KEY_DL], slot, ev);
     ck_assert_int_eq(r->integer, 1); /* the bucket was there, now due */
     freeReplyObject(r);
-    ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 0); /* the hold itself is not due */
+    freeReplyObject(tk_lua_cmd("ZADD %s XX 1 %s", keys.names[TK_KEY_DL], due));
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1); /* the other hold; ours is not due */
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
-    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 3);
+    ck_assert(s.avail == 20 && s.held == 0 && s.expired == 4);
     tk_uuid_v4_in_shard(tid, ev);
     tk_lua_expect_err(tk_lua_pay_start(rid, tid, TK_LUA_GATEWAY_MS), "state", "CANCELLED", -1);
     tk_lua_stats_get(ev, &s);
-    ck_assert(s.avail == 10 && s.held == 0 && s.sold == 0 && s.expired == 3);
+    ck_assert(s.avail == 20 && s.held == 0 && s.sold == 0 && s.expired == 4);
     ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
     tk_lua_assert_invariant(ev);
 }
 END_TEST
