@@ -134,42 +134,89 @@ scenario_catalog_idle() { # EVENTS SECONDS
 
 # ---------------------------------------------------------------- mass expiry
 
-# scenario_mass_expiry HOLDS: HOLDS one-ticket holds of a new event made straight with
-# tk_reserve (as the FCALL baseline makes them, 10 min each), then their deadlines (the
-# scores in tk:{s}:dl, which is what the sweeper works from) all moved to one instant 3 s
-# ahead. Nobody reads them: the figure is how long after that instant the sweeper has
-# every ticket back on sale (held == 0), polled every 50 ms against Redis's clock.
+# The script that moves up to 10,000 not yet moved holds of event ARGV[2] (those whose
+# deadline is past ARGV[1] + ARGV[4]) to ARGV[1] + (ARGV[3] + i) mod ARGV[4]: the deadline in
+# tk:{s}:dl, the record's "u", and (records with "q", lua/ticketd.lua's HELD-TICKET
+# BUCKETS: one per 100 ms slot) its tickets from the old deadline's bucket to the new
+# one's. Returns how
+# many it moved. It knows the layout as it is documented in lua/ticketd.lua's header.
+MASS_MOVE_LUA="
+local at, e, off, spread = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function slot(u) return u % 100 == 0 and u or u - u % 100 + 100 end
+local function bucket_add(u, t, n)
+    local f = 'q:' .. string.format('%d', slot(u)) .. ':' .. e .. ':' .. t
+    if redis.call('HINCRBY', KEYS[1], f, n) <= 0 then
+        redis.call('HDEL', KEYS[1], f)
+        redis.call('ZREM', KEYS[3], f)
+    else
+        redis.call('ZADD', KEYS[3], string.format('%d', slot(u) - 10000000000000), f)
+    end
+end
+local moved = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. (at + spread), '+inf', 'LIMIT', 0, 10000)
+for i, rid in ipairs(moved) do
+    local u = at + (off + i) % spread
+    local rec = cmsgpack.unpack(redis.call('HGET', KEYS[2], rid))
+    if rec.q then
+        for _, ticket in ipairs(rec.t) do
+            bucket_add(rec.u, ticket[2], -1)
+            bucket_add(u, ticket[2], 1)
+        end
+    end
+    rec.u = u
+    redis.call('HSET', KEYS[2], rid, cmsgpack.pack(rec))
+    redis.call('ZADD', KEYS[3], u, rid)
+end
+return #moved"
+
+# scenario_mass_expiry HOLDS SPREAD_MS NAME: HOLDS one-ticket holds of a new event made
+# straight with tk_reserve (as the FCALL baseline makes them, 10 min each), then their
+# deadlines moved (MASS_MOVE_LUA) to SPREAD_MS consecutive milliseconds a few seconds ahead
+# (hold i expires at AT + i mod SPREAD_MS): 1000 is "expiring in the same second" with each
+# millisecond a deadline of its own, as holds made during a second would be; 1 is every
+# hold at one instant. Nobody reads them: the figure is how long after the last deadline
+# the sweeper has every ticket back on sale (held == 0), polled every 50 ms against Redis's
+# clock, and apart when the last hold's own record was final (CANCELLED, in the outbox).
+# Writes NAME.json.
 scenario_mass_expiry() {
-    local holds=$1 e s keys held0 held at now held1s=-1 done_ms=-1 cap avail held sold
+    local holds=$1 spread=$2 name=$3 e s keys held0 at now last held1s=-1 done_ms=-1 final_ms=-1 moved off=0 cap avail held sold left
     e=$(create_event "Mass Expiry" GA:10.00:$((2 * holds)))
     s=${e:0:4}
     mapfile -t keys < <(reserve_keys "$s")
-    log "mass expiry: $holds holds through FCALL tk_reserve (-P 16), deadlines moved to one instant"
+    log "mass expiry: $holds holds through FCALL tk_reserve (-P 16), deadlines moved into $spread ms"
     redis-benchmark -h 127.0.0.1 -p "$BENCH_REDIS_PORT" -c 64 -n "$holds" -P 16 --threads 2 -r 2147483647 --csv \
         FCALL tk_reserve "${#keys[@]}" "${keys[@]}" "$e" "${s}0000-0000-4000-8000-__rand_int__" 600000 5 1 GA 1 \
         "ffff0000-0000-4000-8000-__rand_int__" >"$WORK/mass.csv" 2>"$WORK/mass.err" ||
         { cat "$WORK/mass.err" >&2; die "redis-benchmark failed"; }
     held0=$(rcli --raw hget "tk:{$s}:inv" "$e:GA:held")
-    at=$(rcli --raw eval "local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) + 3000" 0)
-    rcli --raw eval "local m = redis.call('ZRANGE', KEYS[1], 0, -1)
-        for i = 1, #m do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], m[i]) end return #m" 1 "tk:{$s}:dl" "$at" >/dev/null
     local eval_now="local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000)"
+    at=$(($(rcli --raw eval "$eval_now" 0) + 8000))
+    last=$((at + spread - 1))
+    while moved=$(rcli --raw eval "$MASS_MOVE_LUA" 3 "tk:{$s}:inv" "tk:{$s}:res" "tk:{$s}:dl" "$at" "$e" "$off" \
+        "$spread") && ((moved > 0)); do
+        off=$((off + moved))
+    done
+    [[ "$moved" == 0 ]] || die "moving the deadlines failed: $moved"
+    now=$(rcli --raw eval "$eval_now" 0)
+    ((now < at)) || die "moving the deadlines took past the first of them ($((now - at)) ms late)"
     while :; do
-        read -r now held <<<"$(rcli --raw eval "$eval_now" 0) $(rcli --raw hget "tk:{$s}:inv" "$e:GA:held")"
-        ((now >= at + 1000 && held1s < 0)) && held1s=$held
-        if ((now >= at && held == 0)); then
-            done_ms=$((now - at))
-            break
-        fi
-        ((now > at + 60000)) && break
+        read -r now held left <<<"$(rcli --raw eval "$eval_now" 0) $(rcli --raw hget "tk:{$s}:inv" "$e:GA:held") \
+            $(rcli --raw zcount "tk:{$s}:dl" 0 +inf)"
+        ((now >= last + 1000 && held1s < 0)) && held1s=$held
+        ((now >= last && held == 0 && done_ms < 0)) && done_ms=$((now - last))
+        ((now >= last && left == 0 && final_ms < 0)) && final_ms=$((now - last))
+        ((done_ms >= 0 && final_ms >= 0)) && break
+        ((now > last + 60000)) && break
         sleep 0.05
     done
     read -r cap avail held sold <<<"$(inventory "$e" GA)"
-    jq -nc --argjson holds "$held0" --argjson done_ms "$done_ms" --argjson h1 "$held1s" --argjson ob "$(outbox_len)" '
-        {holds: $holds, back_on_sale_s: (if $done_ms >= 0 then $done_ms / 1000 else null end), held_1s_after: $h1,
-         timed_out_60s: ($done_ms < 0), outbox_after: $ob,
-         note: "seconds from the common deadline until held == 0 (polled every 50 ms); the writer drains the run'"'"'s backlog meanwhile"}' \
-        >"$WORK/mass_expiry.json"
-    log "mass expiry: $held0 holds back on sale $((done_ms)) ms after their deadline (held 1 s after: $held1s)"
-    check "mass expiry: Redis avail + held + sold == cap" eq $((avail + held + sold)) "$cap"
+    jq -nc --argjson holds "$held0" --argjson done_ms "$done_ms" --argjson final_ms "$final_ms" --argjson h1 "$held1s" \
+        --argjson spread "$spread" --argjson ob "$(outbox_len)" '
+        {holds: $holds, spread_ms: $spread,
+         back_on_sale_s: (if $done_ms >= 0 then $done_ms / 1000 else null end), held_1s_after: $h1,
+         records_final_s: (if $final_ms >= 0 then $final_ms / 1000 else null end),
+         timed_out_60s: ($done_ms < 0 or $final_ms < 0), outbox_after: $ob,
+         note: "deadlines spread over spread_ms (one per ms); seconds from the last deadline until held == 0, and until no hold is left in the deadline set (records CANCELLED and in the outbox); polled every 50 ms; the writer drains the run'"'"'s backlog meanwhile"}' \
+        >"$WORK/$name.json"
+    log "mass expiry ($spread ms): $held0 holds back on sale $((done_ms)) ms after the last deadline (held 1 s after: $held1s), records final after $((final_ms)) ms"
+    check "mass expiry ($spread ms): Redis avail + held + sold == cap" eq $((avail + held + sold)) "$cap"
 }
