@@ -520,25 +520,26 @@ local function bulk(cmd, key, list)
     return out
 end
 
--- tally sums counter changes per field of tk:{s}:inv, in first-seen order, so that a
--- batch writes each field once (tally_write).
+-- tally sums counter changes per field of tk:{s}:inv (delta), in first-seen order
+-- (fields), so that a batch writes each field once (tally_write; a reservation call's
+-- ledger is a tally too).
 local function tally_new()
-    return { sums = {}, fields = {} }
+    return { delta = {}, fields = {} }
 end
 
 local function tally_add(tl, field, n)
-    if not tl.sums[field] then
-        tl.sums[field] = 0
+    if not tl.delta[field] then
+        tl.delta[field] = 0
         tl.fields[#tl.fields + 1] = field
     end
-    tl.sums[field] = tl.sums[field] + n
+    tl.delta[field] = tl.delta[field] + n
 end
 
 -- tally_write applies the sums; the counts deleted at 0 (clients, buckets) go through
 -- count_down.
 local function tally_write(keys, tl)
     for _, field in ipairs(tl.fields) do
-        local n = tl.sums[field]
+        local n = tl.delta[field]
         local prefix = string.sub(field, 1, 2)
         if n < 0 and (prefix == 'cl' or prefix == 'q:') then
             count_down(keys, field, -n)
@@ -788,7 +789,9 @@ per call. Only the outbox entry is written per request, one entry each.]]
 -- ledger_new: one call's view of tk:{s}:inv. base holds the values read (false: the
 -- field is absent), delta the changes not written yet.
 local function ledger_new(inv)
-    return { inv = inv, base = {}, delta = {}, fields = {} }
+    local lg = tally_new()
+    lg.inv, lg.base = inv, {}
+    return lg
 end
 
 -- ledger_load reads, in one HMGET, the fields of the list not read yet.
@@ -821,13 +824,7 @@ local function ledger_num(lg, f)
     return (tonumber(ledger_raw(lg, f)) or 0) + (lg.delta[f] or 0)
 end
 
-local function ledger_add(lg, f, n)
-    if not lg.delta[f] then
-        lg.delta[f] = 0
-        lg.fields[#lg.fields + 1] = f
-    end
-    lg.delta[f] = lg.delta[f] + n
-end
+local ledger_add = tally_add
 
 -- ledger_forget drops the values read: something outside the ledger changed the hash
 -- (a lazy expiry). The changes are relative, so they stay valid.

@@ -90,15 +90,21 @@ START_TEST(test_expire_next_tells_when_the_shard_is_due)
 }
 END_TEST
 
+/* a fresh event of one type "A" (10 tickets) and two holds a and b of `amount` each */
+static void event_with_two_holds(tk_lua_uuid_t ev, tk_lua_uuid_t a, tk_lua_uuid_t b, const char *amount, long hold_ms)
+{
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    tk_lua_line_t line = {"A", amount};
+    tk_uuid_v4_in_shard(a, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, a, hold_ms, &line, 1), 0);
+    tk_uuid_v4_in_shard(b, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, b, hold_ms, &line, 1), 0);
+}
+
 START_TEST(test_paying_and_completed_never_expire_or_cancel)
 {
     tk_lua_uuid_t ev, paying, done;
-    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
-    tk_lua_line_t line = {"A", "1"};
-    tk_uuid_v4_in_shard(paying, ev);
-    tk_lua_expect_ok(tk_lua_reserve(ev, paying, 50, &line, 1), 0);
-    tk_uuid_v4_in_shard(done, ev);
-    tk_lua_expect_ok(tk_lua_reserve(ev, done, 50, &line, 1), 0);
+    event_with_two_holds(ev, paying, done, "1", 50);
     tk_lua_force_status(paying, "PAYING");
     tk_lua_force_status(done, "COMPLETED");
     /* a stale deadline entry is dropped by the sweep without touching the reservation */
@@ -154,12 +160,7 @@ END_TEST
 START_TEST(test_a_cancelled_hold_takes_its_tickets_out_of_its_bucket)
 {
     tk_lua_uuid_t ev, kept, cancelled;
-    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
-    tk_lua_line_t line = {"A", "2"};
-    tk_uuid_v4_in_shard(kept, ev);
-    tk_lua_expect_ok(tk_lua_reserve(ev, kept, 100, &line, 1), 0);
-    tk_uuid_v4_in_shard(cancelled, ev);
-    tk_lua_expect_ok(tk_lua_reserve(ev, cancelled, 100, &line, 1), 0);
+    event_with_two_holds(ev, kept, cancelled, "2", 100);
     tk_lua_expect_ok(tk_lua_fcall("tk_cancel", cancelled, cancelled, NULL), 0);
     tk_time_sleep_ms(150);
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1);
