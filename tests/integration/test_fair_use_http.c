@@ -106,6 +106,9 @@ static void hold_body(char *body, size_t size, const char *event)
     snprintf(body, size, "{\"event_id\": \"%s\", \"tickets\": [{\"type\": \"A\", \"amount\": 1}]}", event);
 }
 
+/* the last answer hold() got, "status body", for a failing assertion to show which 503 it was */
+static char last_answer[512];
+
 /* POST a hold of one ticket on its own connection; status, and the reservation id into rid when given */
 static int hold(const tk_test_server_t *s, const char *event, const char *headers, char *rid, int *retry_after)
 {
@@ -117,6 +120,7 @@ static int hold(const tk_test_server_t *s, const char *event, const char *header
     int status = res.status;
     if (status == 429)
         ck_assert_str_eq(res.body, TOO_MANY);
+    snprintf(last_answer, sizeof(last_answer), "%d %.*s", status, (int)res.body_len, res.body);
     if (retry_after != NULL)
         *retry_after = tk_http_header(&res, "retry-after", value, sizeof(value)) != NULL ? atoi(value) : -1;
     if (rid != NULL && status == 201) {
@@ -330,7 +334,7 @@ START_TEST(a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgre
     /* wait until the writer has persisted what the creation left (nothing) and measured */
     ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
     for (int i = 0; i < 3; ++i)
-        ck_assert_int_eq(hold(&pause_server, busy, NULL, NULL, NULL), 201);
+        ck_assert_msg(hold(&pause_server, busy, NULL, NULL, NULL) == 201, "hold %d: %s", i, last_answer);
     tk_http_response_t res;
     char body[256];
     hold_body(body, sizeof(body), busy);
