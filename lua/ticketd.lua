@@ -171,16 +171,16 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
   tk_cancel      ARGV R   (same lazy expiry first; only PENDING can be cancelled)
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit [, "next"]
-                 Moves up to BUCKETS_PER_HOLD x `limit` due held-ticket buckets
-                 back on sale, then
-                 releases up to `limit` holds of the shard whose deadline <= now,
-                 fails payments whose gateway deadline passed, and forgets up to
-                 `limit` persisted records whose grace ran out. dl entries that are
-                 no longer PENDING are only removed. Each of dl, pay and gc is read
-                 past its first entry only when that entry is due, so a shard with
-                 nothing due costs three ZRANGEs (four when dl holds buckets: its
-                 earliest hold is read apart), and one with none of the three keys a
-                 single EXISTS.
+                 When some hold is due, moves up to BUCKETS_PER_HOLD x `limit` due
+                 held-ticket buckets back on sale, then releases up to `limit`
+                 holds of the shard whose deadline <= now; fails payments whose
+                 gateway deadline passed, and forgets up to `limit` persisted
+                 records whose grace ran out. dl entries that are no longer
+                 PENDING are only removed. Each of dl, pay and gc is read past its
+                 first entry only when that entry is due, so a shard with nothing
+                 due costs three ZRANGEs (four when dl holds buckets: its earliest
+                 hold is read apart), and one with none of the three keys a single
+                 EXISTS.
                  -> integer number of holds released from dl, their records now
                     CANCELLED (their tickets may have gone back before, with their
                     bucket; holds released because their payment timed out past
