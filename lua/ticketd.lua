@@ -178,17 +178,16 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  records whose grace ran out. dl entries that are no longer
                  PENDING are only removed. Each of dl, pay and gc is read past its
                  first entry only when that entry is due, so a shard with nothing
-                 due costs three ZRANGEs (four when dl holds buckets: its earliest
-                 hold is read apart), and one with none of the three keys a single
-                 EXISTS.
+                 due costs three reads of a first entry (dl's first hold, past its
+                 buckets), and one with none of the three keys a single EXISTS.
                  -> integer number of holds released from dl, their records now
                     CANCELLED (their tickets may have gone back before, with their
                     bucket; holds released because their payment timed out past
                     until are counted in E:expired, not here)
-                 With "next": -> {released, next_ms}, next_ms the earliest deadline
-                    left in dl (of a bucket or a hold), pay and gc (when the shard
-                    next has work), -1 when
-                    all three are empty. The sweeper skips a shard until then.
+                 With "next": -> {released, next_ms}, next_ms the earliest score
+                    left in dl (of a hold), pay and gc (when the shard next has
+                    work), -1 when all three are empty. The sweeper skips a shard
+                    until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
                  -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
@@ -424,6 +423,12 @@ local function bucket_score(until_ms)
     return string.format('%d', bucket_at(until_ms) - BUCKET_BASE)
 end
 
+-- bucket_parse reads a bucket field back: its sweep instant B, event and type.
+local function bucket_parse(f)
+    local at, e, t = string.match(f, '^q:(%d+):([^:]+):(.+)$')
+    return tonumber(at), e, t
+end
+
 -- bucket_put counts a PENDING hold's tickets in the buckets of its deadline.
 local function bucket_put(keys, rec)
     for _, line in ipairs(rec_lines(rec)) do
@@ -561,7 +566,7 @@ local function sweep_buckets(keys, now, limit)
     local tl = tally_new()
     for i, f in ipairs(due) do
         local n = tonumber(counts[i])
-        local e, t = string.match(f, '^q:%d+:([^:]+):(.+)$')
+        local _, e, t = bucket_parse(f)
         if n and n > 0 and e then
             tally_add(tl, e .. ':' .. t .. ':avail', n)
             tally_add(tl, e .. ':' .. t .. ':held', -n)
@@ -961,33 +966,21 @@ local function event_meta(call, e)
     return m
 end
 
--- reserve_one checks one parsed request against the call's view and, when every
--- check passes, holds its tickets. Returns the request's answer.
--- bucket_note counts n held tickets of type t in the bucket of until_ms, for
--- buckets_write at the end of the call.
-local function bucket_note(call, until_ms, e, t, n)
-    local f = bucket_field(until_ms, e, t)
-    local b = call.buckets[f]
-    if not b then
-        b = { n = 0, score = bucket_score(until_ms) }
-        call.buckets[f] = b
-        call.bucket_order[#call.bucket_order + 1] = f
-    end
-    b.n = b.n + n
-end
-
--- buckets_write adds the call's counts to their buckets, indexing in dl only the
--- buckets it creates (most calls add to the bucket of their millisecond).
+-- buckets_write adds a call's tally of held tickets per bucket (call.buckets) to the
+-- buckets, indexing in dl only the ones it creates (most calls add to the bucket of
+-- their 100 ms slot).
 local function buckets_write(call)
-    local keys = call.keys
-    for _, f in ipairs(call.bucket_order) do
-        local b = call.buckets[f]
-        if redis.call('HINCRBY', keys[1], f, b.n) == b.n then
-            redis.call('ZADD', keys[3], b.score, f)
+    local keys, tl = call.keys, call.buckets
+    for _, f in ipairs(tl.fields) do
+        local n = tl.delta[f]
+        if redis.call('HINCRBY', keys[1], f, n) == n then
+            redis.call('ZADD', keys[3], bucket_score(bucket_parse(f)), f)
         end
     end
 end
 
+-- reserve_one checks one parsed request against the call's view and, when every
+-- check passes, holds its tickets. Returns the request's answer.
 local function reserve_one(call, rq)
     local lg, keys, e, rid, now = call.lg, call.keys, rq.e, rq.rid, call.now
     local refused = rq.fu and fair_use_check(call, rq.fu)
@@ -1073,7 +1066,7 @@ local function reserve_one(call, rq)
     local until_ms = now + rq.hold
     local rec = { e = e, st = 'PENDING', c = now, u = until_ms, t = tickets, q = 1 }
     for _, t in ipairs(order) do
-        bucket_note(call, until_ms, e, t, merged[t])
+        tally_add(call.buckets, bucket_field(until_ms, e, t), merged[t])
     end
     if rq.fu and rq.fu.client ~= '' then
         rec.k = rq.fu.client
@@ -1103,7 +1096,7 @@ local function reserve_all(keys, requests)
     local now = now_ms()
     expire_due(keys, now, EXPIRE_BATCH)
     local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, deadlines = {},
-        buckets = {}, bucket_order = {}, names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+        buckets = tally_new(), names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
     local answers = {}
     for i, rq in ipairs(requests) do
         answers[i] = rq.answer or reserve_one(call, rq)
@@ -1480,18 +1473,12 @@ local function head_score(key)
     return head[2] and tonumber(head[2])
 end
 
--- dl_head is head_score for dl: the earliest deadline of a bucket or a hold. Buckets
--- sort first (negative scores), so the earliest hold is read apart only behind one.
+-- dl_head is head_score for dl: the earliest deadline of a hold. The buckets (which
+-- sort first) need no look: a bucket exists only while a hold in it is unreleased,
+-- and that hold is due no later than the bucket.
 local function dl_head(key)
-    local at = head_score(key)
-    if at and at < 0 then
-        local hold = redis.call('ZRANGEBYSCORE', key, 0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-        at = at + BUCKET_BASE
-        if hold[2] and tonumber(hold[2]) < at then
-            at = tonumber(hold[2])
-        end
-    end
-    return at
+    local hold = redis.call('ZRANGEBYSCORE', key, 0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    return hold[2] and tonumber(hold[2])
 end
 
 local function tk_expire(keys, args)

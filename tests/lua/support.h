@@ -133,7 +133,7 @@ void tk_lua_force_status(const char *rid, const char *status);
 /* the score of rid in its shard's deadline set, -1 when absent */
 long long tk_lua_dl_has(const char *rid);
 int tk_lua_res_exists(const char *rid);
-/* the held-ticket buckets of ev ("q:U:ev:T" fields of its tk:{s}:inv); asserts that dl
+/* the held-ticket buckets of ev ("q:B:ev:T" fields of its tk:{s}:inv); asserts that dl
  * indexes exactly those */
 int tk_lua_buckets_of(const char *ev);
 long long tk_lua_expire_sweep(const char *id, const char *limit);
