@@ -4,9 +4,13 @@
  * master that is up: while one master fails over every process is equally cut off from
  * its slots, so taking them all out of a balancer's rotation would turn a third of the
  * shards refusing holds into the whole site refusing everything.
+ * A process is not healthy before every loop has been connected to Redis once: the
+ * healthz a balancer (or a test) waits for must not be answered by the one loop that
+ * connected first while another would still refuse the holds it takes.
  */
 #include "engine/ops.h"
 #include "engine/inventory.h"
+#include "engine/redis_conn.h"
 #include "engine/refresher.h"
 
 #include <errno.h>
@@ -32,6 +36,8 @@ static void on_pong(redisReply *reply, void *data)
 
 int tk_ops_health(tk_engine_t *e, tk_health_cb cb, void *data)
 {
+    if (!tk_redis_all_started())
+        return -EAGAIN;
     tk_health_call_t *call = h2o_mem_alloc(sizeof(*call));
     *call = (tk_health_call_t){.cb = cb, .data = data};
     if (tk_inventory_ping(e->redis, on_pong, call) != 0) {

@@ -18,7 +18,8 @@ typedef struct st_tk_health_result_t {
 typedef void (*tk_health_cb)(const tk_health_result_t *result, void *data);
 
 /* 0: cb runs once with both stores' health. -EAGAIN: Redis cannot be asked (its
- * connection is down); cb is not called, and tk_ops_health_now gives the answer. */
+ * connection is down, or some loop of the process has not connected yet: starting);
+ * cb is not called, and tk_ops_health_now gives the answer. */
 int tk_ops_health(tk_engine_t *e, tk_health_cb cb, void *data);
 /* The answer without asking Redis: Redis down, PostgreSQL as last checked. */
 void tk_ops_health_now(tk_health_result_t *out);

@@ -86,18 +86,33 @@ struct st_tk_redis_t {
     tk_redis_cmd_t *free_cmds;
     size_t waiting; /* commands between two sends (retry timer) */
     uint64_t round_trips, redirects, refreshes;
+    int was_ready; /* tk_redis_ready has been true once (counted in routers_started) */
 };
+
+/* Routers made, and those of them that have been ready once: a process whose loops are
+ * not all connected yet is still starting (tk_redis_all_started). */
+static size_t routers_made, routers_started;
 
 static void request_refresh(tk_redis_t *r);
 static void route(tk_redis_cmd_t *cmd);
 
 /* ---- nodes ------------------------------------------------------------------------ */
 
+/* counts r in routers_started the first time it is ready */
+static void note_started(tk_redis_t *r)
+{
+    if (!r->was_ready && tk_redis_ready(r)) {
+        r->was_ready = 1;
+        __atomic_add_fetch(&routers_started, 1, __ATOMIC_RELEASE);
+    }
+}
+
 static void on_link_ready(void *owner)
 {
     tk_redis_t *r = owner;
-    if (!r->have_map || r->refresh_wanted)
+    if (r->cluster && (!r->have_map || r->refresh_wanted))
         request_refresh(r);
+    note_started(r);
 }
 
 /* the node at host:port, made (and its link started) when new; NO_NODE when the table is full */
@@ -127,7 +142,8 @@ static void make_master(tk_redis_t *r, uint16_t i, unsigned nreplicas)
     n->owns_slots = 1;
     n->nreplicas = nreplicas;
     if (n->durable == NULL)
-        __atomic_store_n(&n->durable, tk_redis_link_create(r->loop, tk_redis_link_url(n->link), NULL, NULL), __ATOMIC_RELEASE);
+        __atomic_store_n(&n->durable, tk_redis_link_create(r->loop, tk_redis_link_url(n->link), on_link_ready, r),
+                         __ATOMIC_RELEASE);
 }
 
 /* ---- the slot map ----------------------------------------------------------------- */
@@ -169,6 +185,7 @@ static void on_slots(redisReply *reply, void *data)
     }
     r->refresh_wanted = 0;
     apply_map(r, r->scratch);
+    note_started(r);
     if (again)
         request_refresh(r);
 }
@@ -483,8 +500,9 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
     memset(r, 0, sizeof(*r));
     r->loop = loop;
     r->config = config;
+    __atomic_add_fetch(&routers_made, 1, __ATOMIC_RELEASE);
     if (config->ncluster_seeds == 0) {
-        r->nodes[0].link = tk_redis_link_create(loop, &config->redis, NULL, NULL);
+        r->nodes[0].link = tk_redis_link_create(loop, &config->redis, on_link_ready, r);
         r->nnodes = 1;
         return r;
     }
@@ -546,6 +564,12 @@ int tk_redis_ready(const tk_redis_t *r)
                                        !tk_redis_link_is_ready(r->nodes[i].durable)))
             return 0;
     return 1;
+}
+
+int tk_redis_all_started(void)
+{
+    size_t started = __atomic_load_n(&routers_started, __ATOMIC_ACQUIRE);
+    return started == __atomic_load_n(&routers_made, __ATOMIC_ACQUIRE);
 }
 
 /* the four below are read by the metrics scrape from another thread */
