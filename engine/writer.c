@@ -30,6 +30,7 @@
 
 #define BATCH_MAX 4000 /* entries per transaction: a backlog drains in few commits */
 #define GAUGE_EVERY_MS 1000
+#define GAUGE_IDLE_EVERY_MS 10000 /* an outbox found empty that nobody was seen writing to since */
 /* Writer threads per process, each a consumer of its own: two transactions in flight keep
  * PostgreSQL busy while the other batch is read, decoded or acknowledged, so the writers
  * keep pace with an on-sale (bench/README.md, issue 14). */
@@ -50,6 +51,8 @@ typedef struct st_tk_writer_t {
     tk_outbox_reader_t reader;
     int64_t last_gauge_ms;
     tk_redis_nodes_t *gauge; /* measure_outbox's own connections: it needs Redis only */
+    int64_t *gauge_at;       /* per shard slot: tk_time_mono_ms of its outbox's last measure */
+    uint8_t *gauge_empty;    /* per shard slot: the outbox was empty then */
     tk_writer_entry_t *batch;
     size_t nbatch;
 } tk_writer_t;
@@ -76,23 +79,39 @@ static void publish_counts(tk_writer_t *w)
  * masters at once. The memory is the single Redis's, or on a cluster the master closest
  * to its maxmemory (the first to refuse writes; every master has its own limit). A master
  * that does not answer leaves its shards out of that second's figures. An outbox found
- * not empty touches its shard (shard_activity.h), which is how the claims find it. */
+ * empty is measured again when this process sees its shard written to, else every
+ * GAUGE_IDLE_EVERY_MS (shard_activity.h): an idle catalog costs no commands per shard per
+ * second. One found not empty touches its shard, which is how the claims find it. */
 static void measure_outbox(tk_writer_t *w, const tk_catalog_t *catalog)
 {
     char err[256];
     if (w->gauge == NULL && (w->gauge = tk_redis_nodes_open(writer_config, 1000, err, sizeof(err))) == NULL)
         return;
+    if (w->gauge_at == NULL) {
+        w->gauge_at = h2o_mem_alloc(sizeof(*w->gauge_at) * TK_SHARD_SLOTS);
+        memset(w->gauge_at, 0, sizeof(*w->gauge_at) * TK_SHARD_SLOTS);
+        w->gauge_empty = h2o_mem_alloc(TK_SHARD_SLOTS);
+        memset(w->gauge_empty, 0, TK_SHARD_SLOTS);
+    }
     tk_redis_nodes_t *n = w->gauge;
     size_t nm = tk_redis_nodes_count(n), *owner = h2o_mem_alloc(sizeof(*owner) * (catalog->nshards + 1));
     int refresh = 0, measured = 0;
+    int64_t mono = tk_time_mono_ms();
     for (size_t s = 0; s < catalog->nshards; ++s) {
+        int slot = tk_shard_slot(catalog->shards[s]);
+        owner[s] = SIZE_MAX; /* not measured this time */
+        if (slot < 0 || (w->gauge_empty[slot] && tk_shard_touched_ms(slot) < w->gauge_at[slot] &&
+                         mono - w->gauge_at[slot] < GAUGE_IDLE_EVERY_MS))
+            continue;
+        w->gauge_at[slot] = mono;
         tk_shard_keys_t keys;
         tk_shard_keys(catalog->shards[s], &keys);
         refresh |= (owner[s] = tk_redis_nodes_index_of(n, keys.names[TK_KEY_OB], keys.lens[TK_KEY_OB])) >= nm;
         redisContext *c = owner[s] < nm ? tk_redis_nodes_at(n, owner[s]) : NULL;
         if (c != NULL) {
             redisAppendCommand(c, "XLEN %s", keys.names[TK_KEY_OB]);
-            redisAppendCommand(c, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
+            if (!w->gauge_empty[slot]) /* an outbox empty last time: its length first, its age next time */
+                redisAppendCommand(c, "XRANGE %s - + COUNT 1", keys.names[TK_KEY_OB]);
         }
     }
     for (size_t i = 0; i < nm; ++i) {
@@ -107,9 +126,12 @@ static void measure_outbox(tk_writer_t *w, const tk_catalog_t *catalog)
         for (size_t s = 0; c != NULL && !c->err && s < catalog->nshards; ++s) {
             if (owner[s] != i)
                 continue;
-            if (redisGetReply(c, (void **)&len) != REDIS_OK || redisGetReply(c, (void **)&first) != REDIS_OK)
+            int slot = tk_shard_slot(catalog->shards[s]);
+            if (redisGetReply(c, (void **)&len) != REDIS_OK ||
+                (!w->gauge_empty[slot] && redisGetReply(c, (void **)&first) != REDIS_OK))
                 break; /* the connection is broken (err is set): the refresh below remakes it */
             if (len->type == REDIS_REPLY_INTEGER) {
+                w->gauge_empty[slot] = len->integer == 0;
                 if (len->integer != 0)
                     tk_shard_touch(catalog->shards[s]);
                 depth += len->integer;
@@ -357,6 +379,8 @@ static void *writer_main(void *arg)
     tk_worker_conn_dispose(&w->conn);
     if (w->gauge != NULL)
         tk_redis_nodes_close(w->gauge);
+    free(w->gauge_at);
+    free(w->gauge_empty);
     free(w->batch);
     free(w);
     return NULL;

@@ -1,7 +1,7 @@
 /*
  * Integration tests of what an idle catalog costs and what it must not cost: the sweeper
- * leaves a shard that holds nothing alone between its ten-second backstops
- * (engine/sweeper.c, engine/shard_activity.c) and, on Redis
+ * and the outbox gauge leave a shard that holds nothing alone between their ten-second
+ * backstops (engine/sweeper.c, engine/writer.c, engine/shard_activity.c) and, on Redis
  * Cluster, the writers read a quiet shard's stream once a second, not every round
  * (engine/writer_outbox.c), counted in Redis's own command statistics (every node's, on
  * a cluster); and a hold another process makes in such a shard — written straight into
@@ -112,12 +112,14 @@ START_TEST(idle_shards_are_not_asked_about_every_second)
         snprintf(name, sizeof(name), "Idle %d", i);
         create_event(name, id);
     }
-    sleep(3); /* every new shard met once: found empty by the sweeper */
-    long long exists0 = command_calls("exists"), reads0 = command_calls("xreadgroup");
+    sleep(3); /* every new shard met once: found empty by the sweeper and the gauge */
+    long long exists0 = command_calls("exists"), xlen0 = command_calls("xlen"), reads0 = command_calls("xreadgroup");
     sleep(4);
-    long long swept = command_calls("exists") - exists0, reads = command_calls("xreadgroup") - reads0;
+    long long swept = command_calls("exists") - exists0, gauged = command_calls("xlen") - xlen0,
+              reads = command_calls("xreadgroup") - reads0;
     /* about once a second each, before: some 200 calls each in these 4 s */
     ck_assert_msg(swept < IDLE_EVENTS, "the sweeper asked %lld times in 4 s about %d idle shards", swept, IDLE_EVENTS);
+    ck_assert_msg(gauged < IDLE_EVENTS, "the outbox gauge asked %lld times in 4 s about %d idle shards", gauged, IDLE_EVENTS);
     /* one read a round for all streams on one Redis; on a cluster one per stream, which
      * was 20 a second per idle shard (two writers, ten rounds a second) before */
     ck_assert_msg(reads < 6 * 4 * IDLE_EVENTS, "the writers read %lld times in 4 s for %d idle shards", reads, IDLE_EVENTS);
