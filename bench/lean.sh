@@ -5,7 +5,8 @@
 #   lean_probe_start / lean_probe_end NAME HOLDS
 #       around another scenario: Redis CPU (INFO cpu) and memory (used_memory) it cost
 #       per hold, and the usec_per_call of FCALL and its usec per hold made (INFO
-#       commandstats, reset at the start: every function called meanwhile counts)
+#       commandstats, reset at the start: every function called meanwhile counts), and
+#       the twelve commands that took most usec per hold (Lua's inside FCALL too)
 #       -> $WORK/NAME.redis.json
 #   scenario_minimal NAME CALLS CONNECTIONS PIPELINE
 #       redis-benchmark on bench_min_reserve (bench/minimal.lua): the floor a reservation
@@ -30,6 +31,15 @@ redis_cmdstats() {
         END { print calls + 0, usec + 0, all + 0 }'
 }
 
+# redis_cmd_breakdown: every command's calls and usec as JSON {name: [calls, usec]}
+# (Lua's own commands are counted apart from the FCALL that ran them, and within it).
+redis_cmd_breakdown() {
+    rcli info commandstats | tr -d '\r' | awk -F'[:,=]' '
+        BEGIN { printf "{"; sep = "" }
+        /^cmdstat_/ { sub(/^cmdstat_/, "", $1); printf "%s\"%s\":[%d,%d]", sep, $1, $3, $5; sep = "," }
+        END { print "}" }'
+}
+
 redis_cpu_s() {
     rcli info cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
 }
@@ -46,9 +56,10 @@ lean_probe_end() {
     cpu1=$(redis_cpu_s)
     mem1=$(redis_info_field memory used_memory)
     read -r calls usec all <<<"$(redis_cmdstats)"
+    redis_cmd_breakdown >"$WORK/$name.cmds.json"
     jq -nc --argjson holds "$holds" --argjson cpu0 "$cpu0" --argjson cpu1 "$cpu1" --argjson mem0 "$mem0" \
         --argjson mem1 "$mem1" --argjson calls "$calls" --argjson usec "$usec" --argjson all "$all" \
-        --argjson t0 "$t0" --argjson t1 "$(date +%s.%N)" '
+        --argjson t0 "$t0" --argjson t1 "$(date +%s.%N)" --slurpfile cmds "$WORK/$name.cmds.json" '
         def per(a): if $holds > 0 then (a / $holds * 100 | round) / 100 else null end;
         {holds: $holds, seconds: (($t1 - $t0) * 1000 | round / 1000),
          redis_cpu_us_per_hold: per(($cpu1 - $cpu0) * 1e6),
@@ -56,6 +67,8 @@ lean_probe_end() {
          fcall_calls: $calls, fcall_usec_per_call: (if $calls > 0 then ($usec / $calls * 100 | round) / 100 else null end),
          fcall_calls_per_hold: per($calls), fcall_usec_per_hold: per($usec), redis_commands_per_hold: per($all),
          used_memory_delta: ($mem1 - $mem0), memory_bytes_per_hold: per($mem1 - $mem0),
+         usec_per_hold_by_command: ($cmds[0] | to_entries | map(select(.value[1] > 0))
+             | sort_by(-.value[1]) | .[:12] | map({key, value: per(.value[1])}) | from_entries),
          note: "CPU and memory of all of Redis over the scenario (the writer drains the outbox meanwhile, so memory per hold is net of what it deleted); FCALL usec_per_call covers every function called in that time"}' \
         >"$WORK/$name.redis.json"
 }

@@ -443,6 +443,30 @@ scenario_reserve_peak() {
     check "reserve peak: every request answered, 201 ${WRITE_EXTRA[*]}" answered_with peak 201 "${WRITE_EXTRA[@]}"
 }
 
+# redis_latency_start / redis_latency_end: Redis's own latency monitor over a scenario,
+# per event it reports ("aof-fsync-always": the fsync before every reply to a write, the
+# disk's share; "command": one command, FCALL included, running 1 ms or more): in how many
+# seconds it reached 1 ms (the monitor keeps each second's slowest), in how many 5 ms,
+# and the slowest, as JSON on stdout.
+redis_latency_start() {
+    rcli config set latency-monitor-threshold 1 >/dev/null
+    rcli latency reset >/dev/null
+}
+
+redis_latency_end() {
+    local ev first=1
+    printf '{'
+    for ev in aof-fsync-always aof-write command; do
+        ((first)) || printf ','
+        first=0
+        rcli --raw latency history "$ev" | awk -v ev="$ev" '
+            NR % 2 == 0 { n++; if ($1 >= 5) over++; if ($1 > max) max = $1 }
+            END { printf "\"%s\":{\"seconds_over_1ms\":%d,\"seconds_over_5ms\":%d,\"max_ms\":%d}", ev, n, over, max }'
+    done
+    printf '}\n'
+    rcli config set latency-monitor-threshold 0 >/dev/null
+}
+
 # scenario_reserve_half EVENT DURATION CONNECTIONS RATE: the same at a constant total
 # rate, for the latency at half the peak. h2load --rps gives each connection a timer
 # of 1/rps; connections that all start at once fire together, in bursts of one request
@@ -452,8 +476,11 @@ scenario_reserve_peak() {
 # would. -r excludes -D, hence -n = rate x duration. It starts once the writers have
 # persisted what the peak left in the outbox (at most 60 s): the figure is the latency at
 # that rate, with the writers persisting that rate's holds, not the peak's backlog too.
+# NAME (default half) names the output; FSYNC, when given, is Redis's appendfsync for the
+# run (restored to always after it): half_everysec, the same rate with the disk's fsync
+# once a second instead of before every reply, shows the disk's share of the latency.
 scenario_reserve_half() {
-    local e=$1 duration=$2 conns=$3 rate=$4 per half n r backlog waited t0
+    local e=$1 duration=$2 conns=$3 rate=$4 name=${5:-half} fsync=${6:-} per half n r backlog waited t0
     backlog=$(outbox_len)
     t0=$(date +%s.%N)
     while (($(outbox_len) > 0)) && awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { exit !(now - t0 < 60) }'; do
@@ -465,13 +492,19 @@ scenario_reserve_half() {
     per=$(awk -v r="$rate" -v c="$conns" 'BEGIN { printf "%.3f", r / c }')
     n=$(awk -v p="$per" -v d="$duration" -v h="$half" 'BEGIN { n = int(p * d + 0.5) * h; print (n < h ? h : n) }')
     r=$(awk -v p="$per" -v h="$half" 'BEGIN { r = int(h * p / 1000 + 0.5); print (r < 1 ? 1 : r) }')
-    log "reserve at half peak: h2load x2 --rps $per per connection ($rate/s in all), ${duration}s, $r connections/ms"
-    h2load_pair half "$e" "$conns" -n "$n" -r "$r" --rate-period 1ms --rps "$per"
-    h2load_summary half
-    jq -c --argjson target "$rate" --argjson backlog "$backlog" --argjson waited "$waited" \
-        '. + {target_rps: $target, backlog_before: $backlog, backlog_wait_s: $waited}' "$WORK/half.json" >"$WORK/half.tmp" &&
-        mv "$WORK/half.tmp" "$WORK/half.json"
-    check "reserve at half peak: every request answered, 201 ${WRITE_EXTRA[*]}" answered_with half 201 "${WRITE_EXTRA[@]}"
+    log "reserve at half peak ($name): h2load x2 --rps $per per connection ($rate/s in all), ${duration}s, $r connections/ms${fsync:+, appendfsync $fsync}"
+    [[ -z "$fsync" ]] || rcli config set appendfsync "$fsync" >/dev/null
+    redis_latency_start
+    h2load_pair "$name" "$e" "$conns" -n "$n" -r "$r" --rate-period 1ms --rps "$per"
+    redis_latency_end >"$WORK/$name.latency.json"
+    [[ -z "$fsync" ]] || rcli config set appendfsync always >/dev/null
+    h2load_summary "$name"
+    jq -c --argjson target "$rate" --argjson backlog "$backlog" --argjson waited "$waited" --arg fsync "${fsync:-always}" \
+        --slurpfile lat "$WORK/$name.latency.json" \
+        '. + {target_rps: $target, backlog_before: $backlog, backlog_wait_s: $waited, appendfsync: $fsync, redis_latency: $lat[0]}' \
+        "$WORK/$name.json" >"$WORK/$name.tmp" &&
+        mv "$WORK/$name.tmp" "$WORK/$name.json"
+    check "reserve at half peak ($name): every request answered, 201 ${WRITE_EXTRA[*]}" answered_with "$name" 201 "${WRITE_EXTRA[@]}"
 }
 
 # ---------------------------------------------------------------- persistence
