@@ -147,14 +147,16 @@ scenario_catalog_idle() { # EVENTS SECONDS
 
 # ---------------------------------------------------------------- mass expiry
 
-# The script that moves up to 10,000 not yet moved holds of event ARGV[2] (those whose
-# deadline is past ARGV[1] + ARGV[4]) to ARGV[1] + (ARGV[3] + i) mod ARGV[4]: the deadline in
-# tk:{s}:dl, the record's "u", and (records with "q", lua/ticketd.lua's HELD-TICKET
-# BUCKETS: one per 100 ms slot) its tickets from the old deadline's bucket to the new
-# one's. Returns how
-# many it moved. It knows the layout as it is documented in lua/ticketd.lua's header.
+# The script that moves the holds of up to 2,000 not yet moved hold lists of event ARGV[2]
+# (those that fall due after ARGV[1] + ARGV[4]) to ARGV[1] + (ARGV[3] + i) mod ARGV[4], the
+# i-th hold moved: the record's "u", its place in tk:{s}:dl (new hold lists of at most 64
+# holds per 100 ms slot, as a batch of ticketd's makes them) and, records with "q", its
+# tickets from the old deadline's held-ticket bucket to the new one's. Returns how many
+# holds it moved. It knows the layout as lua/ticketd.lua's header documents it (HOLD
+# LISTS, HELD-TICKET BUCKETS): buckets scored slot - 10^13, lists slot - 2 x 10^13.
 MASS_MOVE_LUA="
 local at, e, off, spread = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local BASE = 10000000000000
 local function slot(u) return u % 100 == 0 and u or u - u % 100 + 100 end
 local function bucket_add(u, t, n)
     local f = 'q:' .. string.format('%d', slot(u)) .. ':' .. e .. ':' .. t
@@ -162,24 +164,43 @@ local function bucket_add(u, t, n)
         redis.call('HDEL', KEYS[1], f)
         redis.call('ZREM', KEYS[3], f)
     else
-        redis.call('ZADD', KEYS[3], string.format('%d', slot(u) - 10000000000000), f)
+        redis.call('ZADD', KEYS[3], string.format('%d', slot(u) - BASE), f)
     end
 end
-local moved = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. (at + spread), '+inf', 'LIMIT', 0, 10000)
-for i, rid in ipairs(moved) do
-    local u = at + (off + i) % spread
-    local rec = cmsgpack.unpack(redis.call('HGET', KEYS[2], rid))
-    if rec.q then
-        for _, ticket in ipairs(rec.t) do
-            bucket_add(rec.u, ticket[2], -1)
-            bucket_add(u, ticket[2], 1)
+local lists = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. string.format('%d', slot(at + spread) - 2 * BASE),
+    '(' .. string.format('%d', -BASE), 'LIMIT', 0, 2000)
+local moved, by_slot, order = 0, {}, {}
+local function list_add(b, rid)
+    local l = by_slot[b]
+    if not l or #l == 64 then
+        l = {}
+        by_slot[b] = l
+        order[#order + 1] = { b, l }
+    end
+    l[#l + 1] = rid
+end
+for _, m in ipairs(lists) do
+    for rid in string.gmatch(string.match(m, '^h:%d+:(.*)$'), '[^ ]+') do
+        local u = at + (off + moved) % spread
+        moved = moved + 1
+        local rec = cmsgpack.unpack(redis.call('HGET', KEYS[2], rid))
+        if rec.q then
+            for _, ticket in ipairs(rec.t) do
+                bucket_add(rec.u, ticket[2], -1)
+                bucket_add(u, ticket[2], 1)
+            end
         end
+        rec.u = u
+        redis.call('HSET', KEYS[2], rid, cmsgpack.pack(rec))
+        list_add(slot(u), rid)
     end
-    rec.u = u
-    redis.call('HSET', KEYS[2], rid, cmsgpack.pack(rec))
-    redis.call('ZADD', KEYS[3], u, rid)
+    redis.call('ZREM', KEYS[3], m)
 end
-return #moved"
+for _, bl in ipairs(order) do
+    redis.call('ZADD', KEYS[3], string.format('%d', bl[1] - 2 * BASE),
+        'h:' .. string.format('%d', bl[1]) .. ':' .. table.concat(bl[2], ' '))
+end
+return moved"
 
 # scenario_mass_expiry HOLDS SPREAD_MS NAME: HOLDS one-ticket holds of a new event made
 # straight with tk_reserve (as the FCALL baseline makes them, 10 min each), then their
@@ -213,7 +234,7 @@ scenario_mass_expiry() {
     ((now < at)) || die "moving the deadlines took past the first of them ($((now - at)) ms late)"
     while :; do
         read -r now held left <<<"$(rcli --raw eval "$eval_now" 0) $(rcli --raw hget "tk:{$s}:inv" "$e:GA:held") \
-            $(rcli --raw zcount "tk:{$s}:dl" 0 +inf)"
+            $(rcli --raw zcount "tk:{$s}:dl" -inf "(-10000000000000")"
         ((now >= last + 1000 && held1s < 0)) && held1s=$held
         ((now >= last && held == 0 && done_ms < 0)) && done_ms=$((now - last))
         ((now >= last && left == 0 && final_ms < 0)) && final_ms=$((now - last))

@@ -43,11 +43,17 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               One encoding serves the record and its outbox entry (rec_encode, outbox).
               Records written before 2026-12 are cjson with a merged-lines field "l"
               and no "r"; they are read alike (rec_decode) and rewritten as msgpack.
-  tk:{s}:dl   sorted set of PENDING holds: member R, score until_ms.
-              (A PAYING reservation is not in dl, so expiry never races a payment.)
-              It also indexes the held-ticket buckets (HELD-TICKET BUCKETS below):
-              member "q:B:E:T", score B - BUCKET_BASE, so every bucket sorts
-              before every hold and each kind is read by its own score range.
+  tk:{s}:dl   sorted set, the deadlines, three kinds of member each in its own score
+              range (read by range, never mixed):
+              hold lists  member "h:B:R1 R2 ...", score B - HOLDS_BASE: the PENDING
+                          holds one call made whose deadline falls in the 100 ms slot
+                          ending at B (HOLD LISTS below); below every other member
+              buckets     member "q:B:E:T", score B - BUCKET_BASE (HELD-TICKET BUCKETS)
+              holds       member R, score until_ms: one hold alone, as versions before
+                          2026-12-07 indexed every hold (still read by the sweeper)
+              A hold that leaves PENDING stays named in its list until the list is
+              swept, which skips it; a PAYING reservation is in no list made after its
+              payment started, so expiry never races a payment.
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
@@ -105,6 +111,15 @@ cancel and a payment start; a failed payment back to PENDING puts them back. A
 hold whose bucket field is gone was released with the bucket, so its finalization
 moves no tickets: a bucket's count is always exactly the tickets of the "q" holds
 still in it.
+
+HOLD LISTS: how the deadlines cost a member per call, not per hold. The holds one
+call makes whose deadlines share a BUCKET_MS slot (all of them, with the usual single
+hold time) are indexed by one dl member naming them all, "h:B:R1 R2 ...", swept when B
+passes: tk_expire finalizes the holds still PENDING and drops the member (a batch of 25
+holds costs one zset entry, not 25; a hold id may not contain a space). Nothing takes a
+hold out of its list; whatever left PENDING is skipped, and a failed payment back to
+PENDING gets a list of its own. A hold is never finalized twice: the records are
+re-read in the sweep and a hold named twice in one sweep is taken once.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -172,24 +187,25 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  -> {"OK"} | {"ERR","not_found"} | {"ERR","state",current_status}
   tk_expire      ARGV limit [, "next"]
                  When some hold is due, moves up to BUCKETS_PER_HOLD x `limit` due
-                 held-ticket buckets back on sale, then releases up to `limit`
-                 holds of the shard whose deadline <= now; fails payments whose
-                 gateway deadline passed, and forgets up to `limit` persisted
-                 records whose grace ran out. dl entries that are no longer
-                 PENDING are only removed. Each of dl, pay and gc is read past its
-                 first entry only when that entry is due, so a shard with nothing
-                 due costs three reads of a first entry (dl's first hold, past its
-                 buckets), and one with none of the three keys a single EXISTS.
+                 held-ticket buckets back on sale, then releases the holds of the
+                 shard whose deadline <= now, whole hold lists up to about `limit`
+                 holds (then holds indexed alone, up to `limit` in all); fails
+                 payments whose gateway deadline passed, and forgets up to `limit`
+                 persisted records whose grace ran out. Holds no longer PENDING are
+                 only dropped from dl. Each of dl, pay and gc is read past its first
+                 entry only when that entry is due, so a shard with nothing due
+                 costs four reads of a first entry (dl's first hold list and first
+                 hold alone), and one with none of the three keys a single EXISTS.
                  -> integer number of holds released from dl, their records now
                     CANCELLED (their tickets may have gone back before, with their
                     bucket; holds released because their payment timed out past
                     until are counted in E:expired, not here)
-                 With "next": -> {released, next_ms}, next_ms the earliest score
-                    left in dl (of a hold), pay and gc (when the shard next has
+                 With "next": -> {released, next_ms}, next_ms the earliest instant
+                    a hold in dl (a list's slot end), pay and gc is due (when the shard next has
                     work), -1 when all three are empty. The sweeper skips a shard
                     until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
-                 PENDING -> PAYING (leaves dl, enters pay) with a new transaction T.
+                 PENDING -> PAYING (leaves its buckets, enters pay) with a new transaction T.
                  -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
                   | {"ERR","not_found"} | {"ERR","state",status}
   tk_pay_finish  ARGV R, T, "ok"|"fail", error_message
@@ -429,6 +445,29 @@ local function bucket_parse(f)
     return tonumber(at), e, t
 end
 
+-- HOLD LISTS (see the header): one dl member per call and slot, scored below the buckets.
+local HOLDS_BASE = 2 * BUCKET_BASE
+
+local function holds_score(at)
+    return string.format('%d', at - HOLDS_BASE)
+end
+
+local function holds_member(at, rids)
+    return 'h:' .. string.format('%d', at) .. ':' .. table.concat(rids, ' ')
+end
+
+-- holds_add indexes a list of PENDING holds whose deadlines fall in the slot ending at.
+local function holds_add(keys, at, rids)
+    redis.call('ZADD', keys[3], holds_score(at), holds_member(at, rids))
+end
+
+-- holds_named appends to out the hold ids a list member names.
+local function holds_named(member, out)
+    for rid in string.gmatch(string.match(member, '^h:%d+:(.*)$') or '', '[^ ]+') do
+        out[#out + 1] = rid
+    end
+end
+
 -- bucket_put counts a PENDING hold's tickets in the buckets of its deadline.
 local function bucket_put(keys, rec)
     for _, line in ipairs(rec_lines(rec)) do
@@ -486,8 +525,8 @@ end
 
 -- release owns the PENDING -> CANCELLED transition, for cancellation and for
 -- expiry alike. Every ticket goes back from held to avail, the event counter
--- `counter` ('cancelled' or 'expired') grows by the number of tickets, and the
--- hold leaves the deadline set (tickets whose bucket was swept are back already).
+-- `counter` ('cancelled' or 'expired') grows by the number of tickets (tickets whose
+-- bucket was swept are back already); its hold list skips it from then on.
 -- The caller has checked that rec is PENDING.
 local function release(keys, rid, rec, counter)
     local inv = keys[1]
@@ -504,7 +543,7 @@ local function release(keys, rid, rec, counter)
     client_release(keys, rec)
     rec.st = 'CANCELLED'
     rec_store(keys, rid, rec)
-    redis.call('ZREM', keys[3], rid)
+    redis.call('ZREM', keys[3], rid) -- indexed alone (earlier versions); a list skips it
     return total
 end
 
@@ -558,7 +597,8 @@ end
 -- held back to avail, counting their tickets expired: the part of an expiry a buyer
 -- waits for, one step per bucket however many holds share it.
 local function sweep_buckets(keys, now, limit)
-    local due = redis.call('ZRANGEBYSCORE', keys[3], '-inf', string.format('%d', now - BUCKET_BASE), 'LIMIT', 0, limit)
+    local due = redis.call('ZRANGEBYSCORE', keys[3], string.format('%d', -BUCKET_BASE),
+        string.format('%d', now - BUCKET_BASE), 'LIMIT', 0, limit) -- above the hold lists
     if #due == 0 then
         return
     end
@@ -578,17 +618,39 @@ local function sweep_buckets(keys, now, limit)
     bulk('ZREM', keys[3], due)
 end
 
+-- due_holds returns the ids of the holds whose deadline passed, from the due hold lists
+-- (whole lists, until there are `limit` ids or more) and, with `alone`, from the holds
+-- indexed one by one, and the dl members they came from.
+local function due_holds(keys, now, limit, alone)
+    local rids, members = {}, {}
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', keys[3], '-inf', holds_score(now), 'LIMIT', 0, limit)) do
+        if #rids >= limit then
+            break
+        end
+        holds_named(m, rids)
+        members[#members + 1] = m
+    end
+    if alone and #rids < limit then
+        for _, rid in ipairs(redis.call('ZRANGEBYSCORE', keys[3], 0, now, 'LIMIT', 0, limit - #rids)) do
+            rids[#rids + 1] = rid
+            members[#members + 1] = rid
+        end
+    end
+    return rids, members
+end
+
 -- expire_due, when some hold of the shard is past its deadline, first sweeps the due
--- buckets (up to BUCKETS_PER_HOLD * limit), then releases up to `limit` such holds.
--- It is the sweeper's work. Calls that read or change inventory also run it, bounded,
--- so figures are right even when the sweeper lags.
--- Deadline entries whose reservation is gone or no longer PENDING are dropped.
+-- buckets (up to BUCKETS_PER_HOLD * limit), then releases the holds of due hold lists,
+-- whole lists up to about `limit` holds. With `alone` (the sweeper) it also releases
+-- the holds indexed one by one by earlier versions. It is the sweeper's work. Calls
+-- that read or change inventory also run it, bounded, so figures are right even when
+-- the sweeper lags. Holds that are gone or no longer PENDING are skipped.
 -- Each hold is released as release() would (tickets not yet swept, client place,
 -- record, outbox entry), but the counters are summed per field and the records, the
 -- reads and the deadline removals go in a few bulk calls.
 local BUCKETS_PER_HOLD = 4 -- a bucket costs a fraction of a hold to sweep: 4x as many per call
-local function expire_due(keys, now, limit)
-    local due = redis.call('ZRANGEBYSCORE', keys[3], 0, now, 'LIMIT', 0, limit)
+local function expire_due(keys, now, limit, alone)
+    local due, members = due_holds(keys, now, limit, alone)
     if #due == 0 then
         return 0 -- no bucket is due either: a bucket exists while a hold in it is not released
     end
@@ -597,10 +659,12 @@ local function expire_due(keys, now, limit)
     local tl = tally_new()
     local left = {} -- bucket field -> tickets still in it, false when swept (read once each)
     local records = {}
+    local taken = {} -- a hold named twice (a failed payment's list) is released once
     local n = 0
     for i, rid in ipairs(due) do
-        local rec = blobs[i] and rec_decode(blobs[i])
+        local rec = not taken[rid] and blobs[i] and rec_decode(blobs[i])
         if rec and rec.st == 'PENDING' then
+            taken[rid] = true
             local total = 0
             for _, line in ipairs(rec_lines(rec)) do
                 local t, k = line[1], line[2]
@@ -636,7 +700,7 @@ local function expire_due(keys, now, limit)
     end
     tally_write(keys, tl)
     bulk('HSET', keys[2], records)
-    bulk('ZREM', keys[3], due)
+    bulk('ZREM', keys[3], members)
     return n
 end
 
@@ -787,7 +851,8 @@ order given, and a later request sees the stock the earlier ones left.
 
 What a call shares is read once and written once: the inventory fields go through a
 ledger (values read with one HMGET, changes summed and written with one HINCRBY per
-field at the end), the records with one HSET, the deadlines with one ZADD, the
+field at the end), the records with one HSET, the deadlines with one ZADD (a hold
+list, HOLD LISTS), the
 clients' rate with one ZADD; the lazy expiry and the outbox length are looked at once
 per call. Only the outbox entry is written per request, one entry each.]]
 
@@ -866,6 +931,9 @@ local function reserve_parse(keys, s, args, from, to, fu_key, adm_key)
     local e, rid = args[from], args[from + 1]
     if not in_shard(e, s) or not in_shard(rid, s) then
         return nil, bad_call('event or reservation id not in the keys\' shard')
+    end
+    if string.find(rid, ' ', 1, true) then
+        return nil, bad_call('a reservation id has no space (HOLD LISTS)')
     end
     local hold = parse_int(args[from + 2], 1)
     local max = parse_int(args[from + 3], 1)
@@ -1073,12 +1141,18 @@ local function reserve_one(call, rq)
         ledger_add(lg, 'cl:' .. rq.fu.client, 1)
     end
     call.exists[rid] = true
-    local records, deadlines = call.records, call.deadlines
+    local records = call.records
     local blob = rec_encode(rid, rec) -- written by reserve_all in one HSET with the others
     records[#records + 1] = rid
     records[#records + 1] = blob
-    deadlines[#deadlines + 1] = until_ms
-    deadlines[#deadlines + 1] = rid
+    local at = bucket_at(until_ms)
+    local list = call.lists[at]
+    if not list then
+        list = {}
+        call.lists[at] = list
+        call.list_order[#call.list_order + 1] = at
+    end
+    list[#list + 1] = rid
     outbox(keys, rec, blob)
     if call.outbox_len then
         call.outbox_len = call.outbox_len + 1
@@ -1094,8 +1168,8 @@ end
 -- share once at the end.
 local function reserve_all(keys, requests)
     local now = now_ms()
-    expire_due(keys, now, EXPIRE_BATCH)
-    local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, deadlines = {},
+    expire_due(keys, now, EXPIRE_BATCH, false)
+    local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, lists = {}, list_order = {},
         buckets = tally_new(), names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
     local answers = {}
     for i, rq in ipairs(requests) do
@@ -1104,7 +1178,9 @@ local function reserve_all(keys, requests)
     ledger_flush(call.lg)
     buckets_write(call)
     bulk('HSET', keys[2], call.records)
-    bulk('ZADD', keys[3], call.deadlines)
+    for _, at in ipairs(call.list_order) do
+        holds_add(keys, at, call.lists[at])
+    end
     if #call.tat_order > 0 then
         local scores = {}
         for _, c in ipairs(call.tat_order) do
@@ -1239,7 +1315,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
         return rec.st
     end
     if not ok then
-        redis.call('ZADD', keys[3], rec.u, rid)
+        holds_add(keys, bucket_at(rec.u), { rid })
         bucket_put(keys, rec)
     end
     rec_store(keys, rid, rec)
@@ -1316,7 +1392,7 @@ local function tk_pay_start(keys, args)
     rec.st = 'PAYING'
     rec.x = { id = tid, st = 'PENDING', amt = amount, d = now }
     rec_store(keys, rid, rec)
-    redis.call('ZREM', keys[3], rid)
+    redis.call('ZREM', keys[3], rid) -- indexed alone (earlier versions); a list skips it
     redis.call('ZADD', keys[4], now + timeout, rid)
     redis.call('HSET', keys[6], tid, cjson.encode({ r = rid, st = 'PENDING' }))
     return { 'OK', tid, amount }
@@ -1473,12 +1549,19 @@ local function head_score(key)
     return head[2] and tonumber(head[2])
 end
 
--- dl_head is head_score for dl: the earliest deadline of a hold. The buckets (which
--- sort first) need no look: a bucket exists only while a hold in it is unreleased,
--- and that hold is due no later than the bucket.
+-- dl_head is head_score for dl: when a hold is next due, the earlier of the first hold
+-- list's slot end and the first hold indexed alone. The buckets need no look: a bucket
+-- exists only while a hold in it is unreleased, and that hold is due no later.
 local function dl_head(key)
-    local hold = redis.call('ZRANGEBYSCORE', key, 0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    return hold[2] and tonumber(hold[2])
+    local list = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', -BUCKET_BASE), 'WITHSCORES',
+        'LIMIT', 0, 1)
+    local alone = redis.call('ZRANGEBYSCORE', key, 0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    local at = list[2] and tonumber(list[2]) + HOLDS_BASE
+    local one = alone[2] and tonumber(alone[2])
+    if one and (not at or one < at) then
+        at = one
+    end
+    return at
 end
 
 local function tk_expire(keys, args)
@@ -1503,7 +1586,7 @@ local function tk_expire(keys, args)
     local sweeps = {
         { keys[4], function() timeout_payments(keys, now, limit) end, head_score },
         { keys[7], function() forget_persisted(keys, now, limit) end, head_score },
-        { keys[3], function() n = expire_due(keys, now, limit) end, dl_head },
+        { keys[3], function() n = expire_due(keys, now, limit, true) end, dl_head },
     }
     for _, sw in ipairs(sweeps) do
         local head = sw[3]

@@ -467,14 +467,46 @@ void tk_lua_force_status(const char *rid, const char *status)
     freeReplyObject(r);
 }
 
-long long tk_lua_dl_has(const char *rid)
+/* Evaluated in Redis (KEYS dl, res; ARGV rid): the record first, then dl alone, then the
+ * hold lists, as HOLD LISTS in lua/ticketd.lua's header lays them out. */
+static const char due_at_lua[] = "local blob = redis.call('HGET', KEYS[2], ARGV[1]) "
+                                 "if not blob then return -1 end "
+                                 "local rec = string.byte(blob, 1) == 123 and cjson.decode(blob) or cmsgpack.unpack(blob) "
+                                 "if rec.st ~= 'PENDING' then return -1 end "
+                                 "local alone = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+                                 "if alone then return tonumber(alone) end "
+                                 "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(-10000000000000')) do "
+                                 "  local at, list = string.match(m, '^h:(%d+):(.*)$') "
+                                 "  for rid in string.gmatch(list, '[^ ]+') do "
+                                 "    if rid == ARGV[1] then return tonumber(at) end "
+                                 "  end "
+                                 "end "
+                                 "return -1";
+
+long long tk_lua_due_at(const char *rid)
 {
     tk_shard_keys_t keys;
     tk_shard_keys(rid, &keys);
-    redisReply *r = tk_lua_cmd("ZSCORE %s %s", keys.names[TK_KEY_DL], rid);
-    long long score = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    redisReply *r = tk_lua_cmd("EVAL %s 2 %s %s %s", due_at_lua, keys.names[TK_KEY_DL], keys.names[TK_KEY_RES], rid);
+    ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "due_at: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    long long at = r->integer;
     freeReplyObject(r);
-    return score;
+    return at;
+}
+
+long long tk_lua_slot_end(long long until_ms)
+{
+    return (until_ms + 99) / 100 * 100;
+}
+
+int tk_lua_hold_lists(const char *ev)
+{
+    tk_shard_keys_t keys;
+    tk_shard_keys(ev, &keys);
+    redisReply *r = tk_lua_cmd("ZCOUNT %s -inf (-10000000000000", keys.names[TK_KEY_DL]);
+    int n = (int)r->integer;
+    freeReplyObject(r);
+    return n;
 }
 
 int tk_lua_res_exists(const char *rid)

@@ -30,7 +30,7 @@ START_TEST(test_expired_hold_reads_cancelled_with_tickets_back)
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 10 && s.held == 0 && s.expired == 3 && s.cancelled == 0);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
 }
 END_TEST
 
@@ -43,7 +43,7 @@ START_TEST(test_expire_sweeps_without_a_read)
     tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
     tk_lua_expire_sweep(ev, "200"); /* not due yet: ours stays */
     ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 2);
-    tk_time_sleep_ms(120);
+    tk_time_sleep_ms(220); /* past the end of the deadline's 100 ms slot, when its list is due */
     ck_assert_int_ge(tk_lua_expire_sweep(ev, "200"), 1);
     char *blob = tk_lua_blob_raw(rid);
     tk_lua_assert_status(blob, "CANCELLED");
@@ -51,7 +51,7 @@ START_TEST(test_expire_sweeps_without_a_read)
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 10 && s.held == 0 && s.expired == 2);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     tk_lua_assert_invariant(ev);
 }
 END_TEST
@@ -73,7 +73,7 @@ START_TEST(test_expire_next_tells_when_the_shard_is_due)
     ck_assert_int_le(r->element[1]->integer, before + 50 + 1000);
     freeReplyObject(r);
     ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 1);
-    tk_time_sleep_ms(120);
+    tk_time_sleep_ms(220); /* past the end of the deadline's 100 ms slot */
     r = tk_lua_fcall("tk_expire", ev, "200", "next", NULL);
     ck_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     ck_assert_int_ge(r->element[0]->integer, 1);
@@ -111,9 +111,12 @@ START_TEST(test_paying_and_completed_never_expire_or_cancel)
     tk_shard_keys_t keys;
     tk_shard_keys(ev, &keys);
     freeReplyObject(tk_lua_cmd("ZADD %s 0 %s", keys.names[TK_KEY_DL], paying));
-    tk_time_sleep_ms(120);
+    tk_time_sleep_ms(220); /* the hold lists naming both are due too */
     tk_lua_expire_sweep(ev, "200");
-    ck_assert_int_eq(tk_lua_dl_has(paying), -1);
+    redisReply *r = tk_lua_cmd("ZSCORE %s %s", keys.names[TK_KEY_DL], paying);
+    ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    ck_assert_int_eq(tk_lua_hold_lists(ev), 0); /* swept, both skipped */
     char *blob = tk_lua_blob_get(paying);
     tk_lua_assert_status(blob, "PAYING");
     free(blob);
@@ -162,7 +165,7 @@ START_TEST(test_a_cancelled_hold_takes_its_tickets_out_of_its_bucket)
     tk_lua_uuid_t ev, kept, cancelled;
     event_with_two_holds(ev, kept, cancelled, "2", 100);
     tk_lua_expect_ok(tk_lua_fcall("tk_cancel", cancelled, cancelled, NULL), 0);
-    tk_time_sleep_ms(150);
+    tk_time_sleep_ms(250); /* past the end of the deadline's 100 ms slot */
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1);
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
@@ -187,13 +190,15 @@ START_TEST(test_a_hold_whose_bucket_was_swept_cannot_be_paid)
     tk_lua_expect_ok(tk_lua_reserve(ev, due, TK_LUA_HOLD_MS, &other, 1), 0);
     tk_shard_keys_t keys;
     tk_shard_keys(ev, &keys);
-    long long until = tk_lua_dl_has(rid), slot = (until + 99) / 100 * 100;
+    long long slot = tk_lua_due_at(rid), due_slot = tk_lua_due_at(due);
     /* the bucket of a deadline is named after it rounded up to 100 ms, and scored that minus
-     * 10^13 (lua/ticketd.lua): -10^13 is due since 1970 */
+     * 10^13, a hold list that minus 2 x 10^13 (lua/ticketd.lua): those are due since 1970 */
     redisReply *r = tk_lua_cmd("ZADD %s XX CH -10000000000000 q:%lld:%s:A", keys.names[TK_KEY_DL], slot, ev);
     ck_assert_int_eq(r->integer, 1); /* the bucket was there, now due */
     freeReplyObject(r);
-    freeReplyObject(tk_lua_cmd("ZADD %s XX 1 %s", keys.names[TK_KEY_DL], due));
+    r = tk_lua_cmd("ZADD %s XX CH -20000000000000 h:%lld:%s", keys.names[TK_KEY_DL], due_slot, due);
+    ck_assert_int_eq(r->integer, 1); /* the other hold's list, now due */
+    freeReplyObject(r);
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1); /* the other hold; ours is not due */
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
@@ -202,7 +207,7 @@ START_TEST(test_a_hold_whose_bucket_was_swept_cannot_be_paid)
     tk_lua_expect_err(tk_lua_pay_start(rid, tid, TK_LUA_GATEWAY_MS), "state", "CANCELLED", -1);
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 20 && s.held == 0 && s.sold == 0 && s.expired == 4);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
     tk_lua_assert_invariant(ev);
 }
@@ -223,7 +228,7 @@ START_TEST(test_cancel_returns_tickets_then_second_cancel_is_state_cancelled)
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 20 && s.held == 0 && s.cancelled == 3 && s.expired == 0);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     char *blob = tk_lua_blob_get(rid);
     tk_lua_assert_status(blob, "CANCELLED");
     free(blob);

@@ -162,7 +162,7 @@ START_TEST(test_persisted_acks_deletes_then_expire_forgets_only_finished)
     char *blob = tk_lua_blob_get(open);
     tk_lua_assert_status(blob, "PENDING");
     free(blob);
-    ck_assert_int_ge(tk_lua_dl_has(open), 0);
+    ck_assert_int_ge(tk_lua_due_at(open), 0);
     r = tk_lua_cmd("ZMSCORE %s %s %s %s", gc, mdone, mtx, mopen);
     for (size_t i = 0; i < r->elements; i++)
         ck_assert_int_eq(r->element[i]->type, REDIS_REPLY_NIL);

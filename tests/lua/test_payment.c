@@ -32,7 +32,7 @@ START_TEST(test_pay_start_makes_pending_paying_with_amount_then_exists)
     ck_assert_msg(strstr(blob, needle) != NULL, "want %s in %s", needle, blob);
     ck_assert_ptr_nonnull(strstr(blob, "\"amt\":71000"));
     free(blob);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     long long deadline = tk_lua_pay_has(rid);
     ck_assert_int_ge(deadline, t0 + 30000 - 5);
     ck_assert_int_le(deadline, t1 + 30000 + 5);
@@ -136,7 +136,7 @@ START_TEST(test_pay_start_txn_outside_the_shard_is_a_redis_error)
     tk_lua_assert_status(blob, "PENDING");
     free(blob);
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
-    ck_assert_int_ge(tk_lua_dl_has(rid), 0);
+    ck_assert_int_ge(tk_lua_due_at(rid), 0);
 }
 END_TEST
 
@@ -166,7 +166,7 @@ START_TEST(test_pay_finish_ok_sells_tickets_then_cancel_and_second_finish_refuse
     tk_lua_assert_status(blob, "COMPLETED");
     free(blob);
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
 
     tk_lua_expect_err(tk_lua_fcall("tk_cancel", rid, rid, NULL), "state", "COMPLETED", -1);
     tk_lua_expect_err(tk_lua_pay_finish(rid, tid, "ok", ""), "stale", "COMPLETED", -1);
@@ -199,7 +199,7 @@ START_TEST(test_pay_finish_fail_back_to_pending_then_retry_with_new_txn)
     ck_assert_int_eq(tk_lua_blob_int(blob, "u"), until);
     ck_assert_ptr_nonnull(strstr(blob, TK_LUA_DECLINED));
     free(blob);
-    ck_assert_int_eq(tk_lua_dl_has(rid), until);
+    ck_assert_int_eq(tk_lua_due_at(rid), tk_lua_slot_end(until));
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
@@ -210,7 +210,7 @@ START_TEST(test_pay_finish_fail_back_to_pending_then_retry_with_new_txn)
     ck_assert_int_eq(tk_lua_pay_start_ok(rid, t2, TK_LUA_GATEWAY_MS), 5000);
     tk_lua_expect_txn(t2, "PENDING", "");
     tk_lua_expect_txn(t1, "ERROR", TK_LUA_DECLINED);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     tk_lua_expect_err(tk_lua_pay_finish(rid, t1, "ok", ""), "stale", "PAYING", -1);
     tk_lua_expect_ok_status(tk_lua_pay_finish(rid, t2, "ok", ""), "COMPLETED");
     tk_lua_expect_txn(t2, "COMPLETED", "");
@@ -258,7 +258,7 @@ START_TEST(test_pay_finish_fail_after_until_expires_at_once)
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 20 && s.held == 0 && s.sold == 0 && s.expired == 3 && s.cancelled == 0 && s.revenue == 0);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
     /* one outbox entry for the failure and the expiry together */
     tk_lua_outbox_entry_t e[4];
@@ -304,7 +304,7 @@ START_TEST(test_paying_hold_survives_its_until_only_the_gateway_timeout_fails_it
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 10 && s.held == 0 && s.sold == 0 && s.expired == 2);
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     /* the gateway's late answer changes nothing */
     tk_lua_expect_err(tk_lua_pay_finish(rid, tid, "ok", ""), "stale", "CANCELLED", -1);
     tk_lua_stats_get(ev, &s);
@@ -335,7 +335,7 @@ START_TEST(test_gateway_timeout_returns_a_live_hold_to_pending)
     tk_lua_assert_status(blob, "PENDING");
     free(blob);
     tk_lua_expect_txn(tid, "ERROR", TK_LUA_TIMED_OUT);
-    ck_assert_int_eq(tk_lua_dl_has(rid), until);
+    ck_assert_int_eq(tk_lua_due_at(rid), tk_lua_slot_end(until));
     ck_assert_int_eq(tk_lua_pay_has(rid), -1);
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);

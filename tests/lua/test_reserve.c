@@ -90,7 +90,7 @@ START_TEST(test_reserve_moves_avail_to_held_and_stores_blob)
     tk_lua_type_stats_t vip = tk_lua_stats_type(ev, "VIP"), std = tk_lua_stats_type(ev, "Std");
     ck_assert(vip.avail == 1 && vip.held == 2 && vip.sold == 0);
     ck_assert(std.avail == 9 && std.held == 1 && std.sold == 0);
-    ck_assert_int_eq(tk_lua_dl_has(rid), until);
+    ck_assert_int_eq(tk_lua_due_at(rid), tk_lua_slot_end(until));
 
     char *blob = tk_lua_blob_get(rid);
     ck_assert_ptr_nonnull(blob);
@@ -143,7 +143,7 @@ START_TEST(test_one_short_type_changes_nothing_at_all)
     char *after = tk_lua_inv_snapshot(ev);
     ck_assert_str_eq(before, after);
     ck_assert_int_eq(tk_lua_res_exists(rid), 0);
-    ck_assert_int_eq(tk_lua_dl_has(rid), -1);
+    ck_assert_int_eq(tk_lua_due_at(rid), -1);
     tk_lua_assert_invariant(ev);
     free(before);
     free(after);
@@ -325,6 +325,15 @@ START_TEST(test_malformed_calls_are_redis_errors)
     r = tk_lua_fcall("tk_expire", ev, "0", NULL);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
+    /* a reservation id with a space (hold lists separate ids with one) */
+    char spaced[TK_UUID_LEN + 1];
+    memcpy(spaced, rid, sizeof(spaced));
+    spaced[10] = ' ';
+    const char *spaced_args[] = {ev, spaced, "1000", "5", "1", "A", "1", "t1"};
+    r = tk_lua_fcall_on(tk_lua_redis, "tk_reserve", ev, 8, spaced_args);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    ck_assert_int_eq(tk_lua_res_exists(spaced), 0);
     ck_assert_int_eq(tk_lua_stats_type(ev, "A").avail, 20);
     ck_assert_int_eq(tk_lua_res_exists(rid), 0);
     tk_lua_assert_invariant(ev);
@@ -452,8 +461,9 @@ START_TEST(test_race_200_clients_100_tickets_exactly_100_held)
     ck_assert(ga.avail == 0 && ga.held == RACE_CAP && ga.sold == 0);
     tk_lua_assert_invariant(ev);
 
-    /* once every hold is due, the sweep alone gives everything back */
-    long long wait = last_until - tk_time_now_ms() + 30;
+    /* once every hold is due (its hold list at the end of its 100 ms slot), the sweep
+     * alone gives everything back */
+    long long wait = tk_lua_slot_end(last_until) - tk_time_now_ms() + 30;
     if (wait > 0)
         tk_time_sleep_ms((long)wait);
     long long swept = 0;

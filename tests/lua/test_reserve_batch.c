@@ -145,7 +145,7 @@ START_TEST(test_batch_holds_each_request_with_its_own_record_deadline_and_outbox
         char *blob = tk_lua_blob_raw(rq[i].rid);
         ck_assert_ptr_nonnull(blob);
         tk_lua_assert_status(blob, "PENDING");
-        ck_assert_int_eq(tk_lua_dl_has(rq[i].rid), tk_lua_blob_int(blob, "u"));
+        ck_assert_int_eq(tk_lua_due_at(rq[i].rid), tk_lua_slot_end(tk_lua_blob_int(blob, "u")));
         free(blob);
         tk_lua_outbox_entry_t entry;
         ck_assert_int_eq(tk_lua_outbox_for(rq[i].rid, &entry, 1), 1);
@@ -159,8 +159,9 @@ START_TEST(test_batch_holds_each_request_with_its_own_record_deadline_and_outbox
 END_TEST
 
 /* The holds of one batch share a deadline, so their tickets share one held-ticket bucket per
- * type: the first sweep after the deadline puts every ticket back on sale however small its
- * batch of holds to finalize, and finalizing the rest later moves no ticket twice. */
+ * type and the holds one hold list (one dl member for the batch): the first sweep after the
+ * deadline's slot puts every ticket back on sale and finalizes the whole list, however small
+ * its limit, moving each ticket once; a read of a hold the sweep finalized moves nothing. */
 START_TEST(test_a_batch_expires_back_on_sale_in_one_sweep)
 {
     enum { N = 6 };
@@ -175,34 +176,25 @@ START_TEST(test_a_batch_expires_back_on_sale_in_one_sweep)
     for (int i = 0; i < N; ++i)
         tk_lua_expect_ok(answer(r, (size_t)i), 0);
     free_batch(r);
-    ck_assert_int_eq(tk_lua_buckets_of(ev), 2);        /* one per type */
-    tk_time_sleep_ms(250);                             /* past the deadline rounded up to 100 ms, when its bucket is swept */
-    ck_assert_int_eq(tk_lua_expire_sweep(ev, "1"), 1); /* one hold finalized... */
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 2); /* one per type */
+    ck_assert_int_eq(tk_lua_hold_lists(ev), 1); /* one for the batch */
+    tk_time_sleep_ms(250);                      /* past the deadline rounded up to 100 ms, when both are due */
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "1"), N);
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
-    ck_assert(s.avail == 20 && s.held == 0 && s.expired == N); /* ...every ticket on sale */
+    ck_assert(s.avail == 20 && s.held == 0 && s.expired == N && s.cancelled == 0);
     ck_assert_int_eq(tk_lua_buckets_of(ev), 0);
+    ck_assert_int_eq(tk_lua_hold_lists(ev), 0);
     tk_lua_assert_invariant(ev);
-    int still_pending = 0;
     for (int i = 0; i < N; ++i) {
-        char *blob = tk_lua_blob_raw(rq[i].rid);
-        still_pending += strstr(blob, "\"st\":\"PENDING\"") != NULL;
-        free(blob);
-    }
-    ck_assert_int_eq(still_pending, N - 1);
-    char *blob = tk_lua_blob_get(rq[N - 1].rid); /* a read finalizes one, moving no ticket */
-    tk_lua_assert_status(blob, "CANCELLED");
-    free(blob);
-    while (tk_lua_expire_sweep(ev, "2") > 0)
-        ;
-    for (int i = 0; i < N; ++i) {
-        blob = tk_lua_blob_raw(rq[i].rid);
+        char *blob = tk_lua_blob_get(rq[i].rid);
         tk_lua_assert_status(blob, "CANCELLED");
         free(blob);
-        ck_assert_int_eq(tk_lua_dl_has(rq[i].rid), -1);
+        ck_assert_int_eq(tk_lua_due_at(rq[i].rid), -1);
         tk_lua_outbox_entry_t entries[2];
         ck_assert_int_eq(tk_lua_outbox_for(rq[i].rid, entries, 2), 2); /* held, then expired */
     }
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "2"), 0);
     tk_lua_stats_get(ev, &s);
     ck_assert(s.avail == 20 && s.held == 0 && s.expired == N && s.cancelled == 0);
     tk_lua_assert_invariant(ev);
@@ -442,10 +434,42 @@ START_TEST(test_racing_batches_hold_exactly_the_capacity)
 }
 END_TEST
 
+/* A failed payment puts its hold back in a hold list of its own, so a hold of a batch is
+ * then named by two lists of the same slot: the sweep releases it once, its tickets back once. */
+START_TEST(test_a_hold_named_by_two_lists_is_released_once)
+{
+    tk_lua_uuid_t ev, tid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "100", NULL);
+    batch_request_t rq[2];
+    for (int i = 0; i < 2; ++i) {
+        request(&rq[i], ev, "A", "2");
+        rq[i].hold_ms = 100;
+    }
+    redisReply *r = reserve_batch(rq, 2);
+    for (int i = 0; i < 2; ++i)
+        tk_lua_expect_ok(answer(r, (size_t)i), 0);
+    free_batch(r);
+    tk_uuid_v4_in_shard(tid, ev);
+    tk_lua_pay_start_ok(rq[0].rid, tid, TK_LUA_GATEWAY_MS);
+    tk_lua_expect_ok_status(tk_lua_pay_finish(rq[0].rid, tid, "fail", TK_LUA_DECLINED), "PENDING");
+    ck_assert_int_eq(tk_lua_hold_lists(ev), 2);
+    tk_time_sleep_ms(250); /* past the end of the deadline's 100 ms slot: both lists due */
+    ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 2);
+    ck_assert_int_eq(tk_lua_hold_lists(ev), 0);
+    tk_lua_stats_t s;
+    tk_lua_stats_get(ev, &s);
+    ck_assert(s.avail == 10 && s.held == 0 && s.expired == 4 && s.cancelled == 0);
+    tk_lua_assert_invariant(ev);
+    tk_lua_outbox_entry_t entries[5];
+    ck_assert_int_eq(tk_lua_outbox_for(rq[0].rid, entries, 5), 4); /* held, paying, back, expired */
+}
+END_TEST
+
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, test_batch_holds_each_request_with_its_own_record_deadline_and_outbox_entry);
     tcase_add_test(tc, test_a_batch_expires_back_on_sale_in_one_sweep);
+    tcase_add_test(tc, test_a_hold_named_by_two_lists_is_released_once);
     tcase_add_test(tc, test_later_requests_see_the_stock_earlier_ones_left);
     tcase_add_test(tc, test_a_malformed_request_spoils_only_its_own_answer);
     tcase_add_test(tc, test_the_same_id_twice_in_one_batch_is_held_once);
