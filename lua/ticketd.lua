@@ -30,7 +30,7 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                                  demand figures for the organiser, not inventory
                                  (see DEMAND FIGURES below)
   tk:{s}:res  hash, R -> reservation record, msgpack of the map
-                {"r":R, "e":E, "st":"PENDING"|"PAYING"|"COMPLETED"|"CANCELLED",
+                {"e":E, "st":"PENDING"|"PAYING"|"COMPLETED"|"CANCELLED",
                  "c":created_ms, "u":until_ms,
                  "t":[[ticket_uuid,T,price],...] one entry per ticket, in request
                                                 order (its lines, merged per type in
@@ -40,9 +40,10 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                                                 buckets (PENDING holds since 2026-12)
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
-              One encoding serves the record and its outbox entry (rec_encode, outbox).
-              Records written before 2026-12 are cjson with a merged-lines field "l"
-              and no "r"; they are read alike (rec_decode) and rewritten as msgpack.
+              One encoding serves the record and its outbox entry (rec_encode, outbox),
+              which adds "r":R in front. Records written before 2026-12 are cjson with a
+              merged-lines field "l"; those of 2026-12-01 to -07 also carry "r". They
+              are read alike (rec_decode) and rewritten as today's.
   tk:{s}:dl   sorted set, the deadlines, three kinds of member each in its own score
               range (read by range, never mixed):
               hold lists  member "h:B:R1 R2 ...", score B - HOLDS_BASE: the PENDING
@@ -57,9 +58,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
-              "m" = the record as stored in res (the writer reads r,e,st,c,u,t,x and
-              ignores the rest), except that st is as the API shows it: PAYING is
-              PENDING. Every entry is the whole reservation, so entries can be applied
+              "m" = the record as stored in res with "r":R spliced in front (the writer
+              reads r,e,st,c,u,t,x and ignores the rest), except that st is as the API
+              shows it: PAYING is PENDING. Every entry is the whole reservation, so entries can be applied
               by several writers in any order of batches. Consumer group "writers"
               (OUTBOX_GROUP below; TK_OUTBOX_GROUP in engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
@@ -350,30 +351,39 @@ local function rec_decode(blob)
     return cmsgpack.unpack(blob)
 end
 
--- rec_encode returns the record of rid as stored in tk:{s}:res.
-local function rec_encode(rid, rec)
-    rec.r = rid
+-- rec_encode returns the record as stored in tk:{s}:res: without its id, which is the
+-- field's name (records of earlier versions carry it; it is dropped when rewritten).
+local function rec_encode(rec)
+    rec.r = nil
     return cmsgpack.pack(rec)
 end
 
--- outbox appends a change of rec to the shard's stream. blob is rec as rec_encode made
--- it: one encoding serves the record and its outbox entry, unless the status is not
--- public (PAYING), when the entry says PENDING.
-local function outbox(keys, rec, blob)
+-- with_id returns a stored record as its outbox entry carries it, with "r" = rid. A
+-- stored record is a msgpack fixmap (its first byte 0x80 + its field count, at most 15),
+-- so the entry is the same bytes behind one more field spliced in front: no re-encoding.
+local R_FIELD = '\161r' -- msgpack of the string "r" (a fixstr: 0xa0 + its length)
+local function with_id(rid, blob)
+    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. cmsgpack.pack(rid) .. string.sub(blob, 2)
+end
+
+-- outbox appends a change of rec (record rid) to the shard's stream. blob is rec as
+-- rec_encode made it: one encoding serves the record and its outbox entry, unless the
+-- status is not public (PAYING), when the entry says PENDING.
+local function outbox(keys, rid, rec, blob)
     local st = rec.st
     if public_status(st) ~= st then
         rec.st = public_status(st)
         blob = cmsgpack.pack(rec)
         rec.st = st
     end
-    redis.call('XADD', keys[5], '*', 'm', blob)
+    redis.call('XADD', keys[5], '*', 'm', with_id(rid, blob))
 end
 
 -- rec_store writes the record of rid and appends the change to the outbox.
 local function rec_store(keys, rid, rec)
-    local blob = rec_encode(rid, rec)
+    local blob = rec_encode(rec)
     redis.call('HSET', keys[2], rid, blob)
-    outbox(keys, rec, blob)
+    outbox(keys, rid, rec, blob)
 end
 
 -- rec_lines returns the record's tickets per type, {T, n} in first-seen order.
@@ -691,10 +701,10 @@ local function expire_due(keys, now, limit, alone)
             end
             rec.q = nil
             rec.st = 'CANCELLED'
-            local blob = rec_encode(rid, rec) -- written below in one HSET with the others
+            local blob = rec_encode(rec) -- written below in one HSET with the others
             records[#records + 1] = rid
             records[#records + 1] = blob
-            outbox(keys, rec, blob)
+            outbox(keys, rid, rec, blob)
             n = n + 1
         end
     end
@@ -1142,7 +1152,7 @@ local function reserve_one(call, rq)
     end
     call.exists[rid] = true
     local records = call.records
-    local blob = rec_encode(rid, rec) -- written by reserve_all in one HSET with the others
+    local blob = rec_encode(rec) -- written by reserve_all in one HSET with the others
     records[#records + 1] = rid
     records[#records + 1] = blob
     local at = bucket_at(until_ms)
@@ -1153,7 +1163,7 @@ local function reserve_one(call, rq)
         call.list_order[#call.list_order + 1] = at
     end
     list[#list + 1] = rid
-    outbox(keys, rec, blob)
+    outbox(keys, rid, rec, blob)
     if call.outbox_len then
         call.outbox_len = call.outbox_len + 1
     end
@@ -1250,6 +1260,7 @@ local function tk_get(keys, args)
     if not rec then
         return { 'ERR', 'not_found' }
     end
+    rec.r = args[1]
     return { 'OK', cjson.encode(rec) }
 end
 

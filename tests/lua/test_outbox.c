@@ -43,6 +43,10 @@ START_TEST(test_outbox_reserve_pay_complete_three_whole_entries)
     long long created = r->element[1]->integer, until = r->element[2]->integer;
     freeReplyObject(r);
     ck_assert_int_eq(tk_lua_outbox_for(rid, e, 4), 1);
+    /* the entry carries the id ("r", spliced in front), the stored record leaves it to its field */
+    char *stored = tk_lua_blob_raw(rid);
+    ck_assert_msg(strstr(stored, "\"r\":") == NULL, "stored with its id: %s", stored);
+    free(stored);
     tk_uuid_v4_in_shard(tid, ev);
     tk_lua_pay_start_ok(rid, tid, TK_LUA_GATEWAY_MS);
     ck_assert_int_eq(tk_lua_outbox_for(rid, e, 4), 2);
