@@ -147,13 +147,13 @@ scenario_catalog_idle() { # EVENTS SECONDS
 
 # ---------------------------------------------------------------- mass expiry
 
-# The script that moves the holds of up to 2,000 not yet moved hold lists of event ARGV[2]
+# The script that moves the holds of up to 10,000 not yet moved hold lists of event ARGV[2]
 # (those that fall due after ARGV[1] + ARGV[4]) to ARGV[1] + (ARGV[3] + i) mod ARGV[4], the
 # i-th hold moved: the record's "u", its place in tk:{s}:dl (new hold lists of at most 64
-# holds per 100 ms slot, as a batch of ticketd's makes them) and, records with "q", its
+# holds per deadline, as a batch of ticketd's makes them) and, records with "q", its
 # tickets from the old deadline's held-ticket bucket to the new one's. Returns how many
 # holds it moved. It knows the layout as lua/ticketd.lua's header documents it (HOLD
-# LISTS, HELD-TICKET BUCKETS): buckets scored slot - 10^13, lists slot - 2 x 10^13.
+# LISTS, HELD-TICKET BUCKETS): buckets scored slot - 10^13, lists deadline - 2 x 10^13.
 MASS_MOVE_LUA="
 local at, e, off, spread = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local BASE = 10000000000000
@@ -167,15 +167,15 @@ local function bucket_add(u, t, n)
         redis.call('ZADD', KEYS[3], string.format('%d', slot(u) - BASE), f)
     end
 end
-local lists = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. string.format('%d', slot(at + spread) - 2 * BASE),
-    '(' .. string.format('%d', -BASE), 'LIMIT', 0, 2000)
-local moved, by_slot, order = 0, {}, {}
-local function list_add(b, rid)
-    local l = by_slot[b]
+local lists = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. string.format('%d', at + spread - 1 - 2 * BASE),
+    '(' .. string.format('%d', -BASE), 'LIMIT', 0, 10000)
+local moved, by_until, order = 0, {}, {}
+local function list_add(u, rid)
+    local l = by_until[u]
     if not l or #l == 64 then
         l = {}
-        by_slot[b] = l
-        order[#order + 1] = { b, l }
+        by_until[u] = l
+        order[#order + 1] = { u, l }
     end
     l[#l + 1] = rid
 end
@@ -192,7 +192,7 @@ for _, m in ipairs(lists) do
         end
         rec.u = u
         redis.call('HSET', KEYS[2], rid, cmsgpack.pack(rec))
-        list_add(slot(u), rid)
+        list_add(u, rid)
     end
     redis.call('ZREM', KEYS[3], m)
 end

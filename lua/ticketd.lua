@@ -46,9 +46,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               are read alike (rec_decode) and rewritten as today's.
   tk:{s}:dl   sorted set, the deadlines, three kinds of member each in its own score
               range (read by range, never mixed):
-              hold lists  member "h:B:R1 R2 ...", score B - HOLDS_BASE: the PENDING
-                          holds one call made whose deadline falls in the 100 ms slot
-                          ending at B (HOLD LISTS below); below every other member
+              hold lists  member "h:U:R1 R2 ...", score U - HOLDS_BASE: the PENDING
+                          holds one call made with the deadline U (HOLD LISTS below);
+                          below every other member
               buckets     member "q:B:E:T", score B - BUCKET_BASE (HELD-TICKET BUCKETS)
               holds       member R, score until_ms: one hold alone, as versions before
                           2026-12-07 indexed every hold (still read by the sweeper)
@@ -114,13 +114,16 @@ moves no tickets: a bucket's count is always exactly the tickets of the "q" hold
 still in it.
 
 HOLD LISTS: how the deadlines cost a member per call, not per hold. The holds one
-call makes whose deadlines share a BUCKET_MS slot (all of them, with the usual single
-hold time) are indexed by one dl member naming them all, "h:B:R1 R2 ...", swept when B
-passes: tk_expire finalizes the holds still PENDING and drops the member (a batch of 25
-holds costs one zset entry, not 25; a hold id may not contain a space). Nothing takes a
+call makes with the same deadline U (all of them, with the usual single hold time: a
+call has one "now") are indexed by one dl member naming them all, "h:U:R1 R2 ...",
+due at U exactly: tk_expire finalizes the holds still PENDING and drops the member (a
+batch of 25 holds costs one zset entry, not 25; a hold id may not contain a space). Nothing takes a
 hold out of its list; whatever left PENDING is skipped, and a failed payment back to
 PENDING gets a list of its own. A hold is never finalized twice: the records are
-re-read in the sweep and a hold named twice in one sweep is taken once.
+re-read in the sweep and a hold named twice in one sweep is taken once. Versions before
+2026-12-07 do not know the lists: going back to one drops them unswept (their holds'
+tickets still go back with their buckets, but the records stay PENDING, in Redis and in
+PostgreSQL, until read), so such a rollback wants the lists swept first.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -202,7 +205,7 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                     bucket; holds released because their payment timed out past
                     until are counted in E:expired, not here)
                  With "next": -> {released, next_ms}, next_ms the earliest instant
-                    a hold in dl (a list's slot end), pay and gc is due (when the shard next has
+                    a hold in dl, pay and gc is due (when the shard next has
                     work), -1 when all three are empty. The sweeper skips a shard
                     until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
@@ -466,7 +469,7 @@ local function holds_member(at, rids)
     return 'h:' .. string.format('%d', at) .. ':' .. table.concat(rids, ' ')
 end
 
--- holds_add indexes a list of PENDING holds whose deadlines fall in the slot ending at.
+-- holds_add indexes a list of PENDING holds whose deadline is at.
 local function holds_add(keys, at, rids)
     redis.call('ZADD', keys[3], holds_score(at), holds_member(at, rids))
 end
@@ -1155,7 +1158,7 @@ local function reserve_one(call, rq)
     local blob = rec_encode(rec) -- written by reserve_all in one HSET with the others
     records[#records + 1] = rid
     records[#records + 1] = blob
-    local at = bucket_at(until_ms)
+    local at = until_ms
     local list = call.lists[at]
     if not list then
         list = {}
@@ -1326,7 +1329,7 @@ local function finish_payment(keys, rid, rec, ok, err, now)
         return rec.st
     end
     if not ok then
-        holds_add(keys, bucket_at(rec.u), { rid })
+        holds_add(keys, rec.u, { rid })
         bucket_put(keys, rec)
     end
     rec_store(keys, rid, rec)
@@ -1561,7 +1564,7 @@ local function head_score(key)
 end
 
 -- dl_head is head_score for dl: when a hold is next due, the earlier of the first hold
--- list's slot end and the first hold indexed alone. The buckets need no look: a bucket
+-- list's deadline and the first hold indexed alone. The buckets need no look: a bucket
 -- exists only while a hold in it is unreleased, and that hold is due no later.
 local function dl_head(key)
     local list = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', -BUCKET_BASE), 'WITHSCORES',

@@ -494,11 +494,6 @@ long long tk_lua_due_at(const char *rid)
     return at;
 }
 
-long long tk_lua_slot_end(long long until_ms)
-{
-    return (until_ms + 99) / 100 * 100;
-}
-
 int tk_lua_hold_lists(const char *ev)
 {
     tk_shard_keys_t keys;

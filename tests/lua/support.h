@@ -130,13 +130,11 @@ void tk_lua_assert_status(const char *blob, const char *status);
 long long tk_lua_blob_int(const char *blob, const char *key);
 /* replaces the record's status; as the payment code does, the hold leaves dl and its buckets */
 void tk_lua_force_status(const char *rid, const char *status);
-/* When the sweeper would release rid: the end of the 100 ms slot of the hold list that
- * names it (lua/ticketd.lua, HOLD LISTS), or its own score when dl indexes it alone (as
- * versions before 2026-12-07 did); -1 when dl names it nowhere or its record is not
- * PENDING (a list skips those) */
+/* When the sweeper would release rid: the deadline of the hold list that names it
+ * (lua/ticketd.lua, HOLD LISTS), or its own score when dl indexes it alone (as versions
+ * before 2026-12-07 did); -1 when dl names it nowhere or its record is not PENDING (a
+ * list skips those) */
 long long tk_lua_due_at(const char *rid);
-/* the end of the 100 ms slot of a deadline: when its hold list and buckets fall due */
-long long tk_lua_slot_end(long long until_ms);
 /* the hold lists in the deadline set of ev's shard */
 int tk_lua_hold_lists(const char *ev);
 int tk_lua_res_exists(const char *rid);

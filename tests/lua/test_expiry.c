@@ -43,7 +43,7 @@ START_TEST(test_expire_sweeps_without_a_read)
     tk_lua_expect_ok(tk_lua_reserve(ev, rid, 50, &line, 1), 0);
     tk_lua_expire_sweep(ev, "200"); /* not due yet: ours stays */
     ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 2);
-    tk_time_sleep_ms(220); /* past the end of the deadline's 100 ms slot, when its list is due */
+    tk_time_sleep_ms(120);
     ck_assert_int_ge(tk_lua_expire_sweep(ev, "200"), 1);
     char *blob = tk_lua_blob_raw(rid);
     tk_lua_assert_status(blob, "CANCELLED");
@@ -73,7 +73,7 @@ START_TEST(test_expire_next_tells_when_the_shard_is_due)
     ck_assert_int_le(r->element[1]->integer, before + 50 + 1000);
     freeReplyObject(r);
     ck_assert_int_eq(tk_lua_stats_type(ev, "A").held, 1);
-    tk_time_sleep_ms(220); /* past the end of the deadline's 100 ms slot */
+    tk_time_sleep_ms(120);
     r = tk_lua_fcall("tk_expire", ev, "200", "next", NULL);
     ck_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     ck_assert_int_ge(r->element[0]->integer, 1);
@@ -111,7 +111,7 @@ START_TEST(test_paying_and_completed_never_expire_or_cancel)
     tk_shard_keys_t keys;
     tk_shard_keys(ev, &keys);
     freeReplyObject(tk_lua_cmd("ZADD %s 0 %s", keys.names[TK_KEY_DL], paying));
-    tk_time_sleep_ms(220); /* the hold lists naming both are due too */
+    tk_time_sleep_ms(120); /* the hold lists naming both are due too */
     tk_lua_expire_sweep(ev, "200");
     redisReply *r = tk_lua_cmd("ZSCORE %s %s", keys.names[TK_KEY_DL], paying);
     ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
@@ -165,7 +165,7 @@ START_TEST(test_a_cancelled_hold_takes_its_tickets_out_of_its_bucket)
     tk_lua_uuid_t ev, kept, cancelled;
     event_with_two_holds(ev, kept, cancelled, "2", 100);
     tk_lua_expect_ok(tk_lua_fcall("tk_cancel", cancelled, cancelled, NULL), 0);
-    tk_time_sleep_ms(250); /* past the end of the deadline's 100 ms slot */
+    tk_time_sleep_ms(150);
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1);
     tk_lua_stats_t s;
     tk_lua_stats_get(ev, &s);
@@ -190,13 +190,14 @@ START_TEST(test_a_hold_whose_bucket_was_swept_cannot_be_paid)
     tk_lua_expect_ok(tk_lua_reserve(ev, due, TK_LUA_HOLD_MS, &other, 1), 0);
     tk_shard_keys_t keys;
     tk_shard_keys(ev, &keys);
-    long long slot = tk_lua_due_at(rid), due_slot = tk_lua_due_at(due);
-    /* the bucket of a deadline is named after it rounded up to 100 ms, and scored that minus
-     * 10^13, a hold list that minus 2 x 10^13 (lua/ticketd.lua): those are due since 1970 */
+    long long until = tk_lua_due_at(rid), slot = (until + 99) / 100 * 100, due_until = tk_lua_due_at(due);
+    /* the bucket of a deadline is named after it rounded up to 100 ms and scored that minus
+     * 10^13, a hold list after the deadline and scored it minus 2 x 10^13 (lua/ticketd.lua):
+     * those are due since 1970 */
     redisReply *r = tk_lua_cmd("ZADD %s XX CH -10000000000000 q:%lld:%s:A", keys.names[TK_KEY_DL], slot, ev);
     ck_assert_int_eq(r->integer, 1); /* the bucket was there, now due */
     freeReplyObject(r);
-    r = tk_lua_cmd("ZADD %s XX CH -20000000000000 h:%lld:%s", keys.names[TK_KEY_DL], due_slot, due);
+    r = tk_lua_cmd("ZADD %s XX CH -20000000000000 h:%lld:%s", keys.names[TK_KEY_DL], due_until, due);
     ck_assert_int_eq(r->integer, 1); /* the other hold's list, now due */
     freeReplyObject(r);
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 1); /* the other hold; ours is not due */

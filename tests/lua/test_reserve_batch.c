@@ -145,7 +145,7 @@ START_TEST(test_batch_holds_each_request_with_its_own_record_deadline_and_outbox
         char *blob = tk_lua_blob_raw(rq[i].rid);
         ck_assert_ptr_nonnull(blob);
         tk_lua_assert_status(blob, "PENDING");
-        ck_assert_int_eq(tk_lua_due_at(rq[i].rid), tk_lua_slot_end(tk_lua_blob_int(blob, "u")));
+        ck_assert_int_eq(tk_lua_due_at(rq[i].rid), tk_lua_blob_int(blob, "u"));
         free(blob);
         tk_lua_outbox_entry_t entry;
         ck_assert_int_eq(tk_lua_outbox_for(rq[i].rid, &entry, 1), 1);
@@ -160,7 +160,7 @@ END_TEST
 
 /* The holds of one batch share a deadline, so their tickets share one held-ticket bucket per
  * type and the holds one hold list (one dl member for the batch): the first sweep after the
- * deadline's slot puts every ticket back on sale and finalizes the whole list, however small
+ * deadline's 100 ms slot puts every ticket back on sale and finalizes the whole list, however small
  * its limit, moving each ticket once; a read of a hold the sweep finalized moves nothing. */
 START_TEST(test_a_batch_expires_back_on_sale_in_one_sweep)
 {
@@ -435,7 +435,7 @@ START_TEST(test_racing_batches_hold_exactly_the_capacity)
 END_TEST
 
 /* A failed payment puts its hold back in a hold list of its own, so a hold of a batch is
- * then named by two lists of the same slot: the sweep releases it once, its tickets back once. */
+ * then named by two lists of the same deadline: the sweep releases it once, its tickets back once. */
 START_TEST(test_a_hold_named_by_two_lists_is_released_once)
 {
     tk_lua_uuid_t ev, tid;
@@ -453,7 +453,7 @@ START_TEST(test_a_hold_named_by_two_lists_is_released_once)
     tk_lua_pay_start_ok(rq[0].rid, tid, TK_LUA_GATEWAY_MS);
     tk_lua_expect_ok_status(tk_lua_pay_finish(rq[0].rid, tid, "fail", TK_LUA_DECLINED), "PENDING");
     ck_assert_int_eq(tk_lua_hold_lists(ev), 2);
-    tk_time_sleep_ms(250); /* past the end of the deadline's 100 ms slot: both lists due */
+    tk_time_sleep_ms(150); /* past the deadline: both lists due */
     ck_assert_int_eq(tk_lua_expire_sweep(ev, "200"), 2);
     ck_assert_int_eq(tk_lua_hold_lists(ev), 0);
     tk_lua_stats_t s;
