@@ -60,8 +60,8 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
               "m" = the record as stored in res with "r":R spliced in front (the writer
               reads r,e,st,c,u,t,x and ignores the rest), except that st is as the API
-              shows it: PAYING is PENDING. Every entry is the whole reservation, so entries can be applied
-              by several writers in any order of batches. Consumer group "writers"
+              shows it: PAYING is PENDING. Every entry is the whole reservation, so
+              entries can be applied by several writers in any order of batches. Consumer group "writers"
               (OUTBOX_GROUP below; TK_OUTBOX_GROUP in engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
               ids, like reservation ids, start with their shard.
@@ -117,9 +117,9 @@ HOLD LISTS: how the deadlines cost a member per call, not per hold. The holds on
 call makes with the same deadline U (all of them, with the usual single hold time: a
 call has one "now") are indexed by one dl member naming them all, "h:U:R1 R2 ...",
 due at U exactly: tk_expire finalizes the holds still PENDING and drops the member (a
-batch of 25 holds costs one zset entry, not 25; a hold id may not contain a space). Nothing takes a
-hold out of its list; whatever left PENDING is skipped, and a failed payment back to
-PENDING gets a list of its own. A hold is never finalized twice: the records are
+batch of 25 holds costs one zset entry, not 25; a hold id may not contain a space).
+Nothing takes a hold out of its list; whatever left PENDING is skipped, and a failed
+payment back to PENDING gets a list of its own. A hold is never finalized twice: the records are
 re-read in the sweep and a hold named twice in one sweep is taken once. Versions before
 2026-12-07 do not know the lists: going back to one drops them unswept (their holds'
 tickets still go back with their buckets, but the records stay PENDING, in Redis and in
@@ -458,7 +458,7 @@ local function bucket_parse(f)
     return tonumber(at), e, t
 end
 
--- HOLD LISTS (see the header): one dl member per call and slot, scored below the buckets.
+-- HOLD LISTS (see the header): one dl member per call and deadline, scored below the buckets.
 local HOLDS_BASE = 2 * BUCKET_BASE
 
 local function holds_score(at)
@@ -1182,8 +1182,9 @@ end
 local function reserve_all(keys, requests)
     local now = now_ms()
     expire_due(keys, now, EXPIRE_BATCH, false)
-    local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {}, lists = {}, list_order = {},
-        buckets = tally_new(), names = {}, meta = {}, tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+    local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {},
+        lists = {}, list_order = {}, buckets = tally_new(), names = {}, meta = {},
+        tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
     local answers = {}
     for i, rq in ipairs(requests) do
         answers[i] = rq.answer or reserve_one(call, rq)
