@@ -36,7 +36,7 @@ static void on_pong(redisReply *reply, void *data)
 
 int tk_ops_health(tk_engine_t *e, tk_health_cb cb, void *data)
 {
-    if (!tk_redis_all_started())
+    if (!tk_redis_all_started((size_t)e->config->threads))
         return -EAGAIN;
     tk_health_call_t *call = h2o_mem_alloc(sizeof(*call));
     *call = (tk_health_call_t){.cb = cb, .data = data};

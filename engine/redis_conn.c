@@ -89,9 +89,9 @@ struct st_tk_redis_t {
     int was_ready; /* tk_redis_ready has been true once (counted in routers_started) */
 };
 
-/* Routers made, and those of them that have been ready once: a process whose loops are
- * not all connected yet is still starting (tk_redis_all_started). */
-static size_t routers_made, routers_started;
+/* Routers that have been ready once: a process with fewer than one per loop is still
+ * starting (tk_redis_all_started). */
+static size_t routers_started;
 
 static void request_refresh(tk_redis_t *r);
 static void route(tk_redis_cmd_t *cmd);
@@ -500,7 +500,6 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
     memset(r, 0, sizeof(*r));
     r->loop = loop;
     r->config = config;
-    __atomic_add_fetch(&routers_made, 1, __ATOMIC_RELEASE);
     if (config->ncluster_seeds == 0) {
         r->nodes[0].link = tk_redis_link_create(loop, &config->redis, on_link_ready, r);
         r->nnodes = 1;
@@ -566,10 +565,9 @@ int tk_redis_ready(const tk_redis_t *r)
     return 1;
 }
 
-int tk_redis_all_started(void)
+int tk_redis_all_started(size_t loops)
 {
-    size_t started = __atomic_load_n(&routers_started, __ATOMIC_ACQUIRE);
-    return started == __atomic_load_n(&routers_made, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&routers_started, __ATOMIC_ACQUIRE) >= loops;
 }
 
 /* the four below are read by the metrics scrape from another thread */

@@ -46,9 +46,10 @@ int tk_redis_command_fenced(tk_redis_t *r, const char *fence_key, tk_redis_needs
                             int argc, const char **argv, const size_t *argvlen);
 /* whether every slot has an owner whose connections (both) are up (a single Redis: connected) */
 int tk_redis_ready(const tk_redis_t *r);
-/* Whether every router of the process has been ready once (any thread): until then the
- * process is starting, and a loop whose connection is not up yet would refuse holds. */
-int tk_redis_all_started(void);
+/* Whether `loops` routers of the process (one per loop thread) have been ready once; any
+ * thread. Until then the process is starting: a loop whose router has not connected yet
+ * (or has not even been made: its thread is still starting) would refuse holds. */
+int tk_redis_all_started(size_t loops);
 size_t tk_redis_in_flight(const tk_redis_t *r);
 /* commands sent since creation */
 uint64_t tk_redis_round_trips(const tk_redis_t *r);

@@ -1,9 +1,10 @@
 /*
  * test_redis_conn.c: what the router (engine/redis_conn.c) tells the rest of the process
- * about its start-up on a single Redis. A process is started only once every router it
- * made has been connected once (tk_redis_all_started, which GET /healthz waits for): a
- * router that has not connected yet, or never can, keeps the process starting, while one
- * that was connected and lost its connection does not make it start again.
+ * about its start-up on a single Redis. A process is started only once as many routers
+ * as it has loops have been connected once (tk_redis_all_started, which GET /healthz
+ * waits for): a router that has not connected yet, or never can, or has not been made
+ * yet, keeps it starting, while one that was connected and lost its connection does not
+ * make it start again.
  */
 #include "engine/redis_conn.h"
 #include "tests/lua/support.h"
@@ -43,15 +44,15 @@ START_TEST(test_the_process_starts_once_every_router_was_ready)
     config_for(&live, tk_lua_port());
     config_for(&dead, 1); /* nothing listens on port 1 */
     tk_redis_t *first = tk_redis_create(loop, &live);
-    ck_assert_int_eq(tk_redis_all_started(), 0); /* made, still connecting */
+    ck_assert_int_eq(tk_redis_all_started(1), 0); /* made, still connecting */
     ck_assert_int_eq(run_until_ready(first), 1);
-    ck_assert_int_eq(tk_redis_all_started(), 1);
+    ck_assert_int_eq(tk_redis_all_started(1), 1);
+    ck_assert_int_eq(tk_redis_all_started(2), 0); /* the second loop's router is not made yet */
 
     tk_redis_t *second = tk_redis_create(loop, &dead);
-    ck_assert_int_eq(tk_redis_all_started(), 0);
     run_for(300);
     ck_assert_int_eq(tk_redis_ready(second), 0);
-    ck_assert_int_eq(tk_redis_all_started(), 0); /* one loop that cannot connect keeps it starting */
+    ck_assert_int_eq(tk_redis_all_started(2), 0); /* one loop that cannot connect keeps it starting */
 }
 END_TEST
 
@@ -64,7 +65,7 @@ START_TEST(test_a_router_that_lost_its_connection_does_not_restart_the_process)
     /* the server drops every normal client: the router reconnects by itself */
     freeReplyObject(tk_lua_cmd("CLIENT KILL TYPE normal SKIPME yes"));
     run_for(50);
-    ck_assert_int_eq(tk_redis_all_started(), 1);
+    ck_assert_int_eq(tk_redis_all_started(1), 1);
     ck_assert_int_eq(run_until_ready(r), 1);
 }
 END_TEST
