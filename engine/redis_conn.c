@@ -98,19 +98,22 @@ static void route(tk_redis_cmd_t *cmd);
 
 /* ---- nodes ------------------------------------------------------------------------ */
 
-/* counts r in routers_started the first time it is ready */
-static void note_started(tk_redis_t *r)
+/* counts the router (owner) in routers_started the first time it is ready: the ready
+ * callback of a single Redis's link and of the masters' durable links */
+static void note_started(void *owner)
 {
+    tk_redis_t *r = owner;
     if (!r->was_ready && tk_redis_ready(r)) {
         r->was_ready = 1;
         __atomic_add_fetch(&routers_started, 1, __ATOMIC_RELEASE);
     }
 }
 
+/* the ready callback of a cluster node's ordinary link */
 static void on_link_ready(void *owner)
 {
     tk_redis_t *r = owner;
-    if (r->cluster && (!r->have_map || r->refresh_wanted))
+    if (!r->have_map || r->refresh_wanted)
         request_refresh(r);
     note_started(r);
 }
@@ -142,8 +145,7 @@ static void make_master(tk_redis_t *r, uint16_t i, unsigned nreplicas)
     n->owns_slots = 1;
     n->nreplicas = nreplicas;
     if (n->durable == NULL)
-        __atomic_store_n(&n->durable, tk_redis_link_create(r->loop, tk_redis_link_url(n->link), on_link_ready, r),
-                         __ATOMIC_RELEASE);
+        __atomic_store_n(&n->durable, tk_redis_link_create(r->loop, tk_redis_link_url(n->link), note_started, r), __ATOMIC_RELEASE);
 }
 
 /* ---- the slot map ----------------------------------------------------------------- */
@@ -501,7 +503,7 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
     r->loop = loop;
     r->config = config;
     if (config->ncluster_seeds == 0) {
-        r->nodes[0].link = tk_redis_link_create(loop, &config->redis, on_link_ready, r);
+        r->nodes[0].link = tk_redis_link_create(loop, &config->redis, note_started, r);
         r->nnodes = 1;
         return r;
     }
