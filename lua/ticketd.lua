@@ -366,7 +366,15 @@ end
 -- so the entry is the same bytes behind one more field spliced in front: no re-encoding.
 local R_FIELD = '\161r' -- msgpack of the string "r" (a fixstr: 0xa0 + its length)
 local function with_id(rid, blob)
-    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. cmsgpack.pack(rid) .. string.sub(blob, 2)
+    local n, head = #rid, nil
+    if n < 32 then
+        head = string.char(0xa0 + n) -- fixstr
+    elseif n < 256 then
+        head = string.char(0xd9, n) -- str8 (a 36-character UUID)
+    else
+        return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. cmsgpack.pack(rid) .. string.sub(blob, 2)
+    end
+    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. head .. rid .. string.sub(blob, 2)
 end
 
 -- outbox appends a change of rec (record rid) to the shard's stream. blob is rec as
@@ -525,14 +533,16 @@ local function bucket_take(keys, rec)
 end
 
 -- fair_use_part reads the fair-use part of a tk_reserve request, the four arguments
--- C, max_holds, rate, outbox_limit at args[at]; key is the request's tk:{s}:rt, inv
--- its shard's tk:{s}:inv. fu.bad is set when the part is malformed.
+-- C, max_holds, rate, outbox_limit at args[at]; key is the request's tk:{s}:rt (its
+-- caller checked that it is the shard's, once per call). fu.bad is set when the part is
+-- malformed.
 local FAIR_USE_NARGS = 4
-local function fair_use_part(inv, key, args, at)
+local BAD_FAIR_USE = 'fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first'
+local function fair_use_part(key, args, at)
     local fu = { key = key, client = args[at], max = parse_int(args[at + 1], 0), rate = parse_int(args[at + 2], 0),
         pause = parse_int(args[at + 3], 0) }
-    fu.bad = key ~= string.gsub(inv, ':inv$', ':rt') or type(fu.client) ~= 'string' or
-        not string.match(fu.client, '^%x*$') or #fu.client > 64 or not fu.max or not fu.rate or not fu.pause
+    fu.bad = type(fu.client) ~= 'string' or #fu.client > 64 or not string.find(fu.client, '^%x*$') or not fu.max or
+        not fu.rate or not fu.pause
     return fu
 end
 
@@ -931,9 +941,9 @@ end
 local function reserve_parse(keys, s, args, from, to, fu_key, adm_key)
     local fu, adm
     if fu_key then
-        fu = fair_use_part(keys[1], fu_key, args, from)
+        fu = fair_use_part(fu_key, args, from)
         if fu.bad then
-            return nil, bad_call('fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first')
+            return nil, bad_call(BAD_FAIR_USE)
         end
         from = from + FAIR_USE_NARGS
     end
@@ -1077,7 +1087,7 @@ local function reserve_one(call, rq)
     if not date or date <= now then
         return { 'ERR', 'past' }
     end
-    if call.exists[rid] or redis.call('HEXISTS', keys[2], rid) == 1 then
+    if call.exists[rid] then
         return { 'ERR', 'exists' }
     end
     if rq.adm then
@@ -1185,6 +1195,17 @@ local function reserve_all(keys, requests)
     local call = { keys = keys, now = now, lg = ledger_new(keys[1]), exists = {}, records = {},
         lists = {}, list_order = {}, buckets = tally_new(), names = {}, meta = {},
         tat = {}, tat_changed = {}, tat_order = {}, emptied = {}, emptied_order = {} }
+    -- every request's id is looked up in one HMGET: an id already taken (a retried call)
+    -- is refused; the holds made below add theirs to call.exists
+    local rids = {}
+    for _, rq in ipairs(requests) do
+        rids[#rids + 1] = rq.rid
+    end
+    for i, found in ipairs(#rids > 0 and bulk('HMGET', keys[2], rids) or {}) do
+        if found then
+            call.exists[rids[i]] = true
+        end
+    end
     local answers = {}
     for i, rq in ipairs(requests) do
         answers[i] = rq.answer or reserve_one(call, rq)
@@ -1221,6 +1242,9 @@ local function tk_reserve(keys, args)
     local s = #keys == 7 + (fu_key and 1 or 0) + (adm_key and 1 or 0) and keys_shard(shard)
     if not s then
         return bad_call(BAD_KEYS)
+    end
+    if fu_key and fu_key ~= 'tk:{' .. s .. '}:rt' then
+        return bad_call(BAD_FAIR_USE)
     end
     local rq, answer = reserve_parse(shard, s, args, 1, #args, fu_key, adm_key)
     if not rq then

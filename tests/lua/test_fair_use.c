@@ -301,6 +301,27 @@ START_TEST(test_malformed_fair_use_part_is_a_redis_error)
                    "ERR ticketd: fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first");
     ASSERT_VERDICT(reserve_verdict(ev, rid, "abcd", "-1", "1", "0", NULL),
                    "ERR ticketd: fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first");
+    /* the limits of another shard are not this shard's */
+    char ticket[37], other_rt[32], keys[7][32];
+    static const char *const names[] = {"inv", "res", "dl", "pay", "ob", "tx", "gc"};
+    uuid_new(rid);
+    memcpy(rid, ev, 4);
+    uuid_new(ticket);
+    snprintf(other_rt, sizeof(other_rt), "tk:{%c%.3s}:rt", ev[0] == '0' ? '1' : '0', ev + 1);
+    const char *argv[24] = {"FCALL", "tk_reserve", "8"};
+    int n = 3;
+    for (int i = 0; i < 7; ++i) {
+        snprintf(keys[i], sizeof(keys[i]), "tk:{%.4s}:%s", ev, names[i]);
+        argv[n++] = keys[i];
+    }
+    argv[n++] = other_rt;
+    const char *args[] = {"abcd", "1", "1", "0", ev, rid, "60000", "5", "1", "A", "1", ticket};
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); ++i)
+        argv[n++] = args[i];
+    redisReply *r = redisCommandArgv(rc, n, argv, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(verdict(r), "ERR ticketd: fair use: 8th key tk:{s}:rt, ARGV C max_holds rate outbox_limit first");
+    freeReplyObject(r);
 }
 END_TEST
 

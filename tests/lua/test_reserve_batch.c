@@ -271,6 +271,29 @@ START_TEST(test_the_same_id_twice_in_one_batch_is_held_once)
 }
 END_TEST
 
+START_TEST(test_an_id_held_by_an_earlier_call_is_refused_and_the_rest_held)
+{
+    tk_lua_uuid_t ev;
+    tk_lua_event_new(ev, tk_lua_future(), "GA", "10", "2500", NULL);
+    batch_request_t first, rq[3];
+    request(&first, ev, "GA", "1");
+    redisReply *r = reserve_batch(&first, 1);
+    tk_lua_expect_ok(answer(r, 0), 0);
+    free_batch(r);
+    /* a retried call: the earlier id between two new ones */
+    request(&rq[0], ev, "GA", "1");
+    rq[1] = first;
+    request(&rq[2], ev, "GA", "2");
+    r = reserve_batch(rq, 3);
+    tk_lua_expect_ok(answer(r, 0), 0);
+    tk_lua_expect_err(answer(r, 1), "exists", NULL, -1);
+    tk_lua_expect_ok(answer(r, 2), 0);
+    free_batch(r);
+    ck_assert_int_eq(tk_lua_stats_type(ev, "GA").held, 4);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
 START_TEST(test_a_malformed_batch_changes_nothing)
 {
     tk_lua_uuid_t ev;
@@ -473,6 +496,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_later_requests_see_the_stock_earlier_ones_left);
     tcase_add_test(tc, test_a_malformed_request_spoils_only_its_own_answer);
     tcase_add_test(tc, test_the_same_id_twice_in_one_batch_is_held_once);
+    tcase_add_test(tc, test_an_id_held_by_an_earlier_call_is_refused_and_the_rest_held);
     tcase_add_test(tc, test_a_malformed_batch_changes_nothing);
     tcase_add_test(tc, test_fair_use_counts_every_request_of_a_batch);
     tcase_add_test(tc, test_racing_batches_hold_exactly_the_capacity);
