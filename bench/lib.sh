@@ -480,13 +480,9 @@ redis_latency_end() {
 # run (restored to always after it): half_everysec, the same rate with the disk's fsync
 # once a second instead of before every reply, shows the disk's share of the latency.
 scenario_reserve_half() {
-    local e=$1 duration=$2 conns=$3 rate=$4 name=${5:-half} fsync=${6:-} per half n r backlog waited t0
+    local e=$1 duration=$2 conns=$3 rate=$4 name=${5:-half} fsync=${6:-} per half n r backlog waited
     backlog=$(outbox_len)
-    t0=$(date +%s.%N)
-    while (($(outbox_len) > 0)) && awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { exit !(now - t0 < 60) }'; do
-        sleep 0.2
-    done
-    waited=$(awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }')
+    waited=$(wait_outbox_empty 60)
     log "reserve at half peak: the peak's $backlog outbox entries persisted in ${waited}s first ($(outbox_len) left)"
     half=$((conns / 2))
     per=$(awk -v r="$rate" -v c="$conns" 'BEGIN { printf "%.3f", r / c }')
@@ -505,6 +501,49 @@ scenario_reserve_half() {
         "$WORK/$name.json" >"$WORK/$name.tmp" &&
         mv "$WORK/$name.tmp" "$WORK/$name.json"
     check "reserve at half peak ($name): every request answered, 201 ${WRITE_EXTRA[*]}" answered_with "$name" 201 "${WRITE_EXTRA[@]}"
+}
+
+# bench_pg_pids: the bench PostgreSQL's postmaster and every process it started (its
+# data directory's postmaster.pid names the postmaster).
+bench_pg_pids() {
+    local dir pid
+    dir=$(PGDB=postgres psql_q -c 'show data_directory')
+    pid=$(head -n 1 "$dir/postmaster.pid")
+    echo "$pid" $(pgrep -P "$pid")
+}
+
+# wait_outbox_empty MAX_S: waits (at most MAX_S) until the writers have persisted the
+# outbox; prints the seconds it took.
+wait_outbox_empty() {
+    local t0
+    t0=$(date +%s.%N)
+    while (($(outbox_len) > 0)) && awk -v t0="$t0" -v now="$(date +%s.%N)" -v max="$1" 'BEGIN { exit !(now - t0 < max) }'; do
+        sleep 0.2
+    done
+    awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }'
+}
+
+# scenario_reserve_peak_pg_paused EVENT DURATION CONNECTIONS: a control for the peak, not
+# a way to run: the same reservations with the bench's PostgreSQL stopped (SIGSTOP)
+# while they run, so the two cores are shared by the load generator, ticketd and Redis
+# only, as they would be with PostgreSQL on its own machine. It overstates that case a
+# little: ticketd's writer thread (decoding the outbox, building the COPY) is idle too.
+# The holds wait in the outbox (keep DURATION x rate under TICKETD_OUTBOX_PAUSE) and are
+# persisted afterwards (SIGCONT; up to 60 s), before the next scenario.
+scenario_reserve_peak_pg_paused() {
+    local pids waited
+    waited=$(wait_outbox_empty 60)
+    read -r -a pids <<<"$(bench_pg_pids)"
+    log "reserve peak, PostgreSQL paused (control): h2load x2, $3 connections, ${2}s (${#pids[@]} PostgreSQL processes stopped)"
+    kill -STOP "${pids[@]}"
+    h2load_pair peak_pg_paused "$1" "$3" -D "$2" || { kill -CONT "${pids[@]}"; return 1; }
+    kill -CONT "${pids[@]}"
+    h2load_summary peak_pg_paused
+    check "reserve peak, PostgreSQL paused: every request answered, 201 ${WRITE_EXTRA[*]}" answered_with peak_pg_paused 201 "${WRITE_EXTRA[@]}"
+    jq -c --argjson before "$waited" --argjson after "$(wait_outbox_empty 60)" --argjson left "$(outbox_len)" \
+        '. + {backlog_wait_before_s: $before, persisted_after_s: $after, outbox_left: $left}' \
+        "$WORK/peak_pg_paused.json" >"$WORK/peak_pg_paused.tmp" && mv "$WORK/peak_pg_paused.tmp" "$WORK/peak_pg_paused.json"
+    log "reserve peak, PostgreSQL paused: its holds persisted $(jq .persisted_after_s "$WORK/peak_pg_paused.json") s after ($(jq .outbox_left "$WORK/peak_pg_paused.json") left)"
 }
 
 # ---------------------------------------------------------------- persistence
