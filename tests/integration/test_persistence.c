@@ -199,6 +199,30 @@ START_TEST(rows_match_the_api_field_by_field)
 }
 END_TEST
 
+/* sql/003: a ticket's (reservation, event) must be a reservation's own pair */
+START_TEST(a_ticket_names_its_reservations_event)
+{
+    char *event = create_event(&server, 10), *other = create_event(&server, 10);
+    char *rid = reserve_one(&server, event);
+    ck_assert_ptr_nonnull(rid);
+    char sql[512], value[64];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s'", rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    static const char insert[] = "INSERT INTO ordered_tickets (id, reservation_id, event_id, type, price) "
+                                 "VALUES (gen_random_uuid(), '%s', '%s', 'A', 1) RETURNING 1";
+    snprintf(sql, sizeof(sql), insert, rid, other); /* an event that exists, but not the reservation's */
+    ck_assert_int_ne(tk_test_pg_scalar(server.database, sql, value, sizeof(value)), 0);
+    snprintf(sql, sizeof(sql), insert, "00000000-0000-4000-8000-000000000000", event); /* no such reservation */
+    ck_assert_int_ne(tk_test_pg_scalar(server.database, sql, value, sizeof(value)), 0);
+    snprintf(sql, sizeof(sql), insert, rid, event);
+    ck_assert_int_eq(tk_test_pg_scalar(server.database, sql, value, sizeof(value)), 0);
+    ck_assert_str_eq(value, "1");
+    free(rid);
+    free(other);
+    free(event);
+}
+END_TEST
+
 START_TEST(postgres_down_mid_sale_loses_and_duplicates_nothing)
 {
     char *event = create_event(&server, 100);
@@ -404,6 +428,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, start_server, stop_server);
     tcase_add_test(tc, funnel_of_1000_ends_with_exactly_those_rows);
     tcase_add_test(tc, rows_match_the_api_field_by_field);
+    tcase_add_test(tc, a_ticket_names_its_reservations_event);
     tcase_add_test(tc, postgres_down_mid_sale_loses_and_duplicates_nothing);
     tcase_add_test(tc, entries_left_by_a_crashed_writer_are_claimed);
     tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
