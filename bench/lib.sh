@@ -24,6 +24,7 @@ PAYMENT_LATENCY_MS=${BENCH_PAYMENT_LATENCY_MS:-20}
 CHECKS_PASSED=0
 CHECKS_FAILED=0
 BENCH_PIDS=()   # background processes this harness started (load generators)
+PG_PAUSED=()    # PostgreSQL processes a control stopped, resumed by cleanup if it dies
 TICKETD_PID=""
 SERVICES_STARTED=0
 
@@ -186,6 +187,7 @@ stop_ticketd() {
 # cleanup: every process this harness started, then the stores. For EXIT traps.
 cleanup() {
     local pid
+    ((${#PG_PAUSED[@]} == 0)) || kill -CONT "${PG_PAUSED[@]}" 2>/dev/null || true
     for pid in "${BENCH_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -531,13 +533,14 @@ wait_outbox_empty() {
 # The holds wait in the outbox (keep DURATION x rate under TICKETD_OUTBOX_PAUSE) and are
 # persisted afterwards (SIGCONT; up to 60 s), before the next scenario.
 scenario_reserve_peak_pg_paused() {
-    local pids waited
+    local waited
     waited=$(wait_outbox_empty 60)
-    read -r -a pids <<<"$(bench_pg_pids)"
-    log "reserve peak, PostgreSQL paused (control): h2load x2, $3 connections, ${2}s (${#pids[@]} PostgreSQL processes stopped)"
-    kill -STOP "${pids[@]}"
-    h2load_pair peak_pg_paused "$1" "$3" -D "$2" || { kill -CONT "${pids[@]}"; return 1; }
-    kill -CONT "${pids[@]}"
+    read -r -a PG_PAUSED <<<"$(bench_pg_pids)"
+    log "reserve peak, PostgreSQL paused (control): h2load x2, $3 connections, ${2}s (${#PG_PAUSED[@]} PostgreSQL processes stopped)"
+    kill -STOP "${PG_PAUSED[@]}"
+    h2load_pair peak_pg_paused "$1" "$3" -D "$2"
+    kill -CONT "${PG_PAUSED[@]}"
+    PG_PAUSED=()
     h2load_summary peak_pg_paused
     check "reserve peak, PostgreSQL paused: every request answered, 201 ${WRITE_EXTRA[*]}" answered_with peak_pg_paused 201 "${WRITE_EXTRA[@]}"
     jq -c --argjson before "$waited" --argjson after "$(wait_outbox_empty 60)" --argjson left "$(outbox_len)" \

@@ -366,15 +366,9 @@ end
 -- so the entry is the same bytes behind one more field spliced in front: no re-encoding.
 local R_FIELD = '\161r' -- msgpack of the string "r" (a fixstr: 0xa0 + its length)
 local function with_id(rid, blob)
-    local n, head = #rid, nil
-    if n < 32 then
-        head = string.char(0xa0 + n) -- fixstr
-    elseif n < 256 then
-        head = string.char(0xd9, n) -- str8 (a 36-character UUID)
-    else
-        return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. cmsgpack.pack(rid) .. string.sub(blob, 2)
-    end
-    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. head .. rid .. string.sub(blob, 2)
+    local n = #rid -- its msgpack header by hand: a fixstr, a str8 (a 36-character UUID)
+    local id = n < 32 and string.char(0xa0 + n) .. rid or n < 256 and string.char(0xd9, n) .. rid or cmsgpack.pack(rid)
+    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. id .. string.sub(blob, 2)
 end
 
 -- outbox appends a change of rec (record rid) to the shard's stream. blob is rec as
