@@ -61,8 +61,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               "m" = the record as stored in res with "r":R spliced in front (the writer
               reads r,e,st,c,u,t,x and ignores the rest), except that st is as the API
               shows it: PAYING is PENDING. Every entry is the whole reservation, so
-              entries can be applied by several writers in any order of batches. Consumer group "writers"
-              (OUTBOX_GROUP below; TK_OUTBOX_GROUP in engine/inventory.h).
+              entries can be applied by several writers in any order of batches.
+              Consumer group "writers" (OUTBOX_GROUP below; TK_OUTBOX_GROUP in
+              engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
               ids, like reservation ids, start with their shard.
   tk:{s}:gc   sorted set of persisted, finished records to forget: member "r:R" or
@@ -119,11 +120,11 @@ call has one "now") are indexed by one dl member naming them all, "h:U:R1 R2 ...
 due at U exactly: tk_expire finalizes the holds still PENDING and drops the member (a
 batch of 25 holds costs one zset entry, not 25; a hold id may not contain a space).
 Nothing takes a hold out of its list; whatever left PENDING is skipped, and a failed
-payment back to PENDING gets a list of its own. A hold is never finalized twice: the records are
-re-read in the sweep and a hold named twice in one sweep is taken once. Versions before
-2026-12-07 do not know the lists: going back to one drops them unswept (their holds'
-tickets still go back with their buckets, but the records stay PENDING, in Redis and in
-PostgreSQL, until read), so such a rollback wants the lists swept first.
+payment back to PENDING gets a list of its own. A hold is never finalized twice: the
+records are re-read in the sweep and a hold named twice in one sweep is taken once.
+Versions before 2026-12-07 do not know the lists: going back to one drops them unswept
+(their holds' tickets still go back with their buckets, but the records stay PENDING, in
+Redis and in PostgreSQL, until read), so such a rollback wants the lists swept first.
 
 INVARIANT, per event and type, at every instant: avail + held + sold == cap.
 
@@ -931,8 +932,8 @@ end
 -- reserve_parse takes apart the request in args[from..to] (tk_reserve's ARGV, with the
 -- fair-use part when fu_key is its tk:{s}:rt, the admission part when adm_key is its
 -- tk:{s}:wa) and makes the checks that need no Redis read, in the contract's order.
--- keys are the shard's seven, s the shard. Returns the request, or nil and its answer.
-local function reserve_parse(keys, s, args, from, to, fu_key, adm_key)
+-- s is the keys' shard. Returns the request, or nil and its answer.
+local function reserve_parse(s, args, from, to, fu_key, adm_key)
     local fu, adm
     if fu_key then
         fu = fair_use_part(fu_key, args, from)
@@ -1195,7 +1196,7 @@ local function reserve_all(keys, requests)
     for _, rq in ipairs(requests) do
         rids[#rids + 1] = rq.rid
     end
-    for i, found in ipairs(#rids > 0 and bulk('HMGET', keys[2], rids) or {}) do
+    for i, found in ipairs(bulk('HMGET', keys[2], rids)) do -- no call for no ids
         if found then
             call.exists[rids[i]] = true
         end
@@ -1240,7 +1241,7 @@ local function tk_reserve(keys, args)
     if fu_key and fu_key ~= 'tk:{' .. s .. '}:rt' then
         return bad_call(BAD_FAIR_USE)
     end
-    local rq, answer = reserve_parse(shard, s, args, 1, #args, fu_key, adm_key)
+    local rq, answer = reserve_parse(s, args, 1, #args, fu_key, adm_key)
     if not rq then
         return answer
     end
@@ -1263,7 +1264,7 @@ local function tk_reserve_batch(keys, args)
         if not nargs or (fair ~= '0' and fair ~= '1') or (adm ~= '0' and adm ~= '1') or at + 2 + nargs > #args then
             return bad_call(BAD_BATCH)
         end
-        local rq, answer = reserve_parse(shard, s, args, at + 3, at + 2 + nargs, fair == '1' and keys[8] or nil,
+        local rq, answer = reserve_parse(s, args, at + 3, at + 2 + nargs, fair == '1' and keys[8] or nil,
             adm == '1' and keys[9] or nil)
         requests[i] = rq or { answer = answer }
         at = at + 3 + nargs
