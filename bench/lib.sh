@@ -515,14 +515,14 @@ bench_pg_pids() {
 }
 
 # wait_outbox_empty MAX_S: waits (at most MAX_S) until the writers have persisted the
-# outbox; prints the seconds it took.
+# outbox; prints the seconds it took (to the ms).
 wait_outbox_empty() {
     local t0
     t0=$(date +%s.%N)
     while (($(outbox_len) > 0)) && awk -v t0="$t0" -v now="$(date +%s.%N)" -v max="$1" 'BEGIN { exit !(now - t0 < max) }'; do
         sleep 0.2
     done
-    awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }'
+    awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { printf "%.3f", now - t0 }'
 }
 
 # scenario_reserve_peak_pg_paused EVENT DURATION CONNECTIONS: a control for the peak, not
@@ -562,19 +562,14 @@ outbox_len() {
 # scenario_drain TIMEOUT_S: waits up to TIMEOUT_S for the writer to empty the outbox and
 # reports how fast it went (entries persisted per second). A figure, not a check.
 scenario_drain() {
-    local entries left t0 t1
+    local entries left seconds
     entries=$(outbox_len)
-    t0=$(date +%s.%N)
-    left=$entries
     log "persistence: waiting for the writer to drain $entries outbox entries (at most $1 s)"
-    while ((left > 0)) && awk -v t0="$t0" -v now="$(date +%s.%N)" -v max="$1" 'BEGIN { exit !(now - t0 < max) }'; do
-        sleep 0.2
-        left=$(outbox_len)
-    done
-    t1=$(date +%s.%N)
-    jq -nc --argjson n "$entries" --argjson left "$left" --arg t0 "$t0" --arg t1 "$t1" \
-        '{entries: $n, left: $left, seconds: (($t1 | tonumber) - ($t0 | tonumber) | . * 1000 | round / 1000),
-          rows_per_s: (if $n > 0 then ($n - $left) / (($t1 | tonumber) - ($t0 | tonumber)) | floor else null end)}' >"$WORK/drain.json"
+    seconds=$(wait_outbox_empty "$1")
+    left=$(outbox_len)
+    jq -nc --argjson n "$entries" --argjson left "$left" --argjson s "$seconds" \
+        '{entries: $n, left: $left, seconds: $s,
+          rows_per_s: (if $n > 0 and $s > 0 then ($n - $left) / $s | floor else null end)}' >"$WORK/drain.json"
     log "persistence: $((entries - left)) entries persisted in that time, $left left"
 }
 
