@@ -209,6 +209,27 @@ START_TEST(test_bad_amounts_are_refused)
 }
 END_TEST
 
+/* parse_int remembers the strings it parsed (INT_MEMO_MAX of them, then forgets them all):
+ * "0" read first as a valid capacity is still refused as an amount, and every answer
+ * stays the same after more distinct strings than the memo holds. */
+START_TEST(test_amounts_are_judged_alike_whatever_was_parsed_before)
+{
+    tk_lua_uuid_t ev, rid;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "20", "100", "Z", "0", "100", NULL);
+    for (int round = 0; round < 2; ++round) {
+        tk_lua_line_t zero[] = {{"A", "0"}}, two[] = {{"A", "2"}}, bad[] = {{"A", "1e3"}};
+        tk_uuid_v4_in_shard(rid, ev);
+        tk_lua_expect_err(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, zero, 1), "bad_amount", "A", -1);
+        tk_lua_expect_err(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, bad, 1), "bad_amount", "A", -1);
+        tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, two, 1), 0);
+        for (long i = 1; i <= 1100 && round == 0; ++i) /* more distinct strings (holds) than the memo keeps */
+            tk_lua_expect_err(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS + i, bad, 1), "bad_amount", "A", -1);
+    }
+    ck_assert_int_eq(tk_lua_stats_type(ev, "A").avail, 16);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
 START_TEST(test_empty_request_refused)
 {
     tk_lua_uuid_t ev, rid;
@@ -491,6 +512,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_duplicate_types_are_merged_before_the_limit);
     tcase_add_test(tc, test_limit_five_ok_six_refused);
     tcase_add_test(tc, test_bad_amounts_are_refused);
+    tcase_add_test(tc, test_amounts_are_judged_alike_whatever_was_parsed_before);
     tcase_add_test(tc, test_empty_request_refused);
     tcase_add_test(tc, test_unknown_type_refused);
     tcase_add_test(tc, test_unknown_event_refused);
