@@ -89,21 +89,26 @@ static int decode_txn(const msgpack_object *o, tk_outbox_record_t *rec)
     return 0;
 }
 
-int tk_outbox_decode(const char *buf, size_t len, tk_outbox_record_t *out)
+int tk_outbox_decode_entry(const char *rid, size_t rid_len, const char *buf, size_t len, tk_outbox_record_t *out)
 {
     msgpack_zone zone;
     msgpack_object root;
     memset(out, 0, sizeof(*out));
+    int have_rid = rid != NULL && tk_uuid_normalize(rid, rid_len, out->rid) == 0;
     msgpack_zone_init(&zone, 2048);
     size_t offset = 0;
-    int ok = msgpack_unpack(buf, len, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS && offset == len &&
-             root.type == MSGPACK_OBJECT_MAP;
-    int have_rid = 0, have_event = 0, have_status = 0, have_created = 0, have_until = 0, have_tickets = 0;
+    int ok = (rid == NULL || have_rid) && msgpack_unpack(buf, len, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
+             offset == len && root.type == MSGPACK_OBJECT_MAP;
+    int have_event = 0, have_status = 0, have_created = 0, have_until = 0, have_tickets = 0;
     for (uint32_t i = 0; ok && i < root.via.map.size; ++i) {
         const msgpack_object *k = &root.via.map.ptr[i].key, *v = &root.via.map.ptr[i].val;
-        if (key_is(k, "r"))
-            ok = have_rid = read_uuid(v, out->rid) == 0;
-        else if (key_is(k, "e"))
+        if (key_is(k, "r")) { /* the older format's id; an entry naming it twice must name one id */
+            char named[TK_UUID_LEN + 1];
+            ok = read_uuid(v, named) == 0 && (!have_rid || strcmp(named, out->rid) == 0);
+            if (ok)
+                memcpy(out->rid, named, sizeof(named));
+            have_rid = ok;
+        } else if (key_is(k, "e"))
             ok = have_event = read_uuid(v, out->event) == 0;
         else if (key_is(k, "st"))
             ok = have_status = read_str(v, out->status, sizeof(out->status)) == 0;
@@ -124,6 +129,11 @@ int tk_outbox_decode(const char *buf, size_t len, tk_outbox_record_t *out)
         return -1;
     }
     return 0;
+}
+
+int tk_outbox_decode(const char *buf, size_t len, tk_outbox_record_t *out)
+{
+    return tk_outbox_decode_entry(NULL, 0, buf, len, out);
 }
 
 void tk_outbox_record_dispose(tk_outbox_record_t *rec)

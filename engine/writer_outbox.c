@@ -187,6 +187,28 @@ static void node_proven(tk_outbox_reader_t *r, size_t i)
     node->backoff_ms = 0;
 }
 
+/* Decodes an entry's fields: "r" and "m", or "m" alone (entries of versions before
+ * 2026-12-07). -1 also for nil fields: the entry left the stream, only its
+ * acknowledgement is due. */
+static int decode_entry(const redisReply *fields, tk_outbox_record_t *rec)
+{
+    const redisReply *rid = NULL, *m = NULL;
+    if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0)
+        return -1;
+    for (size_t i = 0; i < fields->elements; i += 2) {
+        const redisReply *name = fields->element[i], *value = fields->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+            return -1;
+        if (name->len == 1 && name->str[0] == 'r')
+            rid = value;
+        else if (name->len == 1 && name->str[0] == 'm')
+            m = value;
+    }
+    if (m == NULL)
+        return -1;
+    return tk_outbox_decode_entry(rid != NULL ? rid->str : NULL, rid != NULL ? rid->len : 0, m->str, m->len, rec);
+}
+
 /* Appends the entries of an XREADGROUP reply; 1 when some did not fit (they were
  * delivered, so they are pending and read again). A shard whose group is gone (a Redis
  * that lost its data) is forgotten, so the next round makes the group again. */
@@ -222,9 +244,7 @@ static int take_reply(tk_outbox_reader_t *r, const redisReply *rep, tk_writer_en
             memset(b, 0, sizeof(*b));
             memcpy(b->shard, shard, sizeof(b->shard));
             snprintf(b->id, sizeof(b->id), "%s", entry->element[0]->str);
-            redisReply *fields = entry->element[1]; /* nil: the entry left the stream, only its acknowledgement is due */
-            if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 && fields->element[1]->type == REDIS_REPLY_STRING)
-                b->decoded = tk_outbox_decode(fields->element[1]->str, fields->element[1]->len, &b->rec) == 0;
+            b->decoded = decode_entry(entry->element[1], &b->rec) == 0;
         }
     }
     return overflow;

@@ -57,10 +57,11 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               payment started, so expiry never races a payment.
   tk:{s}:pay  sorted set of PAYING reservations: member R, score = the instant the
               gateway is given up on (the payment then fails as timed out).
-  tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, field
-              "m" = the record as stored in res with "r":R spliced in front (the writer
-              reads r,e,st,c,u,t,x and ignores the rest), except that st is as the API
-              shows it: PAYING is PENDING. Every entry is the whole reservation, so
+  tk:{s}:ob   stream, the outbox: one entry per change PostgreSQL must learn, fields
+              "r" = R and "m" = the record as stored in res (the writer reads
+              e,st,c,u,t,x and ignores the rest), except that st is as the API shows it:
+              PAYING is PENDING. (Entries of versions before 2026-12-07 have "m" alone,
+              with "r":R inside it; the writer reads both.) Every entry is the whole reservation, so
               entries can be applied by several writers in any order of batches.
               Consumer group "writers" (OUTBOX_GROUP below; TK_OUTBOX_GROUP in
               engine/inventory.h).
@@ -71,7 +72,8 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               PostgreSQL).
   tk:{s}:dead stream, the dead letters: outbox entries PostgreSQL refused or that
               do not decode, moved here by tk_dead_letter for an operator; fields
-              "id" (the entry's outbox id), "m" (its msgpack) and "err" (the reason).
+              "id" (the entry's outbox id), "m" (its msgpack), "err" (the reason) and,
+              when the entry had one, "r" (its reservation id).
   tk:{s}:fence  string, written ("1") by ticketd on Redis Cluster before it WAITs for a
               replica ahead of telling a shopper COMPLETED; never read, never touched by
               these functions.
@@ -379,19 +381,10 @@ local function rec_encode(rec)
     return cmsgpack.pack(rec)
 end
 
--- with_id returns a stored record as its outbox entry carries it, with "r" = rid. A
--- stored record is a msgpack fixmap (its first byte 0x80 + its field count, at most 15),
--- so the entry is the same bytes behind one more field spliced in front: no re-encoding.
-local R_FIELD = '\161r' -- msgpack of the string "r" (a fixstr: 0xa0 + its length)
-local function with_id(rid, blob)
-    local n = #rid -- its msgpack header by hand: a fixstr, a str8 (a 36-character UUID)
-    local id = n < 32 and string.char(0xa0 + n) .. rid or n < 256 and string.char(0xd9, n) .. rid or cmsgpack.pack(rid)
-    return string.char(string.byte(blob, 1) + 1) .. R_FIELD .. id .. string.sub(blob, 2)
-end
-
--- outbox appends a change of rec (record rid) to the shard's stream. blob is rec as
--- rec_encode made it: one encoding serves the record and its outbox entry, unless the
--- status is not public (PAYING), when the entry says PENDING.
+-- outbox appends a change of rec (record rid) to the shard's stream: the id as field r,
+-- the record as field m. blob is rec as rec_encode made it: the same bytes serve the
+-- record and its outbox entry (no copy, no splice), unless the status is not public
+-- (PAYING), when the entry says PENDING.
 local function outbox(keys, rid, rec, blob)
     local st = rec.st
     if public_status(st) ~= st then
@@ -399,7 +392,7 @@ local function outbox(keys, rid, rec, blob)
         blob = cmsgpack.pack(rec)
         rec.st = st
     end
-    redis.call('XADD', keys[5], '*', 'm', with_id(rid, blob))
+    redis.call('XADD', keys[5], '*', 'r', rid, 'm', blob)
 end
 
 -- rec_store writes the record of rid and appends the change to the outbox.
@@ -1519,13 +1512,19 @@ local function tk_dead_letter(keys, args)
     if not entry then
         return 0
     end
-    local m = ''
+    local m, rid = '', nil
     for i = 1, #entry[2] - 1, 2 do
         if entry[2][i] == 'm' then
             m = entry[2][i + 1]
+        elseif entry[2][i] == 'r' then
+            rid = entry[2][i + 1]
         end
     end
-    redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason)
+    if rid then
+        redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason, 'r', rid)
+    else
+        redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason)
+    end
     redis.call('XDEL', keys[1], id)
     return 1
 end

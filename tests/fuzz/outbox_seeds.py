@@ -4,7 +4,7 @@
 #   redis-cli -p PORT MONITOR > monitor.txt    # while ticketd holds, pays, cancels
 #   tests/fuzz/outbox_seeds.py monitor.txt tests/fuzz/corpus/fuzz_outbox
 #
-# Reads the XADD ... "m" "<msgpack>" lines that the Redis functions issue (redis-cli's
+# Reads the XADD ... ["r" "<id>"] "m" "<msgpack>" lines that the Redis functions issue (redis-cli's
 # quoted form: \xHH, \", \\, \n, \r, \t, \a, \b), writes each distinct payload as
 # real_<n>, and derives a few malformed variants from the first one (truncated, one byte
 # flipped, a status the decoder must refuse, trailing garbage).
@@ -33,7 +33,7 @@ def unquote(s):
 def main(monitor, outdir):
     seen = []
     for line in open(monitor, encoding='utf-8', errors='replace'):
-        m = re.search(r'"XADD" "[^"]*" "\*" "m" "((?:[^"\\]|\\.)*)"', line)
+        m = re.search(r'"XADD" "[^"]*" "\*" (?:"r" "[^"]*" )?"m" "((?:[^"\\]|\\.)*)"', line)
         if m:
             payload = unquote(m.group(1))
             if payload not in seen:

@@ -6,10 +6,12 @@
  * left Redis are answered from PostgreSQL.
  */
 #include "engine/inventory.h"
+#include "engine/uuid.h"
 #include "tests/support/api.h"
 #include "tests/support/redis_direct.h"
 
 #include <check.h>
+#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +389,51 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
 }
 END_TEST
 
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* Entries of versions before 2026-12-07, still in an outbox when ticketd is upgraded: the
+ * record alone in field "m", its id inside it as "r". The writer still persists them. */
+START_TEST(an_entry_written_by_an_earlier_version_is_persisted)
+{
+    char *event = create_event(&server, 10);
+    char rid[TK_UUID_LEN + 1], tid[TK_UUID_LEN + 1];
+    tk_uuid_v4_in_shard(rid, event);
+    tk_uuid_v4_in_shard(tid, event);
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    const char *strings[] = {"r", rid, "e", event, "st", "CANCELLED", "c"};
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); ++i)
+        pack_str(&pk, strings[i]);
+    msgpack_pack_int64(&pk, 1765000000000);
+    pack_str(&pk, "u");
+    msgpack_pack_int64(&pk, 1765000900000);
+    pack_str(&pk, "t");
+    msgpack_pack_array(&pk, 1); /* one ticket: [id, type, price in minor units] */
+    msgpack_pack_array(&pk, 3);
+    pack_str(&pk, tid);
+    pack_str(&pk, "A");
+    msgpack_pack_int64(&pk, 1999);
+    tk_shard_keys_t keys;
+    tk_shard_keys(event, &keys);
+    freeReplyObject(tk_test_redis_command("XADD %s * m %b", keys.names[TK_KEY_OB], buf.data, buf.size));
+    msgpack_sbuffer_destroy(&buf);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s' AND status = 'CANCELLED'", rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE id = '%s' AND reservation_id = '%s' AND price = 19.99",
+             tid, rid);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    free(event);
+}
+END_TEST
+
 /* a counter from /metrics */
 static long long metric(const char *name)
 {
@@ -433,6 +480,7 @@ int main(void)
     tcase_add_test(tc, entries_left_by_a_crashed_writer_are_claimed);
     tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
     tcase_add_test(tc, a_malformed_entry_is_set_aside_and_persistence_goes_on);
+    tcase_add_test(tc, an_entry_written_by_an_earlier_version_is_persisted);
     tcase_add_test(tc, a_batch_is_acknowledged_with_one_call_per_shard);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);

@@ -690,15 +690,17 @@ int tk_lua_outbox_for(const char *rid, tk_lua_outbox_entry_t *out, int max)
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *entry = r->element[i], *fields = entry->element[1];
-        ck_assert_uint_eq(fields->elements, 2);
-        ck_assert_str_eq(fields->element[0]->str, "m");
+        ck_assert_uint_eq(fields->elements, 4); /* "r" the id, "m" the record */
+        ck_assert_str_eq(fields->element[0]->str, "r");
+        ck_assert_str_eq(fields->element[2]->str, "m");
+        const redisReply *id = fields->element[1], *m = fields->element[3];
         tk_lua_outbox_entry_t e;
         memset(&e, 0, sizeof(e));
         snprintf(e.sid, sizeof(e.sid), "%s", entry->element[0]->str);
         /* the writer's own decoder: an entry it would refuse fails the test */
-        ck_assert_msg(tk_outbox_decode(fields->element[1]->str, fields->element[1]->len, &e.rec) == 0,
+        ck_assert_msg(tk_outbox_decode_entry(id->str, id->len, m->str, m->len, &e.rec) == 0,
                       "outbox entry %s is not one the writer accepts", e.sid);
-        e.has_err = assert_known_keys(fields->element[1]->str, fields->element[1]->len);
+        e.has_err = assert_known_keys(m->str, m->len);
         ck_assert_uint_le(e.rec.ntickets, TK_LUA_OUTBOX_MAX_TICKETS);
         e.ntickets = (int)e.rec.ntickets;
         memcpy(e.tickets, e.rec.tickets, e.rec.ntickets * sizeof(*e.tickets));

@@ -71,7 +71,11 @@ static int pending(const char *id)
     return n;
 }
 
-/* The dead letters of id: how many, and the fields of the last one ("m", "err"). */
+/* the last dead letter's "r" (dead_letters), empty when it has none */
+static char dead_rid[64];
+
+/* The dead letters of id: how many, and the fields of the last one ("m", "err", and "r"
+ * in dead_rid). */
 static int dead_letters(const char *id, char *m, size_t msize, char *err, size_t errsize)
 {
     redisReply *r = redisCommand(tk_lua_redis, "XRANGE %s - +", dead);
@@ -79,7 +83,7 @@ static int dead_letters(const char *id, char *m, size_t msize, char *err, size_t
     int n = 0;
     for (size_t i = 0; i < r->elements; ++i) {
         redisReply *fields = r->element[i]->element[1];
-        ck_assert_uint_eq(fields->elements, 6);
+        ck_assert_msg(fields->elements == 6 || fields->elements == 8, "%zu fields", fields->elements);
         ck_assert_str_eq(fields->element[0]->str, "id");
         ck_assert_str_eq(fields->element[2]->str, "m");
         ck_assert_str_eq(fields->element[4]->str, "err");
@@ -88,6 +92,11 @@ static int dead_letters(const char *id, char *m, size_t msize, char *err, size_t
         ++n;
         snprintf(m, msize, "%.*s", (int)fields->element[3]->len, fields->element[3]->str);
         snprintf(err, errsize, "%s", fields->element[5]->str);
+        dead_rid[0] = '\0';
+        if (fields->elements == 8) {
+            ck_assert_str_eq(fields->element[6]->str, "r");
+            snprintf(dead_rid, sizeof(dead_rid), "%s", fields->element[7]->str);
+        }
     }
     freeReplyObject(r);
     return n;
@@ -113,6 +122,27 @@ START_TEST(an_entry_moves_with_its_reason_in_one_call)
     ck_assert_int_eq(dead_letters(id, m, sizeof(m), err, sizeof(err)), 1);
     ck_assert(memcmp(m, "\xc1garbage", 8) == 0);
     ck_assert_str_eq(err, "not a well-formed outbox entry");
+}
+END_TEST
+
+/* an entry names its reservation in "r" beside the record: the dead letter keeps both */
+START_TEST(an_entry_keeps_its_reservation_id)
+{
+    char id[64], m[64], err[128];
+    static const char rid[] = "0a1b2c3d-0000-4000-8000-000000000001";
+    redisReply *r = redisCommand(tk_lua_redis, "XADD %s * r %s m %b", ob, rid, "\xc1garbage", (size_t)8);
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+    snprintf(id, sizeof(id), "%s", r->str);
+    freeReplyObject(r);
+    r = fcall(ob, dead, id, "refused by PostgreSQL");
+    ck_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    ck_assert_int_eq(dead_letters(id, m, sizeof(m), err, sizeof(err)), 1);
+    ck_assert(memcmp(m, "\xc1garbage", 8) == 0);
+    ck_assert_str_eq(err, "refused by PostgreSQL");
+    ck_assert_str_eq(dead_rid, rid);
+    ck_assert_int_eq(in_stream(ob, id), 0);
 }
 END_TEST
 
@@ -215,6 +245,7 @@ static void add_tests(TCase *tc)
 {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_entry_moves_with_its_reason_in_one_call);
+    tcase_add_test(tc, an_entry_keeps_its_reservation_id);
     tcase_add_test(tc, a_second_move_of_the_same_entry_adds_nothing);
     tcase_add_test(tc, an_entry_without_m_keeps_its_id_and_reason);
     tcase_add_test(tc, malformed_calls_are_refused_and_change_nothing);

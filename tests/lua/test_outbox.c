@@ -43,7 +43,7 @@ START_TEST(test_outbox_reserve_pay_complete_three_whole_entries)
     long long created = r->element[1]->integer, until = r->element[2]->integer;
     freeReplyObject(r);
     ck_assert_int_eq(tk_lua_outbox_for(rid, e, 4), 1);
-    /* the entry carries the id ("r", spliced in front), the stored record leaves it to its field */
+    /* the entry carries the id (field "r"), the stored record leaves it to its hash field */
     char *stored = tk_lua_blob_raw(rid);
     ck_assert_msg(strstr(stored, "\"r\":") == NULL, "stored with its id: %s", stored);
     free(stored);
