@@ -6,6 +6,8 @@
  * left Redis are answered from PostgreSQL.
  */
 #include "engine/inventory.h"
+#include "engine/persist.h"
+#include "engine/pg.h"
 #include "engine/uuid.h"
 #include "tests/support/api.h"
 #include "tests/support/redis_direct.h"
@@ -434,6 +436,43 @@ START_TEST(an_entry_written_by_an_earlier_version_is_persisted)
 }
 END_TEST
 
+/* tk_persist_batch makes its staging tables and prepared merges once per connection and
+ * remembers the connection it made them on: batches alternating between two connections,
+ * then one on a connection made again, all commit (statements prepared already are as
+ * good; a new session gets its own). */
+START_TEST(batches_commit_on_any_connection_in_any_order)
+{
+    char *event = create_event(&server, 10);
+    char url[512], err[512];
+    tk_test_pg_url(server.database, url, sizeof(url));
+    PGconn *a = tk_pg_connect(url, err, sizeof(err)), *b = a != NULL ? tk_pg_connect(url, err, sizeof(err)) : NULL;
+    ck_assert_msg(b != NULL, "%s", err);
+    for (int i = 0; i < 5; ++i) {
+        if (i == 4) { /* a connection made again: its session has nothing prepared */
+            PQfinish(a);
+            a = tk_pg_connect(url, err, sizeof(err));
+            ck_assert_msg(a != NULL, "%s", err);
+        }
+        tk_outbox_ticket_t ticket = {.price_minor = 1999};
+        tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
+        tk_uuid_v4_in_shard(rec.rid, event);
+        tk_uuid_v4_in_shard(ticket.id, event);
+        snprintf(rec.event, sizeof(rec.event), "%s", event);
+        snprintf(rec.status, sizeof(rec.status), "CANCELLED");
+        snprintf(ticket.type, sizeof(ticket.type), "A");
+        ck_assert_msg(tk_persist_batch(i % 2 == 0 ? a : b, &rec, 1, err, sizeof(err)) == 0, "batch %d: %s", i, err);
+    }
+    PQfinish(a);
+    PQfinish(b);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'CANCELLED'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 5);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(server.database, sql), 5);
+    free(event);
+}
+END_TEST
+
 /* a counter from /metrics */
 static long long metric(const char *name)
 {
@@ -481,6 +520,7 @@ int main(void)
     tcase_add_test(tc, reads_fall_back_to_postgres_once_records_leave_redis);
     tcase_add_test(tc, a_malformed_entry_is_set_aside_and_persistence_goes_on);
     tcase_add_test(tc, an_entry_written_by_an_earlier_version_is_persisted);
+    tcase_add_test(tc, batches_commit_on_any_connection_in_any_order);
     tcase_add_test(tc, a_batch_is_acknowledged_with_one_call_per_shard);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
