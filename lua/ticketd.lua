@@ -61,8 +61,9 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               "r" = R and "m" = the record as stored in res (the writer reads
               e,st,c,u,t,x and ignores the rest), except that st is as the API shows it:
               PAYING is PENDING. (Entries of versions before 2026-12-07 have "m" alone,
-              with "r":R inside it; the writer reads both.) Every entry is the whole reservation, so
-              entries can be applied by several writers in any order of batches.
+              with "r":R inside it; the writer reads both.) Every entry is the whole
+              reservation, so entries can be applied by several writers in any order of
+              batches.
               Consumer group "writers" (OUTBOX_GROUP below; TK_OUTBOX_GROUP in
               engine/inventory.h).
   tk:{s}:tx   hash, transaction id T -> cjson {"r":R,"st":...,"err":...}. Transaction
