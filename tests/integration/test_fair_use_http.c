@@ -419,6 +419,7 @@ static Suite *fair_use_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("backpressure");
     tcase_add_unchecked_fixture(tc, start_pause, stop_pause);
+    tcase_add_checked_fixture(tc, tk_test_postgres_running, NULL);
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgres_is_down);
     tcase_add_test(tc, redis_at_maxmemory_makes_writes_503_not_500);

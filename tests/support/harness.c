@@ -6,6 +6,7 @@
 #include "tests/support/httpc.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -304,6 +305,11 @@ int tk_test_services(const char *action)
                  tk_test_redis_port(), tk_test_pg_port(), TK_SOURCE_DIR, action);
     }
     return system(cmd);
+}
+
+void tk_test_postgres_running(void)
+{
+    ck_assert_int_eq(tk_test_services("start-postgres"), 0);
 }
 
 size_t tk_test_server_log(const tk_test_server_t *s, char *buf, size_t bufsize)

@@ -49,6 +49,9 @@ long long tk_test_pg_count(const char *database, const char *sql);
 /* scripts/services.sh ACTION test (cluster-test on a cluster) on the test stores' ports
  * (e.g. "stop-postgres") */
 int tk_test_services(const char *action);
+/* A checked fixture for test cases that stop PostgreSQL: starts it when a test that failed
+ * while it was stopped left it so, so one failure does not fail the tests after it. */
+void tk_test_postgres_running(void);
 /* contents of the server's log so far */
 size_t tk_test_server_log(const tk_test_server_t *s, char *buf, size_t bufsize);
 
