@@ -40,8 +40,8 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                                                 buckets (PENDING holds since 2026-12)
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
-              One encoding serves the record and its outbox entry (rec_encode, outbox),
-              which adds "r":R in front. Records written before 2026-12 are cjson with a
+              One encoding serves the record and its outbox entry's field "m"
+              (rec_encode, outbox; the entry names R in its own field "r"). Records written before 2026-12 are cjson with a
               merged-lines field "l"; those of 2026-12-01 to -07 also carry "r". They
               are read alike (rec_decode) and rewritten as today's.
   tk:{s}:dl   sorted set, the deadlines, three kinds of member each in its own score
@@ -1521,11 +1521,12 @@ local function tk_dead_letter(keys, args)
             rid = entry[2][i + 1]
         end
     end
+    local letter = { keys[2], '*', 'id', id, 'm', m, 'err', reason }
     if rid then
-        redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason, 'r', rid)
-    else
-        redis.call('XADD', keys[2], '*', 'id', id, 'm', m, 'err', reason)
+        letter[#letter + 1] = 'r'
+        letter[#letter + 1] = rid
     end
+    redis.call('XADD', unpack(letter))
     redis.call('XDEL', keys[1], id)
     return 1
 end
