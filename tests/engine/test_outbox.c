@@ -4,9 +4,11 @@
  * inside the record. The functions' own entries are decoded by tests/lua (test_outbox).
  */
 #include "engine/outbox.h"
+#include "tests/support/outbox_pack.h"
 
 #include <check.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char RID[] = "0a1b2c3d-0000-4000-8000-000000000001";
@@ -14,37 +16,20 @@ static const char OTHER[] = "0a1b2c3d-0000-4000-8000-000000000002";
 static const char EVENT[] = "0a1b2c3d-0000-4000-8000-0000000000ee";
 static const char TICKET[] = "0a1b2c3d-0000-4000-8000-0000000000f1";
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* A PENDING record of one ticket, as the functions store it; with "r" = rid unless NULL. */
 static void record(msgpack_sbuffer *buf, const char *rid)
 {
+    tk_outbox_ticket_t ticket = {.price_minor = 1999};
+    tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
+    snprintf(rec.rid, sizeof(rec.rid), "%s", rid != NULL ? rid : "");
+    snprintf(rec.event, sizeof(rec.event), "%s", EVENT);
+    snprintf(rec.status, sizeof(rec.status), "PENDING");
+    snprintf(ticket.id, sizeof(ticket.id), "%s", TICKET);
+    snprintf(ticket.type, sizeof(ticket.type), "GA");
     msgpack_packer pk;
     msgpack_sbuffer_init(buf);
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, rid != NULL ? 6 : 5);
-    if (rid != NULL) {
-        pack_str(&pk, "r");
-        pack_str(&pk, rid);
-    }
-    pack_str(&pk, "e");
-    pack_str(&pk, EVENT);
-    pack_str(&pk, "st");
-    pack_str(&pk, "PENDING");
-    pack_str(&pk, "c");
-    msgpack_pack_int64(&pk, 1765000000000);
-    pack_str(&pk, "u");
-    msgpack_pack_int64(&pk, 1765000900000);
-    pack_str(&pk, "t");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, TICKET);
-    pack_str(&pk, "GA");
-    msgpack_pack_int64(&pk, 1999);
+    tk_test_pack_record(&pk, &rec, rid != NULL);
 }
 
 static int decode(const char *field_r, const char *inner_r, tk_outbox_record_t *rec)

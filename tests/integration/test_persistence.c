@@ -10,6 +10,7 @@
 #include "engine/pg.h"
 #include "engine/uuid.h"
 #include "tests/support/api.h"
+#include "tests/support/outbox_pack.h"
 #include "tests/support/redis_direct.h"
 
 #include <check.h>
@@ -404,12 +405,6 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
 }
 END_TEST
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* Entries of versions before 2026-12-07, still in an outbox when ticketd is upgraded: the
  * record alone in field "m", its id inside it as "r". The writer still persists them. */
 START_TEST(an_entry_written_by_an_earlier_version_is_persisted)
@@ -418,23 +413,18 @@ START_TEST(an_entry_written_by_an_earlier_version_is_persisted)
     char rid[TK_UUID_LEN + 1], tid[TK_UUID_LEN + 1];
     tk_uuid_v4_in_shard(rid, event);
     tk_uuid_v4_in_shard(tid, event);
+    tk_outbox_ticket_t ticket = {.price_minor = 1999};
+    tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
+    snprintf(rec.rid, sizeof(rec.rid), "%s", rid);
+    snprintf(rec.event, sizeof(rec.event), "%s", event);
+    snprintf(rec.status, sizeof(rec.status), "CANCELLED");
+    snprintf(ticket.id, sizeof(ticket.id), "%s", tid);
+    snprintf(ticket.type, sizeof(ticket.type), "A");
     msgpack_sbuffer buf;
     msgpack_packer pk;
     msgpack_sbuffer_init(&buf);
     msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
-    const char *strings[] = {"r", rid, "e", event, "st", "CANCELLED", "c"};
-    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); ++i)
-        pack_str(&pk, strings[i]);
-    msgpack_pack_int64(&pk, 1765000000000);
-    pack_str(&pk, "u");
-    msgpack_pack_int64(&pk, 1765000900000);
-    pack_str(&pk, "t");
-    msgpack_pack_array(&pk, 1); /* one ticket: [id, type, price in minor units] */
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, tid);
-    pack_str(&pk, "A");
-    msgpack_pack_int64(&pk, 1999);
+    tk_test_pack_record(&pk, &rec, 1); /* the id inside the record, no field of its own */
     tk_shard_keys_t keys;
     tk_shard_keys(event, &keys);
     freeReplyObject(tk_test_redis_command("XADD %s * m %b", keys.names[TK_KEY_OB], buf.data, buf.size));

@@ -25,6 +25,7 @@
 #include "engine/persist.h"
 #include "engine/timefmt.h"
 #include "engine/uuid.h"
+#include "tests/support/outbox_pack.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -221,53 +222,6 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)((rng >> 32) % n);
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen(s);
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
-}
-
-/* the {r, e, st, c, u, t, x} map the Redis functions append to the outbox */
-static void pack_record(msgpack_packer *pk, const tk_outbox_record_t *r)
-{
-    msgpack_pack_map(pk, r->has_txn ? 7 : 6);
-    pack_str(pk, "r");
-    pack_str(pk, r->rid);
-    pack_str(pk, "e");
-    pack_str(pk, r->event);
-    pack_str(pk, "st");
-    pack_str(pk, r->status);
-    pack_str(pk, "c");
-    msgpack_pack_int64(pk, r->created_ms);
-    pack_str(pk, "u");
-    msgpack_pack_int64(pk, r->until_ms);
-    pack_str(pk, "t");
-    msgpack_pack_array(pk, r->ntickets);
-    for (size_t j = 0; j < r->ntickets; ++j) {
-        msgpack_pack_array(pk, 3);
-        pack_str(pk, r->tickets[j].id);
-        pack_str(pk, r->tickets[j].type);
-        msgpack_pack_int64(pk, r->tickets[j].price_minor);
-    }
-    if (r->has_txn) {
-        pack_str(pk, "x");
-        msgpack_pack_map(pk, r->txn_error[0] != '\0' ? 5 : 4);
-        pack_str(pk, "id");
-        pack_str(pk, r->txn_id);
-        pack_str(pk, "st");
-        pack_str(pk, r->txn_status);
-        pack_str(pk, "amt");
-        msgpack_pack_int64(pk, r->txn_amount_minor);
-        pack_str(pk, "d");
-        msgpack_pack_int64(pk, r->txn_date_ms);
-        if (r->txn_error[0] != '\0') {
-            pack_str(pk, "err");
-            pack_str(pk, r->txn_error);
-        }
-    }
-}
-
 /*
  * Record i in its final state: 1–3 tickets; 50 % COMPLETED with a COMPLETED payment,
  * 10 % CANCELLED after a failed payment (ERROR), 10 % CANCELLED without one, 20 %
@@ -309,7 +263,7 @@ static void generate(tk_outbox_record_t *out, size_t n, const char *event, int64
             r.txn_date_ms = r.created_ms + 30 * 1000;
         }
         msgpack_sbuffer_clear(&sbuf);
-        pack_record(&pk, &r);
+        tk_test_pack_record(&pk, &r, 1);
         if (tk_outbox_decode(sbuf.data, sbuf.size, out + i) != 0 || strcmp(out[i].rid, r.rid) != 0 ||
             out[i].ntickets != r.ntickets || out[i].has_txn != r.has_txn)
             die("record %zu does not survive tk_outbox_decode", i);
