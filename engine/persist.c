@@ -11,6 +11,7 @@
 #include "engine/timefmt.h"
 
 #include <h2o/memory.h>
+#include <libpq-events.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,20 +48,33 @@ static const char *const merge_sql[MERGES] = {
     "WHERE transactions.status = 'PENDING' AND EXCLUDED.status <> 'PENDING'",
 };
 
-static void set_error(char *err, size_t errsize, const char *what, PGconn *conn)
+/* Where a failed step leaves its message, and what its SQLSTATE says: that the session
+ * lost what session_prepare made (a staging table, 42P01, or a prepared merge, 26000, not
+ * there, as after DISCARD ALL or on a pooled server connection), or that PostgreSQL
+ * refused the rows for their content (class 22 or 23). */
+typedef struct st_tk_step_error_t {
+    char *msg;
+    size_t size;
+    int session_lost, refused;
+} tk_step_error_t;
+
+static void set_error(tk_step_error_t *e, const char *what, PGconn *conn, const PGresult *res)
 {
-    snprintf(err, errsize, "%s: %s", what, PQerrorMessage(conn));
-    for (char *p = err; *p != '\0'; ++p)
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    e->session_lost |= state != NULL && (strcmp(state, "42P01") == 0 || strcmp(state, "26000") == 0);
+    e->refused |= state != NULL && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+    snprintf(e->msg, e->size, "%s: %s", what, PQerrorMessage(conn));
+    for (char *p = e->msg; *p != '\0'; ++p)
         if (*p == '\n')
             *p = ' ';
 }
 
-static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errsize)
+static int exec_ok(PGconn *conn, const char *sql, tk_step_error_t *e)
 {
     PGresult *res = PQexec(conn, sql);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
     if (!ok)
-        set_error(err, errsize, "batch", conn);
+        set_error(e, "batch", conn, res);
     PQclear(res);
     return ok ? 0 : -1;
 }
@@ -127,62 +141,99 @@ static void put_int(tk_copybuf_t *b, int64_t v, char terminator)
     put_field(b, n, terminator);
 }
 
-static int exec_prepared_ok(PGconn *conn, int merge, char *err, size_t errsize)
+static int exec_prepared_ok(PGconn *conn, int merge, tk_step_error_t *e)
 {
     PGresult *res = PQexecPrepared(conn, merge_names[merge], 0, NULL, NULL, NULL, 0);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
-        set_error(err, errsize, merge_names[merge], conn);
+        set_error(e, merge_names[merge], conn, res);
     PQclear(res);
     return ok ? 0 : -1;
 }
 
-/* The session's staging tables and prepared merges, made outside any transaction (one
- * that rolled back would take them along) once per connection. This thread remembers the
- * connection it made them on and that connection's backend (a connection made again has
- * another). Making them again is harmless — IF NOT EXISTS, and a statement prepared
- * already (42P05) is as good — so the memory only saves the work, it is never trusted. */
-static __thread PGconn *session_conn;
-static __thread int session_backend;
+/* The session's staging tables and prepared merges are made outside any transaction (one
+ * that rolled back would take them along) once per connection. That they were is noted
+ * on the connection itself (libpq instance data of session_event), so the note dies with
+ * the PGconn and a PQreset clears it: a connection made again starts unprepared even at
+ * the same address with a backend of the same pid, as after a restarted container. Making
+ * them again is harmless (IF NOT EXISTS; 42P05, already prepared, is as good). */
+static char session_prepared; /* its address is the note */
 
-static int session_ready(PGconn *conn, char *err, size_t errsize)
+static int session_event(PGEventId id, void *info, void *passthrough)
 {
-    if (conn == session_conn && PQbackendPID(conn) == session_backend)
+    (void)passthrough;
+    if (id == PGEVT_CONNRESET)
+        PQsetInstanceData(((PGEventConnReset *)info)->conn, session_event, NULL);
+    return 1;
+}
+
+static void session_note(PGconn *conn, int prepared)
+{
+    PQregisterEventProc(conn, session_event, "ticketd persist", NULL); /* refused when registered already */
+    PQsetInstanceData(conn, session_event, prepared ? &session_prepared : NULL);
+}
+
+static int session_prepare(PGconn *conn, tk_step_error_t *e)
+{
+    if (PQinstanceData(conn, session_event) == &session_prepared)
         return 0;
-    if (exec_ok(conn, staging_sql, err, errsize) != 0)
+    if (exec_ok(conn, staging_sql, e) != 0)
         return -1;
     for (int i = 0; i < MERGES; ++i) {
         PGresult *res = PQprepare(conn, merge_names[i], merge_sql[i], 0, NULL);
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK || (state != NULL && strcmp(state, "42P05") == 0);
         if (!ok)
-            set_error(err, errsize, merge_names[i], conn);
+            set_error(e, merge_names[i], conn, res);
         PQclear(res);
         if (!ok)
             return -1;
     }
-    session_conn = conn;
-    session_backend = PQbackendPID(conn);
+    session_note(conn, 1);
     return 0;
 }
 
-static int copy_in(PGconn *conn, const char *sql, const tk_copybuf_t *rows, char *err, size_t errsize)
+static int copy_in(PGconn *conn, const char *sql, const tk_copybuf_t *rows, tk_step_error_t *e)
 {
     PGresult *res = PQexec(conn, sql);
     int ok = PQresultStatus(res) == PGRES_COPY_IN;
+    if (!ok)
+        set_error(e, sql, conn, res);
     PQclear(res);
     if (ok)
         ok = (rows->len == 0 || PQputCopyData(conn, rows->data, (int)rows->len) == 1) && PQputCopyEnd(conn, NULL) == 1;
     while ((res = PQgetResult(conn)) != NULL) {
-        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (ok && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ok = 0;
+            set_error(e, sql, conn, res);
+        }
         PQclear(res);
     }
-    if (!ok)
-        set_error(err, errsize, sql, conn);
+    if (!ok && e->msg[0] == '\0')
+        set_error(e, sql, conn, NULL);
     return ok ? 0 : -1;
 }
 
-int tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, char *err, size_t errsize)
+/* The staged rows in one transaction: COPY each table, merge, commit. */
+static int write_staged(PGconn *conn, const tk_copybuf_t *reservations, const tk_copybuf_t *tickets,
+                        const tk_copybuf_t *transactions, tk_step_error_t *e)
+{
+    if (session_prepare(conn, e) != 0 || exec_ok(conn, "BEGIN", e) != 0)
+        return -1;
+    /* a sale's batches have no transactions: their staging and merge are skipped */
+    int with_transactions = transactions->len != 0;
+    if (copy_in(conn, "COPY stage_reservations FROM STDIN", reservations, e) != 0 ||
+        copy_in(conn, "COPY stage_tickets FROM STDIN", tickets, e) != 0 ||
+        (with_transactions && copy_in(conn, "COPY stage_transactions FROM STDIN", transactions, e) != 0) ||
+        exec_prepared_ok(conn, MERGE_RESERVATIONS, e) != 0 || exec_prepared_ok(conn, MERGE_TICKETS, e) != 0 ||
+        (with_transactions && exec_prepared_ok(conn, MERGE_TRANSACTIONS, e) != 0) || exec_ok(conn, "COMMIT", e) != 0) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+        return -1;
+    }
+    return 0;
+}
+
+tk_persist_result_t tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, char *err, size_t errsize)
 {
     tk_copybuf_t reservations = {0}, tickets = {0}, transactions = {0};
     for (size_t i = 0; i < n; ++i) {
@@ -214,26 +265,21 @@ int tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, cha
         }
     }
 
-    int rc = -1;
-    if (session_ready(conn, err, errsize) != 0 || exec_ok(conn, "BEGIN", err, errsize) != 0)
-        goto Exit;
-    /* a sale's batches have no transactions: their staging and merge are skipped */
-    int with_transactions = transactions.len != 0;
-    if (copy_in(conn, "COPY stage_reservations FROM STDIN", &reservations, err, errsize) != 0 ||
-        copy_in(conn, "COPY stage_tickets FROM STDIN", &tickets, err, errsize) != 0 ||
-        (with_transactions && copy_in(conn, "COPY stage_transactions FROM STDIN", &transactions, err, errsize) != 0) ||
-        exec_prepared_ok(conn, MERGE_RESERVATIONS, err, errsize) != 0 || exec_prepared_ok(conn, MERGE_TICKETS, err, errsize) != 0 ||
-        (with_transactions && exec_prepared_ok(conn, MERGE_TRANSACTIONS, err, errsize) != 0) ||
-        exec_ok(conn, "COMMIT", err, errsize) != 0) {
-        PQclear(PQexec(conn, "ROLLBACK"));
-        goto Exit;
+    /* A session that lost its staging tables or merges is prepared again and the batch
+     * written once more: never a reason to think the records themselves were refused. */
+    tk_step_error_t e = {.msg = err, .size = errsize};
+    err[0] = '\0';
+    int rc = write_staged(conn, &reservations, &tickets, &transactions, &e);
+    if (rc != 0 && e.session_lost && PQstatus(conn) == CONNECTION_OK) {
+        session_note(conn, 0);
+        e = (tk_step_error_t){.msg = err, .size = errsize};
+        err[0] = '\0';
+        rc = write_staged(conn, &reservations, &tickets, &transactions, &e);
     }
-    rc = 0;
-Exit:
     free(reservations.data);
     free(tickets.data);
     free(transactions.data);
-    return rc;
+    return rc == 0 ? TK_PERSIST_OK : e.refused && PQstatus(conn) == CONNECTION_OK ? TK_PERSIST_REFUSED : TK_PERSIST_UNAVAILABLE;
 }
 
 int tk_persist_read_reservation(PGconn *conn, const char *rid, tk_stored_reservation_t *out)

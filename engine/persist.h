@@ -12,8 +12,15 @@
 
 #include <libpq-fe.h>
 
-/* writes recs in one transaction; 0 when committed */
-int tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, char *err, size_t errsize);
+/* What tk_persist_batch did. REFUSED: PostgreSQL refused a record for its content (an
+ * error of SQLSTATE class 22, data exception, or 23, integrity constraint violation), so
+ * writing the batch again cannot succeed; written record by record, the ones refused
+ * are for an operator. UNAVAILABLE: anything else (the connection, the server's disk or
+ * memory, a lock, the schema): the batch waits and is written again later. */
+typedef enum en_tk_persist_result_t { TK_PERSIST_OK = 0, TK_PERSIST_UNAVAILABLE = -1, TK_PERSIST_REFUSED = -2 } tk_persist_result_t;
+
+/* writes recs in one transaction */
+tk_persist_result_t tk_persist_batch(PGconn *conn, const tk_outbox_record_t *recs, size_t n, char *err, size_t errsize);
 
 typedef struct st_tk_stored_reservation_t {
     char status[16];

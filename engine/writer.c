@@ -1,10 +1,12 @@
 /*
  * The writer loop: read (own pending entries first, then new ones) → decode → one
  * PostgreSQL transaction → tk_persisted (XACK + XDEL, and schedule finished records to
- * be forgotten). A batch that fails because PostgreSQL is away is retried from the
- * pending list with backoff. A batch PostgreSQL rejects for its data is written again
- * record by record; a record that still fails, or an entry that cannot be decoded, is
- * moved to the shard's dead-letter stream with the reason (tk_inventory_dead_letter, one
+ * be forgotten). A batch that fails because PostgreSQL is away, or cannot write for any
+ * reason but the rows themselves (its disk is full, a lock timed out, the schema is not
+ * migrated), is retried from the pending list with backoff: those records are fine. A
+ * batch PostgreSQL refuses for its data (tk_persist_batch: SQLSTATE class 22 or 23) is
+ * written again record by record; a record it still refuses, or an entry that cannot be
+ * decoded, is moved to the shard's dead-letter stream with the reason (tk_inventory_dead_letter, one
  * atomic function call) — kept for an operator, logged, counted — so one bad record can
  * neither stall the sale's persistence nor vanish.
  */
@@ -264,7 +266,9 @@ static int set_aside(tk_writer_t *w, tk_writer_entry_t *b, const char *why)
 }
 
 /* After PostgreSQL refused a batch for its data: write record by record, and set aside
- * what still fails. -1 when the database went away meanwhile (retry the batch later). */
+ * the records it refuses. -1 when a record could not be written for another reason (the
+ * database went away, its disk is full...): the batch is retried later, and what was
+ * written meanwhile is written again, which is harmless. */
 static int isolate_rejected(tk_writer_t *w)
 {
     char err[512];
@@ -272,16 +276,18 @@ static int isolate_rejected(tk_writer_t *w)
         tk_writer_entry_t *b = w->batch + i;
         if (!b->decoded)
             continue; /* set aside by write_batch already */
-        if (tk_persist_batch(w->conn.pg, &b->rec, 1, err, sizeof(err)) == 0)
+        tk_persist_result_t rc = tk_persist_batch(w->conn.pg, &b->rec, 1, err, sizeof(err));
+        if (rc == TK_PERSIST_OK)
             continue;
-        if (PQstatus(w->conn.pg) != CONNECTION_OK || set_aside(w, b, err) != 0)
+        if (rc != TK_PERSIST_REFUSED || set_aside(w, b, err) != 0)
             return -1;
     }
     return 0;
 }
 
-/* Writes the decoded entries of the batch; 0 when committed (or nothing to write). */
-static int write_batch(tk_writer_t *w, char *err, size_t errsize)
+/* Writes the decoded entries of the batch: TK_PERSIST_OK when committed (or nothing to
+ * write), TK_PERSIST_UNAVAILABLE also when a malformed entry could not be set aside. */
+static tk_persist_result_t write_batch(tk_writer_t *w, char *err, size_t errsize)
 {
     tk_outbox_record_t *recs = h2o_mem_alloc(sizeof(*recs) * (w->nbatch + 1));
     size_t n = 0;
@@ -291,12 +297,12 @@ static int write_batch(tk_writer_t *w, char *err, size_t errsize)
         else if (set_aside(w, w->batch + i, "not a well-formed outbox entry") != 0) {
             free(recs);
             snprintf(err, errsize, "cannot set aside the malformed entry %s", w->batch[i].id);
-            return -1;
+            return TK_PERSIST_UNAVAILABLE;
         }
     }
-    int rc = n == 0 ? 0 : tk_persist_batch(w->conn.pg, recs, n, err, errsize);
+    tk_persist_result_t rc = n == 0 ? TK_PERSIST_OK : tk_persist_batch(w->conn.pg, recs, n, err, errsize);
     free(recs);
-    if (rc == 0) {
+    if (rc == TK_PERSIST_OK) {
         ++w->add.batches;
         w->add.records += n;
         publish_counts(w);
@@ -351,9 +357,11 @@ static void *writer_main(void *arg)
         idle = w->nbatch == 0;
         if (w->nbatch == 0)
             continue;
-        int written = write_batch(w, err, sizeof(err)) == 0;
-        if (!written && w->conn.pg != NULL && PQstatus(w->conn.pg) == CONNECTION_OK) {
-            tk_log_warn("writer", "PostgreSQL rejected a batch of %zu entries, writing them one by one: %s", w->nbatch, err);
+        tk_persist_result_t persisted = write_batch(w, err, sizeof(err));
+        int written = persisted == TK_PERSIST_OK;
+        if (persisted == TK_PERSIST_REFUSED) {
+            tk_log_warn("writer", "PostgreSQL refused a batch of %zu entries for its data, writing them one by one: %s", w->nbatch,
+                        err);
             written = isolate_rejected(w) == 0;
         }
         if (!written) {
