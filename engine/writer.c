@@ -184,10 +184,12 @@ static void clear_batch(tk_writer_t *w)
 /* After the commit: acknowledge and delete the entries, shard by shard at the shard's
  * master, and schedule finished records to leave Redis after the grace period. A shard
  * that cannot be acknowledged (its master is away) does not stop the others; its entries
- * stay pending and are written again, which is harmless. */
-static int acknowledge(tk_writer_t *w)
+ * stay pending and are written again, which is harmless. Returns how many shards could
+ * not be acknowledged, of *shards. */
+static size_t acknowledge(tk_writer_t *w, size_t *shards)
 {
-    int rc = 0;
+    size_t failed = 0;
+    *shards = 0;
     for (size_t i = 0; i < w->nbatch; ++i) {
         if (w->batch[i].shard[0] == '\0')
             continue;                 /* done with an earlier shard */
@@ -229,6 +231,7 @@ static int acknowledge(tk_writer_t *w)
         argv[nids_at] = nids_text, argvlen[nids_at] = strlen(nids_text);
         redisReply *r = tk_redis_nodes_command_argv(w->conn.redis, (int)argc, argv, argvlen);
         int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+        ++*shards;
         ++w->add.ack_calls;
         publish_counts(w);
         if (!ok) {
@@ -236,14 +239,14 @@ static int acknowledge(tk_writer_t *w)
                          r == NULL                      ? "its master did not answer"
                          : r->type == REDIS_REPLY_ERROR ? r->str
                                                         : "unexpected reply");
-            rc = -1;
+            ++failed;
         }
         freeReplyObject(r);
         free(argv);
         free(argvlen);
         free(members);
     }
-    return rc;
+    return failed;
 }
 
 /* Moves one entry to its shard's dead-letter stream with the reason, in one atomic call
@@ -375,8 +378,16 @@ static void *writer_main(void *arg)
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             continue;
         }
-        if (acknowledge(w) != 0)
+        size_t shards, unacknowledged = acknowledge(w, &shards);
+        if (unacknowledged != 0)
             tk_outbox_reader_reread(&w->reader);
+        if (unacknowledged != 0 && unacknowledged == shards) {
+            /* nothing acknowledged: reading again at once would write the same batch again */
+            clear_batch(w);
+            tk_time_sleep_ms(backoff_ms);
+            backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
+            continue;
+        }
         if (failing)
             tk_log_info("writer", "persisting again after %d failed attempts", failing);
         failing = 0;

@@ -13,6 +13,13 @@ Those holds would be released anyway, so releasing them early is not a change a
 caller could tell apart from the sweeper having run. Time comes from
 redis.call('TIME'), in unix milliseconds.
 
+Redis at maxmemory (noeviction) refuses every function without 'allow-oom' or
+'no-writes'. Three functions carry 'allow-oom', because they are how memory comes
+back: tk_persisted (acknowledges and deletes persisted outbox entries), tk_expire
+(returns expired holds to sale and forgets persisted records) and tk_dead_letter
+(moves an entry between two streams). Refusing them would keep a full Redis full
+for good: the outbox could never shrink once PostgreSQL caught up.
+
 KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   A shard s is the first 4 lower-case hex characters of the event uuid E.
   Reservation ids R start with the shard of their event, so every key can be
@@ -1945,18 +1952,18 @@ redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, f
 redis.register_function { function_name = 'tk_reserve_batch', callback = tk_reserve_batch, flags = {} }
 redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {} }
 redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
-redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = {} }
+redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
 redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
 redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = {} }
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
-redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = {} }
+redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
 redis.register_function { function_name = 'tk_idem_store', callback = tk_idem_store, flags = {} }
 redis.register_function { function_name = 'tk_idem_release', callback = tk_idem_release, flags = {} }
 redis.register_function { function_name = 'tk_view', callback = tk_view, flags = {} }
-redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = {} }
+redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_wr_set', callback = tk_wr_set, flags = {} }
 redis.register_function { function_name = 'tk_wr_join', callback = tk_wr_join, flags = {} }
 redis.register_function { function_name = 'tk_wr_sync', callback = tk_wr_sync, flags = {} }

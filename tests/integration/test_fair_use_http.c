@@ -5,7 +5,8 @@
  * of twice the rate; two processes sharing the secret share the limits; X-Forwarded-For
  * is ignored from untrusted peers and believed from a trusted proxy; with PostgreSQL
  * stopped, a backlog over TICKETD_OUTBOX_PAUSE pauses that event's shard only while the
- * outbox gauge tells the truth; and Redis at maxmemory makes writes 503, not 500.
+ * outbox gauge tells the truth; Redis at maxmemory makes writes 503, not 500, and still
+ * drains its outbox once PostgreSQL returns.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem, strcasestr */
@@ -398,6 +399,38 @@ START_TEST(redis_at_maxmemory_makes_writes_503_not_500)
 }
 END_TEST
 
+/* Redis full (maxmemory, noeviction) while PostgreSQL was away: once PostgreSQL is back
+ * the writer persists the backlog and acknowledges it, so the outbox empties and memory
+ * comes back, even though Redis refuses every other write meanwhile. */
+START_TEST(a_full_redis_drains_its_outbox_once_postgres_returns)
+{
+    char event[37], xlen[64];
+    event_create(&pause_server, event);
+    ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
+    for (int i = 0; i < 2; ++i)
+        ck_assert_msg(hold(&pause_server, event, NULL, NULL, NULL) == 201, "hold %d: %s", i, last_answer);
+    freeReplyObject(redis_cmd("CONFIG SET maxmemory 1"));
+    ck_assert_int_eq(tk_test_services("start-postgres"), 0);
+    snprintf(xlen, sizeof(xlen), "XLEN tk:{%.4s}:ob", event);
+    long long left = -1;
+    for (int i = 0; i < 200 && left != 0; ++i) {
+        usleep(100 * 1000);
+        redisReply *r = redis_cmd(xlen);
+        left = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+    }
+    int refused = hold(&pause_server, event, NULL, NULL, NULL); /* still full */
+    char restore[64];
+    snprintf(restore, sizeof(restore), "CONFIG SET maxmemory %s", maxmemory_before);
+    freeReplyObject(redis_cmd(restore));
+    ck_assert_int_eq(refused, 503);
+    ck_assert_int_eq(left, 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s'", event);
+    ck_assert_int_eq(tk_test_pg_count(pause_server.database, sql), 2);
+}
+END_TEST
+
 static Suite *fair_use_suite(void)
 {
     Suite *s = suite_create("fair_use_http");
@@ -423,6 +456,7 @@ static Suite *fair_use_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgres_is_down);
     tcase_add_test(tc, redis_at_maxmemory_makes_writes_503_not_500);
+    tcase_add_test(tc, a_full_redis_drains_its_outbox_once_postgres_returns);
     suite_add_tcase(s, tc);
     return s;
 }
