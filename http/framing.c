@@ -31,6 +31,13 @@ tk_framing_t tk_framing_check(const char *buf, size_t len)
     const char *p = buf, *end = buf + len, *length = NULL;
     size_t length_len = 0, transfer_codings = 0;
     int first = 1;
+    /* h2o's parser (picohttpparser) skips one empty line before the request line: some
+     * clients send CRLF after a POST body, so the next request on the connection starts
+     * with it. Taken for the blank line that ends the head, it would hide every header. */
+    if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+        p += 2;
+    else if (p < end && p[0] == '\n')
+        p += 1;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (nl == NULL)

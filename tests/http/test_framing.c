@@ -45,6 +45,16 @@ START_TEST(length_with_chunked_is_ambiguous_in_either_order)
 }
 END_TEST
 
+/* picohttpparser skips one empty line before the request line; so does the check */
+START_TEST(an_empty_line_before_the_request_line_hides_nothing)
+{
+    ck_assert_int_eq(check_head("\r\nPOST /e HTTP/1.1\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n"),
+                     TK_FRAMING_LENGTH_AND_CHUNKED);
+    ck_assert_int_eq(check_head("\nPOST /e HTTP/1.1\ncontent-length: 2\ncontent-length: 3\n\n"), TK_FRAMING_LENGTHS_DIFFER);
+    ck_assert_int_eq(check_head("\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n"), TK_FRAMING_OK);
+}
+END_TEST
+
 START_TEST(different_lengths_are_ambiguous)
 {
     ck_assert_int_eq(check_head("POST /e HTTP/1.1\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\n{}"),
@@ -77,6 +87,7 @@ int main(void)
     TCase *tc = tcase_create("framing");
     tcase_add_test(tc, ordinary_heads_pass);
     tcase_add_test(tc, length_with_chunked_is_ambiguous_in_either_order);
+    tcase_add_test(tc, an_empty_line_before_the_request_line_hides_nothing);
     tcase_add_test(tc, different_lengths_are_ambiguous);
     tcase_add_test(tc, two_transfer_encodings_are_ambiguous);
     tcase_add_test(tc, a_head_without_its_blank_line_is_reported);

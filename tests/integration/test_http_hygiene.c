@@ -120,6 +120,9 @@ START_TEST(content_length_with_chunked_is_400_and_closes)
     /* a GET is framed the same way */
     assert_one_400_then_closed("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
                                "0\r\n\r\n" SMUGGLED);
+    /* behind the empty line h2o skips before a request line (CRLF after a POST body) */
+    assert_one_400_then_closed("\r\nPOST /events/event/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" SMUGGLED);
 }
 END_TEST
 
