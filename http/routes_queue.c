@@ -139,7 +139,7 @@ static int admin_event_of(h2o_req_t *req, char *event)
     static const char prefix[] = "/admin/events/";
     h2o_iovec_t path = req->path_normalized;
     size_t plen = sizeof(prefix) - 1;
-    if (path.len < plen + TK_UUID_LEN || path.base[plen + TK_UUID_LEN] != '/')
+    if (path.len <= plen + TK_UUID_LEN || path.base[plen + TK_UUID_LEN] != '/')
         return -1;
     return tk_uuid_normalize(path.base + plen, TK_UUID_LEN, event);
 }

@@ -188,6 +188,10 @@ START_TEST(admin_settings_need_the_token_and_valid_values)
     res = tk_api_call(&servers[0], "GET", unknown_path, ADMIN_HEADERS, NULL, &status);
     ck_assert_int_eq(status, 404);
     json_decref(res);
+    /* a segment 13 characters short of an id: the path ends where the id's end would be read */
+    res = tk_api_call(&servers[0], "GET", "/admin/events/0000aaaa-1111-4222-8333/waiting-room", ADMIN_HEADERS, NULL, &status);
+    ck_assert_int_eq(status, 404);
+    json_decref(res);
 
     const char *bad[] = {
         "{\"enabled\": true, \"opens_at\": \"2035-01-01T10:00:00Z\", \"admit_per_minute\": 0}",
