@@ -77,26 +77,42 @@ static int slots_of(redisContext *c, const char *host, tk_slot_map_t *map, char 
     return rc;
 }
 
+/* CLUSTER SLOTS of host:port on a connection of its own, closed after */
+static int slots_from(tk_redis_nodes_t *n, const char *host, uint16_t port, tk_slot_map_t *map, char *why, size_t whysize)
+{
+    redisContext *c = connect_node(n, host, port, why, whysize);
+    if (c == NULL)
+        return -1;
+    int rc = slots_of(c, host, map, why, whysize);
+    redisFree(c);
+    return rc;
+}
+
 /* The slot map as the first node to answer sees it: the masters we hold connections to
- * first (no new connection needed), then the seeds. */
+ * first (no new connection needed), then the masters of the last map we hold none to,
+ * then the seeds. The last map's masters come before the seeds because after a failover
+ * the seeds may all be gone while the masters that replaced them are fine: a process
+ * whose connections all dropped must still find them. */
 static int read_map(tk_redis_nodes_t *n, tk_slot_map_t *map, char *err, size_t errsize)
 {
     char why[512] = "no seed node";
+    uint8_t tried[TK_CLUSTER_MAX_MASTERS] = {0};
     for (size_t i = 0; i < n->map.nmasters; ++i) {
         if (n->conns[i] == NULL || n->conns[i]->err)
             continue;
         if (slots_of(n->conns[i], n->map.masters[i].host, map, why, sizeof(why)) == 0)
             return 0;
         if (n->conns[i]->err)
-            drop(n, i);
+            drop(n, i); /* broken: a connection of its own is tried below */
+        else
+            tried[i] = 1; /* it answered, with an error */
+    }
+    for (size_t i = 0; i < n->map.nmasters; ++i) {
+        if (!tried[i] && slots_from(n, n->map.masters[i].host, n->map.masters[i].port, map, why, sizeof(why)) == 0)
+            return 0;
     }
     for (size_t i = 0; i < n->nseeds; ++i) {
-        redisContext *c = connect_node(n, n->seeds[i].host, n->seeds[i].port, why, sizeof(why));
-        if (c == NULL)
-            continue;
-        int rc = slots_of(c, n->seeds[i].host, map, why, sizeof(why));
-        redisFree(c);
-        if (rc == 0)
+        if (slots_from(n, n->seeds[i].host, n->seeds[i].port, map, why, sizeof(why)) == 0)
             return 0;
     }
     snprintf(err, errsize, "no Redis Cluster node answered CLUSTER SLOTS (last: %s)", why);
