@@ -337,14 +337,21 @@ static void on_waited(redisReply *reply, void *data)
     tk_redis_node_t *n = cmd->r->nodes + cmd->node;
     if (reply == NULL) {
         finish(cmd, NULL);
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 1 && n->nreplicas > 0) {
-        request_refresh(cmd->r); /* the replica may be failed by now: then the map no longer lists it */
-        redisReply *refused = error_reply("NOREPLICA the write reached no replica in time");
-        finish(cmd, refused);
-        freeReplyObject(refused);
-    } else {
-        finish(cmd, cmd->held);
+        return;
     }
+    /* WAIT itself refused (a master demoted while it waited answers UNBLOCKED), or no
+     * replica confirmed in time: either way the write is not reported as replicated */
+    const char *refusal = reply->type != REDIS_REPLY_INTEGER       ? "NOREPLICA the replicas could not be asked"
+                          : reply->integer < 1 && n->nreplicas > 0 ? "NOREPLICA the write reached no replica in time"
+                                                                   : NULL;
+    if (refusal == NULL) {
+        finish(cmd, cmd->held);
+        return;
+    }
+    request_refresh(cmd->r); /* the replica may be failed by now: then the map no longer lists it */
+    redisReply *refused = error_reply(refusal);
+    finish(cmd, refused);
+    freeReplyObject(refused);
 }
 
 /* the reply to ASKING or to a fence's SET: OK, or the command after it says what failed */

@@ -5,8 +5,9 @@
  * a second: well inside the cluster's node timeout, so nothing fails over), a durable write
  * and a read that needs its fence are answered "NOREPLICA …" instead of their reply, and a
  * read that needs no fence is answered at once; once the replica runs again, both are
- * answered with their reply. The replica is always continued, also when a check fails (the
- * parent's teardown). On a single Redis there is no replica to wait for: the test exits 77.
+ * answered with their reply; and a WAIT the master gives up on (CLIENT UNBLOCK … ERROR, as
+ * when a master is demoted while it waits) confirms nothing either. The replica is always
+ * continued, also when a check fails (the parent's teardown). On a single Redis there is no replica to wait for: the test exits 77.
  */
 #include "engine/cluster_slots.h"
 #include "engine/config.h"
@@ -106,9 +107,8 @@ static redisReply *on_node(const char *host, int port, const char *cmd)
     return r;
 }
 
-/* the process id of a replica of the master owning KEY: the master from CLUSTER SLOTS of a
- * seed, its replica from its ROLE, the replica's pid from its INFO */
-static pid_t replica_of_key_master(void)
+/* the master owning KEY, from CLUSTER SLOTS of a seed */
+static const tk_cluster_node_t *key_master(void)
 {
     static tk_slot_map_t map;
     char err[256];
@@ -118,7 +118,15 @@ static pid_t replica_of_key_master(void)
     freeReplyObject(slots);
     uint16_t owner = map.owner[tk_cluster_key_slot(KEY, strlen(KEY))];
     ck_assert_uint_ne(owner, TK_CLUSTER_NO_OWNER);
-    redisReply *role = on_node(map.masters[owner].host, map.masters[owner].port, "ROLE");
+    return map.masters + owner;
+}
+
+/* the process id of a replica of the master owning KEY: the replica from the master's
+ * ROLE, its pid from its INFO */
+static pid_t replica_of_key_master(void)
+{
+    const tk_cluster_node_t *master = key_master();
+    redisReply *role = on_node(master->host, master->port, "ROLE");
     ck_assert_msg(role != NULL && role->type == REDIS_REPLY_ARRAY && role->elements == 3 &&
                       role->element[2]->type == REDIS_REPLY_ARRAY && role->element[2]->elements > 0,
                   "the master of " KEY " lists no replica");
@@ -168,6 +176,58 @@ START_TEST(without_a_replica_nothing_is_acknowledged)
 }
 END_TEST
 
+/* the id of a client of host:port blocked in WAIT, or -1 */
+static long long client_in_wait(const char *host, int port)
+{
+    redisReply *list = on_node(host, port, "CLIENT LIST");
+    long long id = -1;
+    const char *text = list != NULL && list->type == REDIS_REPLY_STRING ? list->str : "";
+    const char *at = strstr(text, " cmd=wait ");
+    if (at != NULL) {
+        while (at > text && at[-1] != '\n') /* back to the start of its line: "id=N addr=..." */
+            --at;
+        if (strncmp(at, "id=", 3) == 0)
+            id = atoll(at + 3);
+    }
+    freeReplyObject(list);
+    return id;
+}
+
+START_TEST(a_wait_the_master_gives_up_on_confirms_nothing)
+{
+    start_router();
+    ck_assert_str_eq(durable_set("before").str, "OK");
+    const tk_cluster_node_t *master = key_master();
+    char host[64];
+    int port = master->port;
+    snprintf(host, sizeof(host), "%s", master->host);
+    replica_pid = replica_of_key_master();
+    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+
+    result_t res = {0};
+    const char *argv[] = {"SET", KEY, "unblocked"};
+    size_t argvlen[] = {3, strlen(KEY), strlen("unblocked")};
+    ck_assert_int_eq(tk_redis_command_durable(router, on_reply, &res, 3, argv, argvlen), 0);
+    long long waiting = -1;
+    for (int i = 0; i < 200 && waiting < 0 && res.calls == 0; ++i) {
+        h2o_evloop_run(loop, 1);
+        waiting = client_in_wait(host, port);
+    }
+    char unblock[64];
+    snprintf(unblock, sizeof(unblock), "CLIENT UNBLOCK %lld ERROR", waiting);
+    redisReply *r = waiting >= 0 ? on_node(host, port, unblock) : NULL;
+    int unblocked = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    run_until(&res.calls, 3000);
+    continue_replica();
+
+    ck_assert_msg(unblocked, "no client of the master was unblocked from WAIT (found id %lld)", waiting);
+    ck_assert_int_eq(res.calls, 1);
+    ck_assert_msg(res.type == REDIS_REPLY_ERROR && strncmp(res.str, "NOREPLICA", 9) == 0, "durable SET answered %d %s", res.type,
+                  res.str);
+}
+END_TEST
+
 static void teardown(void)
 {
     /* the child stopped the replica: find it again and continue it, whatever happened */
@@ -189,6 +249,7 @@ int main(void)
     TCase *tc = tcase_create("replica_stopped");
     tcase_add_unchecked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, without_a_replica_nothing_is_acknowledged);
+    tcase_add_test(tc, a_wait_the_master_gives_up_on_confirms_nothing);
     suite_add_tcase(s, tc);
     SRunner *runner = srunner_create(s);
     srunner_run_all(runner, CK_NORMAL);
