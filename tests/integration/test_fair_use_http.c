@@ -133,18 +133,6 @@ static int hold(const tk_test_server_t *s, const char *event, const char *header
     return status;
 }
 
-static long long metric(const tk_test_server_t *s, const char *name)
-{
-    tk_http_response_t res;
-    ck_assert_int_eq(tk_http_request(s->port, "GET", "/metrics", NULL, NULL, 0, &res), 0);
-    char pattern[128];
-    snprintf(pattern, sizeof(pattern), "\n%s ", name);
-    const char *at = strstr(res.body, pattern);
-    long long v = at != NULL ? atoll(at + strlen(pattern)) : -1;
-    tk_http_response_free(&res);
-    return v;
-}
-
 static redisReply *redis_cmd(const char *cmd)
 {
     redisContext *c = redisConnect("127.0.0.1", tk_test_redis_port());
@@ -199,7 +187,7 @@ START_TEST(one_connection_holds_at_most_max_holds_and_a_cancel_frees_a_place)
     ck_assert_int_eq(conn_request(c, "DELETE", path, NULL, NULL, &retry, NULL), 200);
     ck_assert_int_eq(conn_request(c, "POST", "/events/reservation/", NULL, body, &retry, NULL), 201);
     ck_assert_int_eq(conn_request(c, "POST", "/events/reservation/", NULL, body, &retry, NULL), 429);
-    ck_assert_int_ge(metric(&limits, "ticketd_fairuse_refusals_total"), 6);
+    ck_assert_int_ge(tk_api_metric(&limits, NULL, "ticketd_fairuse_refusals_total"), 6);
     close(c->fd);
     free(c);
 }
@@ -352,8 +340,8 @@ START_TEST(a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgre
     long long depth = 0, paused = 0;
     for (int i = 0; i < 100 && (depth < 4 || paused < 1); ++i) {
         usleep(100 * 1000);
-        depth = metric(&pause_server, "ticketd_outbox_depth");
-        paused = metric(&pause_server, "ticketd_paused_shards");
+        depth = tk_api_metric(&pause_server, NULL, "ticketd_outbox_depth");
+        paused = tk_api_metric(&pause_server, NULL, "ticketd_paused_shards");
     }
     char xlen[64];
     snprintf(xlen, sizeof(xlen), "XLEN tk:{%.4s}:ob", busy);

@@ -27,6 +27,7 @@
 
 #define ADMIN_TOKEN "tk-test-only-admin-token-0123456789abcdef"
 #define METRICS_TOKEN "tk-test-only-metrics-token-0123456789abcdef"
+#define METRICS_AUTH "Authorization: Bearer " METRICS_TOKEN "\r\n"
 #define SECRET "tk-test-only-secret-hygiene-0123456789abcdef"
 #define COOKIE_SECRET "cookie-value-that-must-not-be-logged"
 
@@ -154,7 +155,7 @@ START_TEST(paths_with_two_readings_never_reach_metrics)
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); ++i) {
         tk_http_response_t res;
         ck_assert_int_eq(
-            tk_http_request(server.port, "GET", paths[i], "Authorization: Bearer " METRICS_TOKEN "\r\n", NULL, 0, &res), 0);
+            tk_http_request(server.port, "GET", paths[i], METRICS_AUTH, NULL, 0, &res), 0);
         ck_assert_msg(res.status == 400, "%s: %d", paths[i], res.status);
         ck_assert_ptr_null(strstr(res.body, "ticketd_"));
         json_t *body = json_loadb(res.body, res.body_len, 0, NULL);
@@ -164,7 +165,7 @@ START_TEST(paths_with_two_readings_never_reach_metrics)
     }
     /* the canonical spelling, with and without the slash, is served */
     int status;
-    json_decref(tk_api_call(&server, "GET", "/metrics/", "Authorization: Bearer " METRICS_TOKEN "\r\n", NULL, &status));
+    json_decref(tk_api_call(&server, "GET", "/metrics/", METRICS_AUTH, NULL, &status));
     ck_assert_int_eq(status, 200);
 }
 END_TEST
@@ -374,19 +375,6 @@ static double now_s(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-static long long metric(const char *name)
-{
-    tk_http_response_t res;
-    ck_assert_int_eq(tk_http_request(server.port, "GET", "/metrics", "Authorization: Bearer " METRICS_TOKEN "\r\n", NULL, 0, &res),
-                     0);
-    char key[128];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *at = strstr(res.body, key);
-    long long v = at != NULL ? atoll(at + strlen(key)) : -1;
-    tk_http_response_free(&res);
-    return v;
-}
-
 START_TEST(the_request_log_never_holds_secrets_and_is_rate_limited)
 {
     /* credentials, a cookie and a query id on a request that is logged */
@@ -399,7 +387,7 @@ START_TEST(the_request_log_never_holds_secrets_and_is_rate_limited)
     tk_http_response_free(&res);
 
     /* a bounded flood: FLOOD requests over keep-alive connections, pipelined */
-    long long suppressed_before = metric("ticketd_access_log_suppressed_total");
+    long long suppressed_before = tk_api_metric(&server, METRICS_AUTH, "ticketd_access_log_suppressed_total");
     ck_assert_int_ge(suppressed_before, 0);
     const char *one = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t one_len = strlen(one), per = FLOOD / FLOOD_CONNECTIONS;
@@ -431,7 +419,7 @@ START_TEST(the_request_log_never_holds_secrets_and_is_rate_limited)
     }
     double took = now_s() - started;
     free(batch);
-    long long suppressed = metric("ticketd_access_log_suppressed_total") - suppressed_before;
+    long long suppressed = tk_api_metric(&server, METRICS_AUTH, "ticketd_access_log_suppressed_total") - suppressed_before;
 
     static char log[4 << 20];
     tk_test_server_log(&server, log, sizeof(log));

@@ -370,19 +370,6 @@ START_TEST(reads_fall_back_to_postgres_once_records_leave_redis)
 }
 END_TEST
 
-/* a counter from /metrics */
-static long long metric(const char *name)
-{
-    tk_http_response_t res;
-    ck_assert_int_eq(tk_http_request(server.port, "GET", "/metrics", NULL, NULL, 0, &res), 0);
-    char pattern[128];
-    snprintf(pattern, sizeof(pattern), "\n%s ", name);
-    const char *at = strstr(res.body, pattern);
-    long long v = at != NULL ? atoll(at + strlen(pattern)) : -1;
-    tk_http_response_free(&res);
-    return v;
-}
-
 /* how many entries of the dead-letter stream of event's shard have field = value */
 static int dead_letters_with(const char *event, const char *field, const char *value)
 {
@@ -424,6 +411,37 @@ START_TEST(a_malformed_entry_is_set_aside_and_persistence_goes_on)
 }
 END_TEST
 
+/* A CANCELLED record of event, of one ticket (type A at 19.99), as the functions write it;
+ * its reservation and ticket ids are new, in the event's shard. */
+static void cancelled_record(tk_outbox_record_t *rec, tk_outbox_ticket_t *ticket, const char *event)
+{
+    *ticket = (tk_outbox_ticket_t){.price_minor = 1999};
+    *rec = (tk_outbox_record_t){.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = ticket, .ntickets = 1};
+    tk_uuid_v4_in_shard(rec->rid, event);
+    snprintf(rec->event, sizeof(rec->event), "%s", event);
+    snprintf(rec->status, sizeof(rec->status), "CANCELLED");
+    tk_uuid_v4_in_shard(ticket->id, event);
+    snprintf(ticket->type, sizeof(ticket->type), "A");
+}
+
+/* Appends rec to the outbox of its reservation's shard: its id as the entry's own field
+ * "r" (today's form), or with rid_inside only in the record (before 2026-12-07). */
+static void append_entry(const tk_outbox_record_t *rec, int rid_inside)
+{
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    tk_test_pack_record(&pk, rec, rid_inside);
+    tk_shard_keys_t keys;
+    tk_shard_keys(rec->rid, &keys);
+    redisReply *r = rid_inside ? tk_test_redis_command("XADD %s * m %b", keys.names[TK_KEY_OB], buf.data, buf.size)
+                               : tk_test_redis_command("XADD %s * r %s m %b", keys.names[TK_KEY_OB], rec->rid, buf.data, buf.size);
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 /* PostgreSQL failing for a reason of its own (here a full disk, raised by a trigger on
  * the event's reservations) keeps the records waiting in the outbox, never in the dead
  * letters; a record it refuses for its data (an event it does not know: a foreign key)
@@ -439,12 +457,12 @@ START_TEST(only_records_postgres_refuses_for_their_data_are_set_aside)
              "WHEN (NEW.event_id = '%s') EXECUTE FUNCTION tk_test_disk_full(); SELECT 1",
              event);
     ck_assert_int_eq(tk_test_pg_scalar(server.database, sql, out, sizeof(out)), 0);
-    long long failures = metric("ticketd_writer_failures_total");
+    long long failures = tk_api_metric(&server, NULL, "ticketd_writer_failures_total");
     char *rid = reserve_one(&server, event);
     ck_assert_ptr_nonnull(rid);
-    for (int i = 0; i < 100 && metric("ticketd_writer_failures_total") < failures + 2; ++i)
+    for (int i = 0; i < 100 && tk_api_metric(&server, NULL, "ticketd_writer_failures_total") < failures + 2; ++i)
         usleep(100 * 1000); /* tried, and tried again */
-    ck_assert_int_ge(metric("ticketd_writer_failures_total"), failures + 2);
+    ck_assert_int_ge(tk_api_metric(&server, NULL, "ticketd_writer_failures_total"), failures + 2);
     ck_assert_int_eq(dead_letters_with(event, "r", rid), 0);
     ck_assert_int_eq(
         tk_test_pg_scalar(server.database,
@@ -455,25 +473,13 @@ START_TEST(only_records_postgres_refuses_for_their_data_are_set_aside)
     ck_assert_int_eq(await_count(sql, 1), 1);
     ck_assert_int_eq(dead_letters_with(event, "r", rid), 0);
 
-    char ghost[TK_UUID_LEN + 1], ghost_rid[TK_UUID_LEN + 1];
+    char ghost[TK_UUID_LEN + 1];
     tk_uuid_v4_in_shard(ghost, event); /* an event of the same shard that PostgreSQL does not have */
-    tk_uuid_v4_in_shard(ghost_rid, event);
-    tk_outbox_ticket_t ticket = {.price_minor = 1999};
-    tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
-    snprintf(rec.rid, sizeof(rec.rid), "%s", ghost_rid);
-    snprintf(rec.event, sizeof(rec.event), "%s", ghost);
-    snprintf(rec.status, sizeof(rec.status), "CANCELLED");
-    tk_uuid_v4_in_shard(ticket.id, event);
-    snprintf(ticket.type, sizeof(ticket.type), "A");
-    msgpack_sbuffer buf;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    tk_test_pack_record(&pk, &rec, 0);
-    tk_shard_keys_t keys;
-    tk_shard_keys(event, &keys);
-    freeReplyObject(tk_test_redis_command("XADD %s * r %s m %b", keys.names[TK_KEY_OB], ghost_rid, buf.data, buf.size));
-    msgpack_sbuffer_destroy(&buf);
+    tk_outbox_ticket_t ticket;
+    tk_outbox_record_t rec;
+    cancelled_record(&rec, &ticket, ghost);
+    append_entry(&rec, 0);
+    const char *ghost_rid = rec.rid;
     for (int i = 0; i < 100 && dead_letters_with(event, "r", ghost_rid) == 0; ++i)
         usleep(100 * 1000);
     ck_assert_int_eq(dead_letters_with(event, "r", ghost_rid), 1);
@@ -489,49 +495,26 @@ END_TEST
 START_TEST(an_entry_written_by_an_earlier_version_is_persisted)
 {
     char *event = create_event(&server, 10);
-    char rid[TK_UUID_LEN + 1], tid[TK_UUID_LEN + 1];
-    tk_uuid_v4_in_shard(rid, event);
-    tk_uuid_v4_in_shard(tid, event);
-    tk_outbox_ticket_t ticket = {.price_minor = 1999};
-    tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
-    snprintf(rec.rid, sizeof(rec.rid), "%s", rid);
-    snprintf(rec.event, sizeof(rec.event), "%s", event);
-    snprintf(rec.status, sizeof(rec.status), "CANCELLED");
-    snprintf(ticket.id, sizeof(ticket.id), "%s", tid);
-    snprintf(ticket.type, sizeof(ticket.type), "A");
-    msgpack_sbuffer buf;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    tk_test_pack_record(&pk, &rec, 1); /* the id inside the record, no field of its own */
-    tk_shard_keys_t keys;
-    tk_shard_keys(event, &keys);
-    freeReplyObject(tk_test_redis_command("XADD %s * m %b", keys.names[TK_KEY_OB], buf.data, buf.size));
-    msgpack_sbuffer_destroy(&buf);
+    tk_outbox_ticket_t ticket;
+    tk_outbox_record_t rec;
+    cancelled_record(&rec, &ticket, event);
+    append_entry(&rec, 1); /* the id inside the record, no field of its own */
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s' AND status = 'CANCELLED'", rid);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE id = '%s' AND status = 'CANCELLED'", rec.rid);
     ck_assert_int_eq(await_count(sql, 1), 1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM ordered_tickets WHERE id = '%s' AND reservation_id = '%s' AND price = 19.99",
-             tid, rid);
+             ticket.id, rec.rid);
     ck_assert_int_eq(await_count(sql, 1), 1);
     free(event);
 }
 END_TEST
 
-/* tk_persist_batch makes its staging tables and prepared merges once per connection and
- * remembers the connection it made them on: batches alternating between two connections,
- * then one on a connection made again, all commit (statements prepared already are as
- * good; a new session gets its own). */
 /* writes one CANCELLED reservation of one ticket of event with tk_persist_batch on c */
 static int persist_one(PGconn *c, const char *event, char *err, size_t errsize)
 {
-    tk_outbox_ticket_t ticket = {.price_minor = 1999};
-    tk_outbox_record_t rec = {.created_ms = 1765000000000, .until_ms = 1765000900000, .tickets = &ticket, .ntickets = 1};
-    tk_uuid_v4_in_shard(rec.rid, event);
-    tk_uuid_v4_in_shard(ticket.id, event);
-    snprintf(rec.event, sizeof(rec.event), "%s", event);
-    snprintf(rec.status, sizeof(rec.status), "CANCELLED");
-    snprintf(ticket.type, sizeof(ticket.type), "A");
+    tk_outbox_ticket_t ticket;
+    tk_outbox_record_t rec;
+    cancelled_record(&rec, &ticket, event);
     return tk_persist_batch(c, &rec, 1, err, errsize);
 }
 
@@ -544,6 +527,10 @@ static void assert_persisted(const char *event, int n)
     ck_assert_int_eq(tk_test_pg_count(server.database, sql), n);
 }
 
+/* tk_persist_batch makes its staging tables and prepared merges once per connection and
+ * notes that on the connection: batches alternating between two connections, then one on
+ * a connection made again, all commit (statements prepared already are as good; a new
+ * session gets its own). */
 START_TEST(batches_commit_on_any_connection_in_any_order)
 {
     char *event = create_event(&server, 10);
@@ -593,14 +580,15 @@ START_TEST(a_batch_is_acknowledged_with_one_call_per_shard)
     ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
     for (int i = 0; i < 40; ++i) /* 40 entries of one shard pile up in the outbox */
         free(reserve_one(&server, event));
-    long long batches = metric("ticketd_writer_batches_total"), calls = metric("ticketd_writer_ack_calls_total");
+    long long batches = tk_api_metric(&server, NULL, "ticketd_writer_batches_total"),
+              calls = tk_api_metric(&server, NULL, "ticketd_writer_ack_calls_total");
     ck_assert_int_eq(tk_test_services("start-postgres"), 0);
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s'", event);
     ck_assert_int_eq(await_count(sql, 40), 40);
     usleep(300 * 1000);
-    long long more_batches = metric("ticketd_writer_batches_total") - batches,
-              more_calls = metric("ticketd_writer_ack_calls_total") - calls;
+    long long more_batches = tk_api_metric(&server, NULL, "ticketd_writer_batches_total") - batches,
+              more_calls = tk_api_metric(&server, NULL, "ticketd_writer_ack_calls_total") - calls;
     ck_assert_int_ge(more_batches, 1);
     ck_assert_msg(more_calls <= more_batches, "%lld tk_persisted calls for %lld batches of one shard", more_calls, more_batches);
     free(event);

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *tk_api_call(const tk_test_server_t *s, const char *method, const char *path, const char *headers, const char *body,
@@ -35,4 +36,16 @@ void tk_api_create_event(const tk_test_server_t *s, const char *headers, const c
     ck_assert_ptr_nonnull(created);
     snprintf(id, 37, "%s", created);
     json_decref(res);
+}
+
+long long tk_api_metric(const tk_test_server_t *s, const char *headers, const char *name)
+{
+    tk_http_response_t res;
+    ck_assert_int_eq(tk_http_request(s->port, "GET", "/metrics", headers, NULL, 0, &res), 0);
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "\n%s ", name);
+    const char *at = strstr(res.body, pattern);
+    long long v = at != NULL ? atoll(at + strlen(pattern)) : -1;
+    tk_http_response_free(&res);
+    return v;
 }

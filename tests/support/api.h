@@ -20,5 +20,8 @@ json_t *tk_api_call(const tk_test_server_t *s, const char *method, const char *p
 void tk_api_create_event(const tk_test_server_t *s, const char *headers, const char *body, char *id);
 /* asserts that body is the API's error shape {"error": string, "message": string} */
 void tk_api_assert_error_shape(json_t *body);
+/* the value of a metric without labels in GET /metrics (headers: e.g. the metrics token,
+ * or NULL); -1 when the page does not have it */
+long long tk_api_metric(const tk_test_server_t *s, const char *headers, const char *name);
 
 #endif
