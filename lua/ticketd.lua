@@ -43,6 +43,11 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                                                 order (its lines, merged per type in
                                                 first-seen order, are rec_lines)
                  "k":C                          the fair-use client, while PENDING/PAYING
+                 "a":until_ms                   held through a waiting-room admission
+                                                that lasts until then: once CANCELLED
+                                                and persisted the record is kept that
+                                                long (forget_persisted), so the
+                                                admission may hold again
                  "q":1                          its tickets are counted in held-ticket
                                                 buckets (PENDING holds since 2026-12)
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
@@ -180,7 +185,8 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  given), ARGV ends with admission_until_ms and the admission
                  "E:ticket": the hold is refused with {"ERR","admission_used"} (after
                  "exists") while the admission's previous hold is PENDING, PAYING or
-                 COMPLETED.
+                 COMPLETED, or is no longer in Redis (a CANCELLED one stays as long as
+                 its admission, see "a" above; a missing one may have been paid).
   tk_reserve_batch  KEYS the shard's seven, then tk:{s}:rt and tk:{s}:wa (always both)
                  ARGV n, then per request: nargs, fair (0|1), admission (0|1) and the
                  nargs arguments tk_reserve takes with (fair) its four fair-use
@@ -1171,6 +1177,9 @@ local function reserve_one(call, rq)
     end
     local until_ms = now + rq.hold
     local rec = { e = e, st = 'PENDING', c = now, u = until_ms, t = tickets, q = 1 }
+    if rq.adm then
+        rec.a = rq.adm.until_ms -- see forget_persisted
+    end
     for _, t in ipairs(order) do
         tally_add(call.buckets, bucket_field(until_ms, e, t), merged[t])
     end
@@ -1397,10 +1406,16 @@ local function forget_persisted(keys, now, limit)
     local due = redis.call('ZRANGEBYSCORE', keys[7], '-inf', now, 'LIMIT', 0, limit)
     for _, member in ipairs(due) do
         local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+        local kept_until = nil
         if kind == 'r' then
             local blob = redis.call('HGET', keys[2], id)
             local rec = blob and rec_decode(blob)
-            if rec and (rec.st == 'COMPLETED' or rec.st == 'CANCELLED') then
+            if rec and rec.st == 'CANCELLED' and tonumber(rec.a) and tonumber(rec.a) > now then
+                -- held through a waiting-room admission that still runs: the admission may
+                -- hold again, which check_admission knows from this CANCELLED record (a
+                -- missing one might have been paid); kept until the admission is over
+                kept_until = tonumber(rec.a)
+            elseif rec and (rec.st == 'COMPLETED' or rec.st == 'CANCELLED') then
                 redis.call('HDEL', keys[2], id)
             end
         else
@@ -1410,7 +1425,11 @@ local function forget_persisted(keys, now, limit)
                 redis.call('HDEL', keys[6], id)
             end
         end
-        redis.call('ZREM', keys[7], member)
+        if kept_until then
+            redis.call('ZADD', keys[7], kept_until, member)
+        else
+            redis.call('ZREM', keys[7], member)
+        end
     end
     return #due
 end

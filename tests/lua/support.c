@@ -651,13 +651,14 @@ static int key_in(const msgpack_object *k, const char *const *names)
 }
 
 /* tk_outbox_decode ignores unknown keys, so that the format can grow; the functions must
- * not write any but the record's own "k" (the fair-use client) and "q" (counted in
- * held-ticket buckets), which the entry shares with the record, and no "r" (the id is the
- * entry's own field since 2026-12-07). Fails on a key outside {e, st, c, u, t, x, k, q} or
- * outside x's {id, st, amt, d, err}; returns whether x carries err. */
+ * not write any but the record's own "k" (the fair-use client), "q" (counted in
+ * held-ticket buckets) and "a" (held through an admission), which the entry shares with
+ * the record, and no "r" (the id is the entry's own field since 2026-12-07). Fails on a
+ * key outside {e, st, c, u, t, x, k, q, a} or outside x's {id, st, amt, d, err}; returns
+ * whether x carries err. */
 static int assert_known_keys(const char *data, size_t len)
 {
-    static const char *const top[] = {"e", "st", "c", "u", "t", "x", "k", "q", NULL};
+    static const char *const top[] = {"e", "st", "c", "u", "t", "x", "k", "q", "a", NULL};
     static const char *const txn[] = {"id", "st", "amt", "d", "err", NULL};
     static const char *const err[] = {"err", NULL};
     msgpack_unpacked up;

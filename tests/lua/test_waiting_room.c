@@ -10,7 +10,9 @@
 #include "tests/lua/support.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static redisReply *call(int argc, const char **argv)
 {
@@ -256,6 +258,35 @@ START_TEST(an_admission_holds_one_live_reservation_at_a_time)
 }
 END_TEST
 
+/* The writer persists a cancelled hold and, after the grace period, the sweeper forgets
+ * finished records. One held through an admission that still runs is kept until the
+ * admission is over: without it the admission could not tell a cancelled hold from a paid
+ * one and would refuse to hold again. */
+START_TEST(a_cancelled_hold_frees_its_admission_after_it_was_persisted)
+{
+    tk_lua_uuid_t event, r1, r2;
+    char admission[64], member[48];
+    tk_lua_event_new(event, tk_lua_future(), "VIP", "10", "100", NULL);
+    snprintf(admission, sizeof(admission), "%s:9", event);
+    long long until = tk_time_now_ms() + 120000;
+    tk_uuid_v4_in_shard(r1, event);
+    tk_uuid_v4_in_shard(r2, event);
+    assert_ok(reserve_with(event, r1, admission, until, NULL));
+    freeReplyObject(tk_lua_fcall("tk_cancel", event, r1, NULL));
+    snprintf(member, sizeof(member), "r:%s", r1);
+    freeReplyObject(tk_lua_fcall("tk_persisted", event, "0", "0", member, NULL)); /* forget at once */
+    usleep(2000);
+    freeReplyObject(tk_lua_fcall("tk_expire", event, "100", NULL));
+    tk_shard_keys_t keys;
+    tk_shard_keys(event, &keys);
+    redisReply *score = tk_lua_cmd("ZSCORE %s %s", keys.names[TK_KEY_GC], member);
+    ck_assert_int_eq(score->type, REDIS_REPLY_STRING);
+    ck_assert_int_eq(atoll(score->str), until); /* kept until the admission is over */
+    freeReplyObject(score);
+    assert_ok(reserve_with(event, r2, admission, until, NULL));
+}
+END_TEST
+
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, the_opening_is_decided_once_by_the_first_caller);
@@ -264,6 +295,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, join_without_a_room_or_with_it_off_is_off);
     tcase_add_test(tc, malformed_room_calls_are_errors);
     tcase_add_test(tc, an_admission_holds_one_live_reservation_at_a_time);
+    tcase_add_test(tc, a_cancelled_hold_frees_its_admission_after_it_was_persisted);
 }
 
 int main(void)
