@@ -18,7 +18,11 @@ Redis at maxmemory (noeviction) refuses every function without 'allow-oom' or
 back: tk_persisted (acknowledges and deletes persisted outbox entries), tk_expire
 (returns expired holds to sale and forgets persisted records) and tk_dead_letter
 (moves an entry between two streams). Refusing them would keep a full Redis full
-for good: the outbox could never shrink once PostgreSQL caught up.
+for good: the outbox could never shrink once PostgreSQL caught up. A fourth,
+tk_pay_finish, records what the payment gateway answered: refused while tk_expire
+runs, a charge approved during the shortage would be timed out by the sweeper
+and recorded as failed. New holds and payments (tk_reserve, tk_pay_start) are
+refused at the limit, which is what pauses the sale.
 
 KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
   A shard s is the first 4 lower-case hex characters of the event uuid E.
@@ -1975,7 +1979,7 @@ redis.register_function { function_name = 'tk_expire', callback = tk_expire, fla
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
 redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
-redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = {} }
+redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_persisted', callback = tk_persisted, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }

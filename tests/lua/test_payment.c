@@ -178,6 +178,37 @@ START_TEST(test_pay_finish_ok_sells_tickets_then_cancel_and_second_finish_refuse
 }
 END_TEST
 
+/* Redis full (maxmemory, noeviction): a new payment is refused, but the gateway's answer to
+ * one in flight is recorded, or the sweeper (which runs at the limit) would time it out */
+START_TEST(test_pay_finish_is_recorded_when_redis_is_full)
+{
+    tk_lua_uuid_t ev, rid, rid2, tid, tid2;
+    tk_lua_event_new(ev, tk_lua_future(), "VIP", "3", "35000", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_uuid_v4_in_shard(rid2, ev);
+    tk_lua_line_t lines[] = {{"VIP", "1"}};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, lines, 1), 0);
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid2, TK_LUA_HOLD_MS, lines, 1), 0);
+    tk_uuid_v4_in_shard(tid, ev);
+    tk_uuid_v4_in_shard(tid2, ev);
+    tk_lua_pay_start_ok(rid, tid, TK_LUA_GATEWAY_MS);
+    redisReply *limit = tk_lua_cmd("CONFIG GET maxmemory");
+    char before[32];
+    snprintf(before, sizeof(before), "%s", limit->element[1]->str);
+    freeReplyObject(limit);
+    freeReplyObject(tk_lua_cmd("CONFIG SET maxmemory 1"));
+    redisReply *started = tk_lua_pay_start(rid2, tid2, TK_LUA_GATEWAY_MS);
+    redisReply *finished = tk_lua_pay_finish(rid, tid, "ok", "");
+    freeReplyObject(tk_lua_cmd("CONFIG SET maxmemory %s", before));
+    ck_assert_msg(started->type == REDIS_REPLY_ERROR && strncmp(started->str, "OOM", 3) == 0, "a new payment at the limit: %s",
+                  started->type == REDIS_REPLY_ERROR ? started->str : "not refused");
+    freeReplyObject(started);
+    tk_lua_expect_ok_status(finished, "COMPLETED");
+    tk_lua_expect_txn(tid, "COMPLETED", "");
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
 START_TEST(test_pay_finish_fail_back_to_pending_then_retry_with_new_txn)
 {
     tk_lua_uuid_t ev, rid, t1, t2;
@@ -397,6 +428,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_pay_start_on_expired_hold_is_state_cancelled);
     tcase_add_test(tc, test_pay_start_txn_outside_the_shard_is_a_redis_error);
     tcase_add_test(tc, test_pay_finish_ok_sells_tickets_then_cancel_and_second_finish_refused);
+    tcase_add_test(tc, test_pay_finish_is_recorded_when_redis_is_full);
     tcase_add_test(tc, test_pay_finish_fail_back_to_pending_then_retry_with_new_txn);
     tcase_add_test(tc, test_pay_finish_fail_without_message_says_payment_failed);
     tcase_add_test(tc, test_pay_finish_fail_after_until_expires_at_once);
