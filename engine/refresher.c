@@ -19,7 +19,7 @@
 
 #define POLL_INTERVAL_MS 200
 #define PG_CHECK_EVERY 5        /* polls */
-#define TOPOLOGY_CHECK_EVERY 15 /* polls: ~3 s, on a cluster */
+#define TOPOLOGY_CHECK_EVERY 15 /* polls: ~3 s */
 
 static pthread_mutex_t refresh_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t refresher_thread;
@@ -157,8 +157,9 @@ static int equip_master(tk_redis_nodes_t *redis, size_t i, char *err, size_t err
     return rc;
 }
 
-/* On a cluster: re-reads the topology, and equips the masters that are new or lack the
- * library (a promoted replica has both already; a master that restarted empty has neither). */
+/* Re-reads the topology (on a cluster), and equips the masters that are new or lack the
+ * library (a promoted replica has both already; a master that restarted empty has neither,
+ * and a single Redis that restarted without its data is such a master too). */
 static void watch_masters(tk_redis_nodes_t *redis)
 {
     char err[512];
@@ -196,7 +197,7 @@ static void *refresher_main(void *arg)
         }
         if (polls % PG_CHECK_EVERY == 0)
             __atomic_store_n(&pg_healthy, tk_pg_ping(conn.pg) == 0, __ATOMIC_RELEASE);
-        if (polls % TOPOLOGY_CHECK_EVERY == 0 && tk_redis_nodes_is_cluster(conn.redis))
+        if (polls % TOPOLOGY_CHECK_EVERY == 0)
             watch_masters(conn.redis);
         uint64_t version;
         if (read_version(conn.redis, &version) != 0 || version == tk_catalog_current_version())

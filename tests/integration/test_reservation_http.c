@@ -2,7 +2,8 @@
  * Integration tests of the reservation routes against a real ticketd, Redis and
  * PostgreSQL: every status and message string of the contract, the signed cookie,
  * exact expiry (lazy on read, and by the sweeper without any read), the sold-out
- * fast path, and a race of 200 concurrent clients for 100 tickets.
+ * fast path, a race of 200 concurrent clients for 100 tickets, and a Redis that lost
+ * the function library getting it back.
  */
 #include "engine/inventory.h"
 #include "tests/support/api.h"
@@ -497,6 +498,33 @@ START_TEST(two_hundred_clients_race_for_one_hundred_tickets)
 }
 END_TEST
 
+/* The Redis of an event lost the function library (a Redis restarted without its data
+ * loses it with everything else; here FUNCTION FLUSH takes just the library): ticketd
+ * loads it again within seconds, on a single Redis as on a cluster, and the event sells. */
+START_TEST(a_redis_that_lost_the_function_library_gets_it_back)
+{
+    const char *event = create_event("[{\"type\": \"A\", \"price\": 5, \"amount\": 10}]");
+    tk_shard_keys_t keys;
+    tk_shard_keys(event, &keys);
+    /* a command on the event's shard first, so the keyless ones go to its node */
+    freeReplyObject(tk_test_redis_command("HGET %s nothing", keys.names[TK_KEY_INV]));
+    redisReply *r = tk_test_redis_command("FUNCTION FLUSH SYNC");
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    size_t libraries = 0;
+    for (int i = 0; i < 100 && libraries == 0; ++i) {
+        usleep(100 * 1000);
+        r = tk_test_redis_command("FUNCTION LIST LIBRARYNAME ticketd");
+        libraries = r != NULL && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        freeReplyObject(r);
+    }
+    ck_assert_uint_eq(libraries, 1);
+    int status;
+    json_decref(reserve(event, "[{\"type\": \"A\", \"amount\": 1}]", &status));
+    ck_assert_int_eq(status, 201);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("reservation_http");
@@ -513,6 +541,7 @@ int main(void)
     tcase_add_test(tc, lazy_expiry_on_read_is_exact);
     tcase_add_test(tc, sold_out_answers_fast_and_recovers_after_a_cancel);
     tcase_add_test(tc, two_hundred_clients_race_for_one_hundred_tickets);
+    tcase_add_test(tc, a_redis_that_lost_the_function_library_gets_it_back);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
