@@ -48,7 +48,7 @@ struct st_tk_sweeper_t {
     tk_sweep_call_t *calls; /* one per shard of walking, for the sweep in progress */
     size_t outstanding;
     int full_batch;      /* some shard had more to release */
-    int64_t *next_check; /* per shard slot: local ms at which to call it next; 0: at once */
+    int64_t *next_check; /* per shard slot: tk_time_mono_ms at which to call it next; 0: at once */
     int64_t *called_ms;  /* per shard slot: tk_time_mono_ms when the last call was sent */
     uint8_t *empty;      /* per shard slot: the last call found nothing in the shard */
     uint8_t *grow;       /* per shard slot: the batch is SWEEP_BATCH << grow */
@@ -77,7 +77,11 @@ static void on_expired(redisReply *reply, void *data)
 {
     tk_sweep_call_t *call = data;
     tk_sweeper_t *s = call->sweeper;
-    int64_t now = tk_time_now_ms(), next = now + SWEEP_TICK_MS; /* no answer: try again next tick */
+    /* next_check is kept on the monotonic clock, so a wall clock that steps back (NTP, a
+     * resumed VM) cannot put the sweeps off; Redis's deadlines are wall-clock instants,
+     * turned into a delay from now */
+    int64_t now = tk_time_mono_ms(), wall = tk_time_now_ms();
+    int64_t next = now + SWEEP_TICK_MS; /* no answer: try again next tick */
     long long released = -1, due = -1;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[1]->type == REDIS_REPLY_INTEGER) {
@@ -102,9 +106,10 @@ static void on_expired(redisReply *reply, void *data)
         s->full_batch = 1;
         if (s->grow[call->slot] < SWEEP_MAX_GROW)
             ++s->grow[call->slot];
-    } else if (due >= 0 && due < next) {
-        /* something left due by our clock but not by Redis's: the next tick */
-        next = due > now ? due : now + SWEEP_TICK_MS;
+    } else if (due >= 0 && due - wall < next - now) {
+        /* due before the rescan: called then (at the next tick when it is due by our clock
+         * already but was not by Redis's) */
+        next = due > wall ? now + (due - wall) : now + SWEEP_TICK_MS;
     }
     if (next != 0)
         s->grow[call->slot] = 0;
@@ -133,12 +138,12 @@ static void sweep(tk_sweeper_t *s)
     s->full_batch = 0;
     s->walking = tk_catalog_current(s->catalog);
     if (s->walking != NULL) {
-        int64_t now = tk_time_now_ms(), mono = tk_time_mono_ms();
+        int64_t mono = tk_time_mono_ms();
         tk_catalog_retain(s->walking);
         s->calls = h2o_mem_alloc(sizeof(*s->calls) * (s->walking->nshards + 1));
         for (size_t i = 0; i < s->walking->nshards; ++i) {
             int slot = tk_shard_slot(s->walking->shards[i]);
-            if (slot < 0 || (s->next_check[slot] > now && !(s->empty[slot] && tk_shard_touched_ms(slot) >= s->called_ms[slot])))
+            if (slot < 0 || (s->next_check[slot] > mono && !(s->empty[slot] && tk_shard_touched_ms(slot) >= s->called_ms[slot])))
                 continue;
             s->called_ms[slot] = mono;
             tk_sweep_call_t *call = s->calls + s->outstanding;
