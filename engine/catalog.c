@@ -170,12 +170,12 @@ void tk_paginate(size_t total, int64_t page, int64_t size, tk_page_t *out)
     out->count = total - out->first < usize ? total - out->first : (size_t)usize;
 }
 
-int tk_catalog_publish(tk_catalog_t *c)
+int tk_catalog_publish(tk_catalog_t *c, int even_if_older)
 {
     tk_catalog_t *old = NULL;
     int published_now = 0;
     pthread_mutex_lock(&published_mutex);
-    if (published == NULL || c->version >= published->version) {
+    if (published == NULL || c->version >= published->version || even_if_older) {
         old = published;
         published = c;
         __atomic_add_fetch(&published_generation, 1, __ATOMIC_RELEASE);

@@ -68,9 +68,10 @@ size_t tk_catalog_first_upcoming(const tk_catalog_t *c, int64_t now_ms);
  * page; no items is one empty page. size must be >= 1. */
 void tk_paginate(size_t total, int64_t page, int64_t size, tk_page_t *out);
 
-/* Makes c the current catalog unless a newer version is already current; consumes the
- * caller's reference either way. Returns 1 when c was published. */
-int tk_catalog_publish(tk_catalog_t *c);
+/* Makes c the current catalog unless a newer version is already current (or, with
+ * even_if_older, whatever is current: Redis's version went back, see refresher.c);
+ * consumes the caller's reference either way. Returns 1 when c was published. */
+int tk_catalog_publish(tk_catalog_t *c, int even_if_older);
 /* The current catalog as seen by the calling thread (NULL before the first publish). The
  * reference belongs to the cache: retain it to keep it past the current request. */
 tk_catalog_t *tk_catalog_current(tk_catalog_cache_t *cache);

@@ -95,7 +95,16 @@ int tk_catalog_refresh(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t er
         tk_catalog_release(c);
         goto Exit;
     }
-    if (tk_catalog_publish(c))
+    /* Reloads are serialised here and each reads the version first, so a version below the
+     * published one means Redis lost writes (emptied, or a failover that lost the last
+     * INCRs). PostgreSQL is the truth either way: publish what was loaded and follow
+     * Redis's count from here, or events created meanwhile would stay unpublished and
+     * every poll would reload the catalog for nothing. */
+    uint64_t published = tk_catalog_current_version();
+    if (version < published)
+        tk_log_warn("catalog", "the catalog version in Redis went back from %llu to %llu: following it",
+                    (unsigned long long)published, (unsigned long long)version);
+    if (tk_catalog_publish(c, version < published))
         tk_log_debug("catalog", "catalog version %llu published", (unsigned long long)version);
     rc = 0;
 Exit:

@@ -365,17 +365,22 @@ START_TEST(test_current_is_null_before_first_publish)
 }
 END_TEST
 
-START_TEST(test_publish_newer_then_older_keeps_newer)
+START_TEST(test_publish_newer_then_older_keeps_newer_unless_told)
 {
     uint64_t base = tk_catalog_current_version();
     tk_catalog_t *v2 = build_sample(base + 2);
-    ck_assert_int_eq(tk_catalog_publish(v2), 1);
+    ck_assert_int_eq(tk_catalog_publish(v2, 0), 1);
     ck_assert_uint_eq(tk_catalog_current_version(), base + 2);
     tk_catalog_t *v1 = build_sample(base + 1);
-    ck_assert_int_eq(tk_catalog_publish(v1), 0); /* consumed and freed: v1 is not touched again */
+    ck_assert_int_eq(tk_catalog_publish(v1, 0), 0); /* consumed and freed: v1 is not touched again */
     ck_assert_uint_eq(tk_catalog_current_version(), base + 2);
     tk_catalog_cache_t cache = {0};
     ck_assert_ptr_eq(tk_catalog_current(&cache), v2);
+    /* Redis's version went back: the older one is published when asked to */
+    tk_catalog_t *back = build_sample(base + 1);
+    ck_assert_int_eq(tk_catalog_publish(back, 1), 1);
+    ck_assert_uint_eq(tk_catalog_current_version(), base + 1);
+    ck_assert_ptr_eq(tk_catalog_current(&cache), back);
     tk_catalog_cache_dispose(&cache);
 }
 END_TEST
@@ -384,9 +389,9 @@ START_TEST(test_publish_same_version_replaces)
 {
     uint64_t base = tk_catalog_current_version();
     tk_catalog_t *first = build_sample(base + 1);
-    ck_assert_int_eq(tk_catalog_publish(first), 1);
+    ck_assert_int_eq(tk_catalog_publish(first, 0), 1);
     tk_catalog_t *second = build_sample(base + 1);
-    ck_assert_int_eq(tk_catalog_publish(second), 1);
+    ck_assert_int_eq(tk_catalog_publish(second, 0), 1);
     tk_catalog_cache_t cache = {0};
     ck_assert_ptr_eq(tk_catalog_current(&cache), second);
     tk_catalog_cache_dispose(&cache);
@@ -398,7 +403,7 @@ START_TEST(test_publish_consumes_reference_and_cache_holds_one)
     uint64_t base = tk_catalog_current_version();
     tk_catalog_t *c = build_sample(base + 1);
     tk_catalog_retain(c); /* ours */
-    ck_assert_int_eq(tk_catalog_publish(c), 1);
+    ck_assert_int_eq(tk_catalog_publish(c, 0), 1);
     ck_assert_int_eq(c->refcnt, 2); /* ours + published */
     tk_catalog_cache_t cache = {0};
     ck_assert_ptr_eq(tk_catalog_current(&cache), c);
@@ -417,7 +422,7 @@ START_TEST(test_cache_sees_new_snapshot_after_publish)
     uint64_t base = tk_catalog_current_version();
     tk_catalog_t *old = build_sample(base + 1);
     tk_catalog_retain(old);
-    ck_assert_int_eq(tk_catalog_publish(old), 1);
+    ck_assert_int_eq(tk_catalog_publish(old, 0), 1);
     tk_catalog_cache_t cache = {0};
     ck_assert_ptr_eq(tk_catalog_current(&cache), old);
     ck_assert_int_eq(old->refcnt, 3);
@@ -426,7 +431,7 @@ START_TEST(test_cache_sees_new_snapshot_after_publish)
     add_event(fresh, ID_MISSING, "Echo", 5000);
     tk_catalog_seal(fresh);
     tk_catalog_retain(fresh);
-    ck_assert_int_eq(tk_catalog_publish(fresh), 1);
+    ck_assert_int_eq(tk_catalog_publish(fresh, 0), 1);
     ck_assert_int_eq(old->refcnt, 2); /* published no longer holds it */
 
     tk_catalog_t *seen = tk_catalog_current(&cache);
@@ -451,10 +456,10 @@ START_TEST(test_two_caches_both_follow_publication)
     uint64_t base = tk_catalog_current_version();
     tk_catalog_cache_t c1 = {0}, c2 = {0};
     tk_catalog_t *a = build_sample(base + 1);
-    tk_catalog_publish(a);
+    tk_catalog_publish(a, 0);
     ck_assert_ptr_eq(tk_catalog_current(&c1), a);
     tk_catalog_t *b = build_sample(base + 2);
-    tk_catalog_publish(b);
+    tk_catalog_publish(b, 0);
     ck_assert_ptr_eq(tk_catalog_current(&c2), b);
     ck_assert_ptr_eq(tk_catalog_current(&c1), b); /* a is freed here, c1 held its last reference */
     ck_assert_int_eq(b->refcnt, 3);
@@ -470,7 +475,7 @@ static Suite *catalog_suite(void)
     TCase *tc = tcase_create("publication");
     /* first, so that it also holds when tests do not fork */
     tcase_add_test(tc, test_current_is_null_before_first_publish);
-    tcase_add_test(tc, test_publish_newer_then_older_keeps_newer);
+    tcase_add_test(tc, test_publish_newer_then_older_keeps_newer_unless_told);
     tcase_add_test(tc, test_publish_same_version_replaces);
     tcase_add_test(tc, test_publish_consumes_reference_and_cache_holds_one);
     tcase_add_test(tc, test_cache_sees_new_snapshot_after_publish);
