@@ -166,9 +166,32 @@ static int equip_master(tk_redis_nodes_t *redis, size_t i, char *err, size_t err
     return rc;
 }
 
-/* Re-reads the topology (on a cluster), and equips the masters that are new or lack the
+/* Masters whose equipping failed (the library may be loaded, the events not), by name:
+ * the library check alone would pass them from then on. The refresher thread's own. */
+static char unequipped[TK_CLUSTER_MAX_MASTERS][272];
+static size_t nunequipped;
+
+static size_t unequipped_index(const char *name)
+{
+    size_t i = 0;
+    while (i < nunequipped && strcmp(unequipped[i], name) != 0)
+        ++i;
+    return i;
+}
+
+static void note_unequipped(const char *name, int failed)
+{
+    size_t i = unequipped_index(name);
+    if (!failed && i < nunequipped)
+        memmove(unequipped + i, unequipped + i + 1, sizeof(unequipped[0]) * (--nunequipped - i));
+    else if (failed && i == nunequipped && nunequipped < TK_CLUSTER_MAX_MASTERS)
+        snprintf(unequipped[nunequipped++], sizeof(unequipped[0]), "%s", name);
+}
+
+/* Re-reads the topology (on a cluster), and equips the masters that are new, lack the
  * library (a promoted replica has both already; a master that restarted empty has neither,
- * and a single Redis that restarted without its data is such a master too). */
+ * and a single Redis that restarted without its data is such a master too) or were left
+ * half-equipped by an earlier round. */
 static void watch_masters(tk_redis_nodes_t *redis)
 {
     char err[512];
@@ -179,14 +202,18 @@ static void watch_masters(tk_redis_nodes_t *redis)
     }
     for (size_t i = 0; i < tk_redis_nodes_count(redis); ++i) {
         redisContext *c = tk_redis_nodes_at(redis, i);
-        int is_new = tk_redis_nodes_was_new(redis, i);
-        if (c == NULL || (!is_new && has_library(c) != 0))
+        const char *name = tk_redis_nodes_name(redis, i);
+        int is_new = tk_redis_nodes_was_new(redis, i), retry = unequipped_index(name) < nunequipped;
+        if (c == NULL || (!is_new && !retry && has_library(c) != 0))
             continue;
-        if (equip_master(redis, i, err, sizeof(err)) != 0)
-            tk_log_warn("catalog", "cannot equip Redis master %s: %s", tk_redis_nodes_name(redis, i), err);
+        int failed = equip_master(redis, i, err, sizeof(err)) != 0;
+        note_unequipped(name, failed);
+        if (failed)
+            tk_log_warn("catalog", "cannot equip Redis master %s: %s", name, err);
+        else if (retry)
+            tk_log_info("catalog", "Redis master %s equipped after an earlier failure", name);
         else if (!is_new)
-            tk_log_info("catalog", "Redis master %s lacked the function library: loaded it and its events",
-                        tk_redis_nodes_name(redis, i));
+            tk_log_info("catalog", "Redis master %s lacked the function library: loaded it and its events", name);
     }
     if (fresh > 0)
         tk_log_info("catalog", "%d new Redis master(s): function library and events loaded", fresh);
