@@ -13,7 +13,8 @@ static struct {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     tk_job_t *head, **tail;
-    size_t queued, running, limit;
+    size_t queued, limit;
+    size_t running; /* taken by a worker and not yet done on its loop (tk_workers_on_complete) */
     int stopping;
     pthread_t *threads;
     size_t nthreads;
@@ -86,10 +87,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&pool.mutex);
 
         job->run(job, &conn);
-        pthread_mutex_lock(&pool.mutex);
-        --pool.running;
-        pthread_mutex_unlock(&pool.mutex);
-        h2o_multithread_send_message(job->origin, &job->super);
+        h2o_multithread_send_message(job->origin, &job->super); /* running until done has run */
     }
     tk_worker_conn_dispose(&conn);
     return NULL;
@@ -154,5 +152,10 @@ void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t
         tk_job_t *job = H2O_STRUCT_FROM_MEMBER(tk_job_t, super.link, messages->next);
         h2o_linklist_unlink(&job->super.link);
         job->done(job);
+        /* only now is the job's answer on its way: a drain that saw it idle earlier could
+         * have ended the process before the answer was sent */
+        pthread_mutex_lock(&pool.mutex);
+        --pool.running;
+        pthread_mutex_unlock(&pool.mutex);
     }
 }

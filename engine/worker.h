@@ -36,7 +36,7 @@ int tk_workers_start(const tk_config_t *config, size_t nthreads, size_t queue_li
 void tk_workers_stop(void);
 /* 0 when queued; -1 when the queue is full or the pool is stopped (done is not called) */
 int tk_workers_submit(tk_job_t *job);
-/* whether no job is queued or running */
+/* whether no job is queued, running, or done but not yet answered on its loop */
 int tk_workers_idle(void);
 /* the receiver callback each loop registers for completions */
 void tk_workers_on_complete(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
