@@ -68,7 +68,7 @@ static int parse_decimal(const char *s, size_t len, unsigned long max, unsigned 
         if (s[i] < '0' || s[i] > '9')
             return -1;
         unsigned digit = (unsigned)(s[i] - '0');
-        if (v > (max - digit) / 10)
+        if (digit > max || v > (max - digit) / 10) /* max - digit must not wrap */
             return -1;
         v = v * 10 + digit;
     }

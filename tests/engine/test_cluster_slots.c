@@ -96,6 +96,8 @@ START_TEST(command_keys)
     ck_assert_int_eq(key_of(ARGC(fcall_short), fcall_short, &key), -1);
     const char *fcall_bad[] = {"FCALL", "f", "-1", "k"};
     ck_assert_int_eq(key_of(ARGC(fcall_bad), fcall_bad, &key), -1);
+    const char *fcall_many[] = {"FCALL", "f", "9", "k"}; /* more keys than arguments */
+    ck_assert_int_eq(key_of(ARGC(fcall_many), fcall_many, &key), -1);
     const char *fcall_nonum[] = {"FCALL", "f"};
     ck_assert_int_eq(key_of(ARGC(fcall_nonum), fcall_nonum, &key), -1);
     const char *eval[] = {"EVAL", "return 1", "1", "k"}; /* the script is not the key */
