@@ -363,6 +363,8 @@ static redisReply *run_formatted(tk_redis_nodes_t *n, const char *cmd, size_t le
         }
         if (c == NULL)
             return NULL;
+        char asked[sizeof(to.host)]; /* the host of the node asked, for a redirect that names none */
+        snprintf(asked, sizeof(asked), "%s", once != NULL || i >= n->map.nmasters ? to.host : n->map.masters[i].host);
         redisReply *reply = exchange(c, cmd, len, to.kind == TK_REDIRECT_ASK);
         if (once != NULL)
             redisFree(once);
@@ -374,6 +376,8 @@ static redisReply *run_formatted(tk_redis_nodes_t *n, const char *cmd, size_t le
         to.kind = kind;
         if (kind == TK_REDIRECT_NONE)
             return reply;
+        if (to.host[0] == '\0') /* "MOVED 3999 :6381": a node that does not know its address */
+            memcpy(to.host, asked, sizeof(to.host));
         if (kind == TK_REDIRECT_MOVED || kind == TK_REDIRECT_ASK) {
             if (++redirects > MAX_REDIRECTS)
                 return reply;
