@@ -6,9 +6,9 @@
  * migrated), is retried from the pending list with backoff: those records are fine. A
  * batch PostgreSQL refuses for its data (tk_persist_batch: SQLSTATE class 22 or 23) is
  * written again record by record; a record it still refuses, or an entry that cannot be
- * decoded, is moved to the shard's dead-letter stream with the reason (tk_inventory_dead_letter, one
- * atomic function call) — kept for an operator, logged, counted — so one bad record can
- * neither stall the sale's persistence nor vanish.
+ * decoded, is moved to the shard's dead-letter stream with the reason
+ * (tk_inventory_dead_letter, one atomic function call) — kept for an operator, logged,
+ * counted — so one bad record can neither stall the sale's persistence nor vanish.
  */
 #include "engine/writer.h"
 #include "engine/catalog.h"
