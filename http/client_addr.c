@@ -37,12 +37,14 @@ int tk_client_addr(h2o_req_t *req, const tk_config_t *config, tk_netaddr_t *out)
         return -1;
     if (config->ntrusted_proxies == 0 || !tk_netaddr_in(out, config->trusted_proxies, config->ntrusted_proxies))
         return 0;
-    ssize_t found[XFF_HEADERS_MAX];
+    /* the last XFF_HEADERS_MAX headers: the list is read from its right end, where the
+     * trusted proxy wrote, so a client's own headers in front of it cannot push it out */
+    ssize_t last[XFF_HEADERS_MAX];
     size_t n = 0;
-    for (ssize_t i = -1;
-         n < XFF_HEADERS_MAX && (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;)
-        found[n++] = i;
-    while (n != 0 && !walk_entries(req->headers.entries[found[--n]].value, config, out))
-        ;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;)
+        last[n++ % XFF_HEADERS_MAX] = i;
+    for (size_t k = 0; k < n && k < XFF_HEADERS_MAX; ++k)
+        if (walk_entries(req->headers.entries[last[(n - 1 - k) % XFF_HEADERS_MAX]].value, config, out))
+            break;
     return 0;
 }

@@ -113,7 +113,7 @@ static char last_answer[512];
 /* POST a hold of one ticket on its own connection; status, and the reservation id into rid when given */
 static int hold(const tk_test_server_t *s, const char *event, const char *headers, char *rid, int *retry_after)
 {
-    char body[256], extra[512], value[32];
+    char body[256], extra[2048], value[32];
     hold_body(body, sizeof(body), event);
     snprintf(extra, sizeof(extra), TK_JSON_HEADER "%s", headers != NULL ? headers : "");
     tk_http_response_t res;
@@ -280,6 +280,12 @@ START_TEST(x_forwarded_for_is_believed_from_a_trusted_proxy)
     ck_assert_int_eq(hold(&proxy, event, "X-Forwarded-For: 192.0.2.77, 192.0.2.1\r\n", NULL, NULL), 429);
     /* several headers are one list */
     ck_assert_int_eq(hold(&proxy, event, "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 10.9.9.9\r\n", NULL, NULL), 429);
+    /* however many a client sends in front of the proxy's own */
+    char many[1024] = "";
+    for (int i = 0; i < 20; ++i)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "X-Forwarded-For: 203.0.113.%d\r\n", i + 1);
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "X-Forwarded-For: 192.0.2.1\r\n");
+    ck_assert_int_eq(hold(&proxy, event, many, NULL, NULL), 429);
     /* other clients behind the proxy have places of their own */
     ck_assert_int_eq(hold(&proxy, event, "X-Forwarded-For: 192.0.2.2\r\n", NULL, NULL), 201);
     ck_assert_int_eq(hold(&proxy, event, "X-Forwarded-For: [2001:db8::1]:4711\r\n", NULL, NULL), 201);
