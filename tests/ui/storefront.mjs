@@ -214,6 +214,28 @@ await scenario("a declined card shows the bank's reason, a retry pays (390 px)",
     await p.context().close();
 });
 
+// 2b. Type names that differ only in characters an element id cannot hold keep their own rows.
+await scenario("types whose names differ in spaces or letters outside ASCII are chosen apart (390 px)", async () => {
+    const ev = await createEvent("Twin Boxes", [
+        { type: "VIP Box", price: 50, amount: 5 }, { type: "VIP_Box", price: 40, amount: 5 },
+        { type: "Партер", price: 30, amount: 5 }, { type: "Балкон", price: 20, amount: 5 },
+    ]);
+    const p = await page(390);
+    await p.goto(`${base}/#/event/${ev}`);
+    await p.locator('select[data-type="VIP_Box"]').waitFor();
+    await p.locator("#hold-button").waitFor({ state: "visible" });
+    await p.selectOption('select[data-type="VIP_Box"]', "2");
+    await p.selectOption('select[data-type="Балкон"]', "1");
+    await p.click("#hold-button");
+    await p.waitForURL(/#\/reservation\//);
+    const rid = decodeURIComponent(new URL(p.url()).hash.split("/")[2]);
+    const res = await api("GET", `/events/reservation/?reservation_id=${rid}`);
+    const held = {};
+    for (const t of res.body.tickets) held[t.type] = (held[t.type] || 0) + 1;
+    check(held["VIP_Box"] === 2 && held["Балкон"] === 1 && Object.keys(held).length === 2, `held ${JSON.stringify(held)}`);
+    await p.context().close();
+});
+
 // 3. A sold-out type: shown as such, and a hold for more than is left explains itself.
 await scenario("a sold-out type is marked and cannot be chosen (390 px)", async () => {
     const ev = await createEvent("Tiny Club", [{ type: "Front", price: 80, amount: 1 }, { type: "Back", price: 25.5, amount: 3 }]);
