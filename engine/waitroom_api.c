@@ -126,7 +126,7 @@ int tk_waitroom_admit(tk_engine_t *e, const char *event_id, const char *token, s
     memset(adm, 0, sizeof(*adm));
     tk_wr_room_t *room = tk_wr_room_find(event_id);
     if (room == NULL)
-        return 0;
+        return tk_wr_rooms_known() ? 0 : -EAGAIN;
     tk_wr_state_t st;
     const uint32_t *place_of;
     tk_wr_room_read(room, &st, &place_of);

@@ -70,7 +70,9 @@ int tk_waitroom_poll(tk_engine_t *e, const char *queue_id, size_t len, tk_wr_pol
 
 /* Whether a reservation for event_id may go ahead, by this process's view of its room.
  * 0 when the room is not on (adm zeroed, ticket 0) or when token (NULL: none given) is an
- * admission for event_id that has not run out (adm filled); -EPERM otherwise. */
+ * admission for event_id that has not run out (adm filled); -EPERM otherwise; -EAGAIN
+ * while the process has not read the rooms yet (just started, or Redis unreachable since):
+ * a queue is never skipped because this process does not know of it. */
 int tk_waitroom_admit(tk_engine_t *e, const char *event_id, const char *token, size_t len, tk_wr_admission_t *adm);
 
 /* ---- the admin's settings ---- */

@@ -30,6 +30,30 @@ struct st_tk_wr_room_t {
 
 static tk_wr_room_t *table[TABLE_SIZE];
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int rooms_known; /* set once a sync round read every room of the index */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+int tk_wr_rooms_known(void)
+{
+    return __atomic_load_n(&rooms_known, __ATOMIC_ACQUIRE);
+}
+
+void tk_wr_rooms_mark_known(void)
+{
+    __atomic_store_n(&rooms_known, 1, __ATOMIC_RELEASE);
+}
+
+int tk_wr_rooms_await(int timeout_ms)
+{
+    for (int waited = 0; !tk_wr_rooms_known() && waited < timeout_ms; waited += 10)
+        sleep_ms(10);
+    return tk_wr_rooms_known();
+}
 
 static size_t slot_of(const char *event)
 {
@@ -251,12 +275,6 @@ static pthread_t refresher_thread;
 static int refresher_running, refresher_stopping;
 static const tk_config_t *refresher_config;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* Opens the shuffle of a room that has opened: computed here, published once. */
 static void compute_shuffle(tk_wr_room_t *room, const tk_wr_state_t *st, const uint8_t *seed)
 {
@@ -330,8 +348,10 @@ static void *refresher_main(void *arg)
              * connection was dropped and is made again next round */
             if (!failing++)
                 tk_log_warn("waitroom", "room refresher lost a Redis master");
-        } else if (failing) {
-            tk_log_info("waitroom", "room refresher recovered");
+        } else {
+            tk_wr_rooms_mark_known();
+            if (failing)
+                tk_log_info("waitroom", "room refresher recovered");
             failing = 0;
         }
         sleep_ms(SYNC_INTERVAL_MS);

@@ -20,6 +20,13 @@ typedef struct st_tk_wr_room_t tk_wr_room_t;
 
 /* the room of event as this process knows it; NULL when it knows none (lock-free) */
 tk_wr_room_t *tk_wr_room_find(const char *event);
+/* Whether every room in Redis's index has been read at least once since the process
+ * started: until then a room missing from the view may just not have been read yet. The
+ * refresher marks it after its first complete round (tests that publish rooms by hand
+ * mark it themselves); tk_wr_rooms_await waits up to timeout_ms for it (1 when known). */
+int tk_wr_rooms_known(void);
+void tk_wr_rooms_mark_known(void);
+int tk_wr_rooms_await(int timeout_ms);
 /* a consistent copy of the room's state, and its opening shuffle (NULL until computed) */
 void tk_wr_room_read(tk_wr_room_t *room, tk_wr_state_t *st, const uint32_t **place_of);
 /* Publishes a state fresh from Redis unless the view already holds a newer one. Safe on

@@ -277,7 +277,12 @@ int tk_route_queue_gate(h2o_req_t *req, tk_thread_t *thread, const tk_event_t *e
         token = h2o_iovec_init(json_string_value(field), json_string_length(field));
     else if ((header = h2o_find_header_by_str(&req->headers, H2O_STRLIT("admission"), -1)) != -1)
         token = req->headers.entries[header].value;
-    if (tk_waitroom_admit(&thread->engine, ev->id, token.base, token.len, adm) != 0) {
+    int verdict = tk_waitroom_admit(&thread->engine, ev->id, token.base, token.len, adm);
+    if (verdict == -EAGAIN) {
+        tk_respond_unavailable(req, "Waiting rooms are not known yet; try again in a moment");
+        return -1;
+    }
+    if (verdict != 0) {
         tk_metrics_inc(&thread->metrics.wr_refusals);
         tk_respond_error(req, 403, "Waiting room", "This event sells through a waiting room: join the queue first");
         return -1;

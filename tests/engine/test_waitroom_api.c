@@ -118,7 +118,7 @@ START_TEST(a_queue_id_that_does_not_verify_is_refused)
 }
 END_TEST
 
-START_TEST(the_gate_is_open_while_a_room_is_off_or_absent)
+START_TEST(the_gate_is_open_while_a_room_is_off_or_absent_once_rooms_are_known)
 {
     char off[TK_UUID_LEN + 1], none[TK_UUID_LEN + 1];
     tk_uuid_v4(off);
@@ -127,6 +127,9 @@ START_TEST(the_gate_is_open_while_a_room_is_off_or_absent)
     tk_wr_admission_t adm;
     ck_assert_int_eq(tk_waitroom_admit(&engine, off, NULL, 0, &adm), 0);
     ck_assert_int_eq(adm.ticket, 0);
+    /* a room this process has not seen is only absent once every room has been read */
+    ck_assert_int_eq(tk_waitroom_admit(&engine, none, "junk", 4, &adm), -EAGAIN);
+    tk_wr_rooms_mark_known();
     ck_assert_int_eq(tk_waitroom_admit(&engine, none, "junk", 4, &adm), 0);
     ck_assert_int_eq(adm.ticket, 0);
 }
@@ -201,7 +204,7 @@ int main(void)
     tcase_add_test(tc, a_poll_the_line_has_reached_carries_a_signed_admission);
     tcase_add_test(tc, a_poll_for_a_room_this_process_has_not_seen_yet_waits_without_a_position);
     tcase_add_test(tc, a_queue_id_that_does_not_verify_is_refused);
-    tcase_add_test(tc, the_gate_is_open_while_a_room_is_off_or_absent);
+    tcase_add_test(tc, the_gate_is_open_while_a_room_is_off_or_absent_once_rooms_are_known);
     tcase_add_test(tc, the_gate_of_a_room_that_is_on_needs_a_live_admission_for_its_event);
     tcase_add_test(tc, an_event_the_catalog_does_not_know_is_an_error_and_no_callback);
     suite_add_tcase(suite, tc);
