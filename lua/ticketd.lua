@@ -1885,19 +1885,22 @@ local function tk_wr_set(keys, args)
         return bad_call('tk_wr_set E enabled opens_ms per_minute admission_s')
     end
     local now = now_ms()
+    -- a room turned off stops its line where it is: turned on again, it admits from there
+    -- at its rate, not everyone the line would have reached meanwhile at once
+    local line_rate = en == 1 and rate or 0
     if not cfg or cfg.seg[1][1] > now + WR_SCHEDULE_MS then
         -- not open yet, and not about to: the line simply starts at the new opening
         -- (or now, for an opening in the past: no admissions are banked before it)
-        cfg = { seg = { { math.max(opens, now), 0, rate } } }
+        cfg = { seg = { { math.max(opens, now), 0, line_rate } } }
     else
         -- open: the change applies after every pending one and WR_SCHEDULE_MS from now
         local seg = cfg.seg
         local at = math.max(now + WR_SCHEDULE_MS, seg[#seg][1] + 1)
         if opens > at then
             local base = wr_append(seg, at, 0) -- paused until the new opening
-            seg[#seg + 1] = { opens, base, rate }
+            seg[#seg + 1] = { opens, base, line_rate }
         else
-            wr_append(seg, at, rate)
+            wr_append(seg, at, line_rate)
         end
     end
     cfg.en, cfg.o, cfg.r, cfg.a = en, opens, rate, adm

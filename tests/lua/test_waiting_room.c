@@ -114,6 +114,29 @@ START_TEST(settings_replace_the_line_before_the_opening_and_extend_it_after)
 }
 END_TEST
 
+/* Turned off, a room's line stops where it is; turned on again, it goes on from there at
+ * its rate instead of admitting at once everyone it would have reached meanwhile. */
+START_TEST(a_room_turned_off_stops_its_line_until_it_is_on_again)
+{
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    int64_t past = tk_time_now_ms() - 60000;
+    freeReplyObject(set_room(event, 1, past, 6000, 600)); /* 100 a second */
+    for (int i = 0; i < 100; ++i)                         /* a queue, so the line does not freeze on its own */
+        freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
+    redisReply *off = set_room(event, 0, past, 6000, 600);
+    long long n = field(off, 0, 7), stopped_at = field(off, 0, 8 + 3 * (n - 1) + 1);
+    ck_assert_int_eq(field(off, 0, 8 + 3 * (n - 1) + 2), 0); /* the line's rate while off */
+    freeReplyObject(off);
+    usleep(300 * 1000);
+    redisReply *on = set_room(event, 1, past, 6000, 600);
+    n = field(on, 0, 7);
+    ck_assert_int_eq(field(on, 0, 8 + 3 * (n - 1) + 1), stopped_at); /* 30 more before the fix */
+    ck_assert_int_eq(field(on, 0, 8 + 3 * (n - 1) + 2), 6000);
+    freeReplyObject(on);
+}
+END_TEST
+
 START_TEST(an_idle_line_freezes_and_resumes_when_someone_waits)
 {
     tk_lua_uuid_t event;
@@ -292,6 +315,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, the_opening_is_decided_once_by_the_first_caller);
     tcase_add_test(tc, settings_replace_the_line_before_the_opening_and_extend_it_after);
     tcase_add_test(tc, an_idle_line_freezes_and_resumes_when_someone_waits);
+    tcase_add_test(tc, a_room_turned_off_stops_its_line_until_it_is_on_again);
     tcase_add_test(tc, join_without_a_room_or_with_it_off_is_off);
     tcase_add_test(tc, malformed_room_calls_are_errors);
     tcase_add_test(tc, an_admission_holds_one_live_reservation_at_a_time);
