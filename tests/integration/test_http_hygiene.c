@@ -154,8 +154,7 @@ START_TEST(paths_with_two_readings_never_reach_metrics)
                                         "/%2e%2e/metrics", "/metrics/.",  "/admin/../metrics"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); ++i) {
         tk_http_response_t res;
-        ck_assert_int_eq(
-            tk_http_request(server.port, "GET", paths[i], METRICS_AUTH, NULL, 0, &res), 0);
+        ck_assert_int_eq(tk_http_request(server.port, "GET", paths[i], METRICS_AUTH, NULL, 0, &res), 0);
         ck_assert_msg(res.status == 400, "%s: %d", paths[i], res.status);
         ck_assert_ptr_null(strstr(res.body, "ticketd_"));
         json_t *body = json_loadb(res.body, res.body_len, 0, NULL);
