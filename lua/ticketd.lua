@@ -57,9 +57,10 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
                  "x":{"id":T,"st":"PENDING"|"COMPLETED"|"ERROR","amt":minor,
                       "d":started_ms,"err":message} the latest transaction, if any}
               One encoding serves the record and its outbox entry's field "m"
-              (rec_encode, outbox; the entry names R in its own field "r"). Records written before 2026-12 are cjson with a
-              merged-lines field "l"; those of 2026-12-01 to -07 also carry "r". They
-              are read alike (rec_decode) and rewritten as today's.
+              (rec_encode, outbox; the entry names R in its own field "r"). Records
+              written before 2026-12 are cjson with a merged-lines field "l"; those of
+              2026-12-01 to -07 also carry "r". They are read alike (rec_decode) and
+              rewritten as today's.
   tk:{s}:dl   sorted set, the deadlines, three kinds of member each in its own score
               range (read by range, never mixed):
               hold lists  member "h:U:R1 R2 ...", score U - HOLDS_BASE: the PENDING
