@@ -117,11 +117,7 @@ START_TEST(writes_past_the_limit_get_503_reads_are_served_and_sales_resume)
     }
     ck_assert(sold);
     /* the refusals are visible to operators */
-    tk_http_response_t metrics;
-    ck_assert_int_eq(tk_http_request(server.port, "GET", "/metrics", NULL, NULL, 0, &metrics), 0);
-    ck_assert_ptr_nonnull(strstr(metrics.body, "ticketd_overload_refusals_total "));
-    ck_assert_ptr_null(strstr(metrics.body, "ticketd_overload_refusals_total 0\n"));
-    tk_http_response_free(&metrics);
+    ck_assert_int_ge(tk_api_metric(&server, NULL, "ticketd_overload_refusals_total"), 1);
 }
 END_TEST
 

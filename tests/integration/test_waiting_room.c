@@ -431,12 +431,9 @@ START_TEST(reservations_need_an_admission_and_hold_one_at_a_time)
     assert_waiting_room_refusal(res, &status);
 
     /* metrics count the room's traffic */
-    tk_http_response_t m;
-    ck_assert_int_eq(tk_http_request(servers[0].port, "GET", "/metrics", NULL, NULL, 0, &m), 0);
-    ck_assert_ptr_nonnull(strstr(m.body, "ticketd_waitroom_joins_total"));
-    ck_assert_ptr_null(strstr(m.body, "ticketd_waitroom_refusals_total 0\n"));
-    ck_assert_ptr_null(strstr(m.body, "ticketd_waitroom_polls_total 0\n"));
-    tk_http_response_free(&m);
+    ck_assert_int_ge(tk_api_metric(&servers[0], NULL, "ticketd_waitroom_joins_total"), 0);
+    ck_assert_int_ge(tk_api_metric(&servers[0], NULL, "ticketd_waitroom_refusals_total"), 1);
+    ck_assert_int_ge(tk_api_metric(&servers[0], NULL, "ticketd_waitroom_polls_total"), 1);
 }
 END_TEST
 
