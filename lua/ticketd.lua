@@ -1415,11 +1415,12 @@ local function forget_persisted(keys, now, limit)
         if kind == 'r' then
             local blob = redis.call('HGET', keys[2], id)
             local rec = blob and rec_decode(blob)
-            if rec and rec.st == 'CANCELLED' and tonumber(rec.a) and tonumber(rec.a) > now then
+            local admission_until = rec and rec.st == 'CANCELLED' and tonumber(rec.a)
+            if admission_until and admission_until > now then
                 -- held through a waiting-room admission that still runs: the admission may
                 -- hold again, which check_admission knows from this CANCELLED record (a
                 -- missing one might have been paid); kept until the admission is over
-                kept_until = tonumber(rec.a)
+                kept_until = admission_until
             elseif rec and (rec.st == 'COMPLETED' or rec.st == 'CANCELLED') then
                 redis.call('HDEL', keys[2], id)
             end
