@@ -1,23 +1,40 @@
 /*
- * Link state machine: DOWN → CONNECTING → (PING answers PONG) → READY →
+ * Link state machine: DOWN → [RESOLVING →] CONNECTING → (PING answers PONG) → READY →
  * (error) → DOWN, with the reconnect delay doubling from 50 ms to 3.2 s and reset on
- * success. A Redis that accepts connections while still loading its AOF answers PING
- * with LOADING: the connection is dropped and retried, so no command is sent before
- * Redis can run it. Per-command bookkeeping lives in a free list owned by the link, so
- * sending a command does not allocate once the list is warm.
+ * success. A host given by name is looked up again before every connection attempt
+ * (a container that comes back may have a new address), off the loop thread: a short-lived
+ * thread runs getaddrinfo and the loop polls for its end, so a slow or unreachable DNS
+ * server never stalls the loop's other requests. (Not getaddrinfo_a: its threads are
+ * glibc's own, which ThreadSanitizer cannot follow.) A Redis that accepts connections while still loading
+ * its AOF answers PING with LOADING: the connection is dropped and retried, so no command is sent before Redis can run it.
+ * Per-command bookkeeping lives in a free list owned by the link, so sending a command does not allocate once the list is warm.
  */
 #include "engine/redis_link.h"
 #include "engine/log.h"
 #include "engine/redis_h2o.h"
 #include "engine/timefmt.h"
 
+#include <arpa/inet.h>
 #include <hiredis/async.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BACKOFF_STEPS 7 /* 50 ms … 3.2 s */
 #define STALL_LIMIT_MS 3000
+#define RESOLVE_POLL_MS 5
 
-typedef enum en_tk_redis_link_state_t { TK_LINK_DOWN, TK_LINK_CONNECTING, TK_LINK_READY } tk_redis_link_state_t;
+typedef enum en_tk_redis_link_state_t { TK_LINK_DOWN, TK_LINK_RESOLVING, TK_LINK_CONNECTING, TK_LINK_READY } tk_redis_link_state_t;
+
+/* One lookup of a host name, shared by the link's loop and the thread doing it; the
+ * loop reads the result once done is set, then frees it. */
+typedef struct st_tk_redis_lookup_t {
+    char host[sizeof(((tk_redis_url_t *)NULL)->host)];
+    char addr[INET6_ADDRSTRLEN]; /* numeric, "" when the name did not resolve */
+    int rc;                      /* getaddrinfo's */
+    int done;                    /* atomic: set last by the thread */
+} tk_redis_lookup_t;
 
 typedef struct st_tk_redis_link_pending_t {
     tk_redis_link_t *conn;
@@ -39,6 +56,9 @@ struct st_tk_redis_link_t {
     h2o_timeout_entry_t reconnect_entry;
     h2o_timeout_t watchdog;
     h2o_timeout_entry_t watchdog_entry;
+    struct st_tk_redis_lookup_t *lookup; /* of url.host by name, polled on resolve_poll */
+    h2o_timeout_t resolve_poll;
+    h2o_timeout_entry_t resolve_entry;
     void (*on_ready)(void *owner);
     void *owner;
 };
@@ -110,9 +130,10 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-static void start_connect(tk_redis_link_t *r)
+/* Connects to addr (numeric), which is url.host or what it resolved to. */
+static void connect_to(tk_redis_link_t *r, const char *addr)
 {
-    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(addr, r->url.port);
     if (ac == NULL || ac->err) {
         tk_log_warn("redis", "cannot connect to %s:%u: %s", r->url.host, r->url.port, ac != NULL ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -133,6 +154,79 @@ static void start_connect(tk_redis_link_t *r)
     if (r->url.db != 0)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", r->url.db);
     redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+}
+
+static int is_numeric_host(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* On its own thread: the host's first IPv4 address, else its first IPv6 one (the order
+ * hiredis tries them in when given the name). */
+static void *run_lookup(void *arg)
+{
+    tk_redis_lookup_t *lookup = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *found = NULL;
+    lookup->rc = getaddrinfo(lookup->host, NULL, &hints, &found);
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next)
+        if (pick == NULL || (pick->ai_family != AF_INET && ai->ai_family == AF_INET))
+            pick = ai;
+    if (pick != NULL) {
+        const void *in = pick->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+                                                     : (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr;
+        inet_ntop(pick->ai_family, in, lookup->addr, sizeof(lookup->addr));
+    }
+    if (found != NULL)
+        freeaddrinfo(found);
+    __atomic_store_n(&lookup->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void on_resolve_poll(h2o_timeout_entry_t *entry)
+{
+    tk_redis_link_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_link_t, resolve_entry, entry);
+    tk_redis_lookup_t *lookup = r->lookup;
+    if (!__atomic_load_n(&lookup->done, __ATOMIC_ACQUIRE)) {
+        h2o_timeout_link(r->loop, &r->resolve_poll, &r->resolve_entry);
+        return;
+    }
+    r->lookup = NULL;
+    if (lookup->addr[0] == '\0') {
+        tk_log_warn("redis", "cannot resolve %s: %s", r->url.host, lookup->rc == 0 ? "no address" : gai_strerror(lookup->rc));
+        schedule_reconnect(r);
+    } else {
+        connect_to(r, lookup->addr);
+    }
+    free(lookup);
+}
+
+/* Starts a connection attempt: at once to a numeric address, after a lookup to a name. */
+static void start_connect(tk_redis_link_t *r)
+{
+    if (is_numeric_host(r->url.host)) {
+        connect_to(r, r->url.host);
+        return;
+    }
+    tk_redis_lookup_t *lookup = h2o_mem_alloc(sizeof(*lookup));
+    *lookup = (tk_redis_lookup_t){0};
+    memcpy(lookup->host, r->url.host, sizeof(lookup->host));
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, run_lookup, lookup);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        tk_log_warn("redis", "cannot resolve %s: no thread for the lookup (%s)", r->url.host, strerror(rc));
+        free(lookup);
+        schedule_reconnect(r);
+        return;
+    }
+    r->lookup = lookup;
+    r->state = TK_LINK_RESOLVING;
+    h2o_timeout_link(r->loop, &r->resolve_poll, &r->resolve_entry);
 }
 
 /* Drops a connection whose oldest command has waited too long, or that has not become
@@ -173,6 +267,8 @@ tk_redis_link_t *tk_redis_link_create(h2o_loop_t *loop, const tk_redis_url_t *ur
     h2o_timeout_init(loop, &r->watchdog, 1000);
     r->watchdog_entry.cb = on_watchdog;
     h2o_timeout_link(loop, &r->watchdog, &r->watchdog_entry);
+    h2o_timeout_init(loop, &r->resolve_poll, RESOLVE_POLL_MS);
+    r->resolve_entry.cb = on_resolve_poll;
     start_connect(r);
     return r;
 }
