@@ -118,24 +118,45 @@ void tk_log_emit(const char *line, size_t len)
     (void)ignored;
 }
 
+/* Appends text to buf from out on, masking every "password=" value ("sslpassword=" too:
+ * the key's passphrase), as libpq's keyword form and URI query write them: a value runs
+ * to the next space or '&', or is quoted ('…' with backslash escapes). */
+static void append_masked(char *buf, size_t bufsize, size_t out, const char *text)
+{
+    for (const char *p = text; out < bufsize;) {
+        const char *pw = strstr(p, "password=");
+        if (pw == NULL) {
+            snprintf(buf + out, bufsize - out, "%s", p);
+            return;
+        }
+        const char *value = pw + strlen("password=");
+        out += (size_t)snprintf(buf + out, bufsize - out, "%.*s***", (int)(value - p), p);
+        p = value;
+        if (*p == '\'') {
+            for (++p; *p != '\0' && *p != '\''; ++p)
+                if (*p == '\\' && p[1] != '\0')
+                    ++p;
+            p += *p == '\'';
+        } else {
+            p += strcspn(p, " &");
+        }
+    }
+}
+
 void tk_log_redact_url(const char *url, char *buf, size_t bufsize)
 {
     const char *scheme_end = strstr(url, "://");
     const char *userinfo = scheme_end != NULL ? scheme_end + 3 : NULL;
     const char *at = userinfo != NULL ? strchr(userinfo, '@') : NULL;
-    if (at != NULL) {
-        /* "user:password@" keeps the user; a lone "secret@" (Redis' password form) is all secret */
-        const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
-        const char *keep_end = colon != NULL ? colon + 1 : userinfo;
-        snprintf(buf, bufsize, "%.*s***%s", (int)(keep_end - url), url, at);
+    if (bufsize == 0)
+        return;
+    if (at == NULL) {
+        append_masked(buf, bufsize, 0, url);
         return;
     }
-    /* libpq keyword form: mask "password=…" */
-    const char *pw = strstr(url, "password=");
-    if (pw == NULL) {
-        snprintf(buf, bufsize, "%s", url);
-        return;
-    }
-    const char *end = strchr(pw, ' ');
-    snprintf(buf, bufsize, "%.*spassword=***%s", (int)(pw - url), url, end != NULL ? end : "");
+    /* "user:password@" keeps the user; a lone "secret@" (Redis' password form) is all secret */
+    const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
+    const char *keep_end = colon != NULL ? colon + 1 : userinfo;
+    int out = snprintf(buf, bufsize, "%.*s***", (int)(keep_end - url), url);
+    append_masked(buf, bufsize, (size_t)out, at);
 }

@@ -87,6 +87,24 @@ START_TEST(urls_lose_their_passwords)
 }
 END_TEST
 
+START_TEST(every_password_keyword_is_masked_whatever_comes_first)
+{
+    char out[256];
+    /* "sslpassword=" (a secret too) before "password=" used to hide the real one from the mask */
+    tk_log_redact_url("host=db sslpassword=k3y password=hunter2 dbname=t", out, sizeof(out));
+    ck_assert_str_eq(out, "host=db sslpassword=*** password=*** dbname=t");
+    tk_log_redact_url("host=db password='a b\\' c' user=app", out, sizeof(out));
+    ck_assert_str_eq(out, "host=db password=*** user=app");
+    tk_log_redact_url("postgresql://app:hunter2@db/t?sslpassword=k3y&sslmode=require", out, sizeof(out));
+    ck_assert_str_eq(out, "postgresql://app:***@db/t?sslpassword=***&sslmode=require");
+    tk_log_redact_url("postgresql://db/t?password=hunter2", out, sizeof(out));
+    ck_assert_str_eq(out, "postgresql://db/t?password=***");
+    char small[12];
+    tk_log_redact_url("host=db password=hunter2", small, sizeof(small));
+    ck_assert_ptr_null(strstr(small, "hunter"));
+}
+END_TEST
+
 START_TEST(access_records_drop_the_query)
 {
     char line[1024];
@@ -182,6 +200,7 @@ int main(void)
     tcase_add_test(tc, json_escape_keeps_utf8_and_replaces_what_is_not);
     tcase_add_test(tc, json_escape_stops_short_of_cap_between_characters);
     tcase_add_test(tc, urls_lose_their_passwords);
+    tcase_add_test(tc, every_password_keyword_is_masked_whatever_comes_first);
     tcase_add_test(tc, access_records_drop_the_query);
     tcase_add_test(tc, access_records_of_hostile_requests_stay_one_valid_line);
     tcase_add_test(tc, records_are_one_line_of_json_in_production);
