@@ -1,8 +1,10 @@
 /*
  * Event creation as a worker job: the draft (one event, fresh ids) is built on the loop
  * thread from the request, written on a worker, and handed back to the loop's callback.
- * A failure after PostgreSQL committed is repaired by the next catalog refresh, which
- * initialises every event's inventory it finds missing in Redis.
+ * Once PostgreSQL committed, the event exists and the answer is 201 even when Redis then
+ * refuses its inventory or the version increment: the refresher thread announces the
+ * change as soon as Redis takes it (tk_catalog_change_owed), and that refresh initialises
+ * the inventory. Answering 503 there would invite the admin to create the event twice.
  */
 #include "engine/admin.h"
 #include "engine/inventory.h"
@@ -58,14 +60,14 @@ static void run_create(tk_job_t *job, tk_worker_conn_t *conn)
         tk_log_error("admin", "creating event %s failed: %s", ev->id, insert.err[0] != '\0' ? insert.err : err);
         return;
     }
-    /* from here the event exists; Redis failures are repaired by the next catalog refresh */
+    create->outcome = TK_CREATE_OK;
     if (tk_inventory_init_events(conn->redis, ev, 1, err, sizeof(err)) != 0 ||
         tk_catalog_changed(conn->pg, conn->redis, err, sizeof(err)) != 0) {
-        tk_log_error("admin", "event %s saved, but publishing it failed: %s", ev->id, err);
+        tk_log_error("admin", "event %s saved; it goes on sale once Redis takes it: %s", ev->id, err);
+        tk_catalog_change_owed();
         return;
     }
     tk_log_info("admin", "event %s created with %zu ticket types", ev->id, ev->ntypes);
-    create->outcome = TK_CREATE_OK;
 }
 
 static void on_create_done(tk_job_t *job)

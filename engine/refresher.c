@@ -23,7 +23,7 @@
 
 static pthread_mutex_t refresh_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t refresher_thread;
-static int refresher_running, refresher_stopping, pg_healthy;
+static int refresher_running, refresher_stopping, pg_healthy, change_owed;
 static const tk_config_t *refresher_config;
 
 static int read_version(tk_redis_nodes_t *redis, uint64_t *version)
@@ -219,6 +219,25 @@ static void watch_masters(tk_redis_nodes_t *redis)
         tk_log_info("catalog", "%d new Redis master(s): function library and events loaded", fresh);
 }
 
+void tk_catalog_change_owed(void)
+{
+    __atomic_store_n(&change_owed, 1, __ATOMIC_RELEASE);
+}
+
+/* Announces a change tk_catalog_change_owed noted. The flag is cleared before the
+ * increment, so a change owed meanwhile is announced by the next poll (at worst twice). */
+static void announce_owed_change(tk_worker_conn_t *conn)
+{
+    char err[512];
+    if (!__atomic_exchange_n(&change_owed, 0, __ATOMIC_ACQ_REL))
+        return;
+    if (tk_catalog_changed(conn->pg, conn->redis, err, sizeof(err)) != 0) {
+        __atomic_store_n(&change_owed, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    tk_log_info("catalog", "a catalog change saved while Redis refused it is now published");
+}
+
 static void *refresher_main(void *arg)
 {
     tk_worker_conn_t conn = {.config = refresher_config};
@@ -235,6 +254,7 @@ static void *refresher_main(void *arg)
             __atomic_store_n(&pg_healthy, tk_pg_ping(conn.pg) == 0, __ATOMIC_RELEASE);
         if (polls % TOPOLOGY_CHECK_EVERY == 0)
             watch_masters(conn.redis);
+        announce_owed_change(&conn);
         uint64_t version;
         if (read_version(conn.redis, &version) != 0 || version == tk_catalog_current_version())
             continue;

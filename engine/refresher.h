@@ -21,6 +21,10 @@
 int tk_catalog_refresh(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t errsize);
 /* Increments the version after a catalog change, then refreshes this process at once. */
 int tk_catalog_changed(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t errsize);
+/* A catalog change PostgreSQL committed but Redis refused to announce (tk_catalog_changed
+ * failed): the refresher thread announces it as soon as Redis takes the increment, so the
+ * change reaches every process without a second one. */
+void tk_catalog_change_owed(void);
 
 int tk_refresher_start(const tk_config_t *config);
 void tk_refresher_stop(void);

@@ -21,8 +21,22 @@
 static tk_test_server_t dev;   /* development: demo events loaded */
 static tk_test_server_t empty; /* production: empty catalog, no admin token */
 
+static char maxmemory_before[32] = "0"; /* read by start_servers */
+
+/* before every test: a test that failed with Redis full leaves it full (check runs no
+ * teardown after a failed test) */
+static void put_maxmemory_back(void)
+{
+    redisReply *r = tk_test_redis_command("CONFIG SET maxmemory %s", maxmemory_before);
+    freeReplyObject(r);
+}
+
 static void start_servers(void)
 {
+    redisReply *r = tk_test_redis_command("CONFIG GET maxmemory");
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        snprintf(maxmemory_before, sizeof(maxmemory_before), "%s", r->element[1]->str);
+    freeReplyObject(r);
     const char *dev_env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, NULL};
     const char *prod_env[] = {"TICKETD_ENV=production", "TICKETD_SECRET=tk-test-only-secret-0123456789abcdef0123", NULL};
     ck_assert_int_eq(tk_test_server_start(&dev, dev_env, NULL), 0);
@@ -392,6 +406,42 @@ START_TEST(a_catalog_version_that_went_back_in_redis_is_followed)
 }
 END_TEST
 
+/* ---- an event PostgreSQL saved and Redis refused ---- */
+
+/* Redis refuses writes (full) between the creation's commit and its announcement: the
+ * event is saved, so the admin is told 201 (a 503 would invite a second, duplicate
+ * event), and it is listed once Redis takes writes again, without a second change. */
+START_TEST(an_event_saved_while_redis_refused_writes_goes_on_sale_once_redis_takes_them)
+{
+    size_t before = count_events(&dev);
+    freeReplyObject(tk_test_redis_command("CONFIG SET maxmemory 1"));
+    int status;
+    json_t *body = tk_api_call(&dev, "POST", "/admin/events", TK_JSON_HEADER AUTH,
+                               "{\"name\": \"Saved\", \"date\": \"2032-01-01T00:00:00Z\", \"ticket_types\": [{\"type\": "
+                               "\"A\", \"price\": 10, \"amount\": 5}]}",
+                               &status);
+    ck_assert_int_eq(status, 201);
+    const char *id = json_string_value(json_object_get(json_object_get(body, "event"), "id"));
+    ck_assert_ptr_nonnull(id);
+    ck_assert_uint_eq(count_events(&dev), before); /* not announced yet */
+    put_maxmemory_back();
+    size_t after = before;
+    for (int i = 0; i < 100 && after == before; ++i) {
+        usleep(50 * 1000);
+        after = count_events(&dev);
+    }
+    ck_assert_uint_eq(after, before + 1);
+    char detail[96];
+    snprintf(detail, sizeof(detail), "{\"event_id\": \"%s\"}", id);
+    json_t *shown = tk_api_call(&dev, "POST", "/events/event/", TK_JSON_HEADER, detail, &status);
+    ck_assert_int_eq(status, 200);
+    json_t *left = json_object_get(json_array_get(json_object_get(shown, "ticket_types"), 0), "tickets_left");
+    ck_assert_int_eq(json_integer_value(left), 5); /* its inventory is in Redis too */
+    json_decref(shown);
+    json_decref(body);
+}
+END_TEST
+
 #define RACE_HOLDS 40
 #define RACE_READERS 6
 #define RACE_CAP 1000
@@ -480,6 +530,7 @@ int main(void)
     TCase *tc = tcase_create("catalog");
     tcase_set_timeout(tc, 60);
     tcase_add_unchecked_fixture(tc, start_servers, stop_servers);
+    tcase_add_checked_fixture(tc, put_maxmemory_back, NULL);
     tcase_add_test(tc, list_shows_demo_events_upcoming_by_date);
     tcase_add_test(tc, list_without_trailing_slash_is_the_same);
     tcase_add_test(tc, pagination_edges);
@@ -494,6 +545,7 @@ int main(void)
     tcase_add_test(tc, healthz_reports_ok);
     tcase_add_test(tc, second_process_sees_an_event_created_through_the_first);
     tcase_add_test(tc, a_catalog_version_that_went_back_in_redis_is_followed);
+    tcase_add_test(tc, an_event_saved_while_redis_refused_writes_goes_on_sale_once_redis_takes_them);
     tcase_add_test(tc, availability_reads_racing_holds_see_only_real_figures);
     /* last: it adds events the counting tests above would see */
     tcase_add_test(tc, admin_creates_an_event_that_is_listed);
