@@ -232,8 +232,13 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                     until then.
   tk_pay_start   ARGV R, T, gateway_timeout_ms
                  PENDING -> PAYING (leaves its buckets, enters pay) with a new transaction T.
-                 -> {"OK", T, amount_minor} | {"EXISTS", T} (a payment is in flight)
+                 -> {"OK", T, amount_minor} | {"EXISTS", T'} (T', another payment, is in flight)
                   | {"ERR","not_found"} | {"ERR","state",status}
+                 Idempotent on T: while R is PAYING with T itself, the call answers
+                 {"OK", T, amount_minor} again and changes nothing (the gateway deadline
+                 stays), so a caller whose reply was lost repeats it with the same T to
+                 learn that the payment is its own to charge. T used for anything else
+                 (another reservation, a payment already settled) is a Redis error.
   tk_pay_finish  ARGV R, T, "ok"|"fail", error_message
                  PAYING -> COMPLETED (tickets held -> sold, revenue) or back to
                  PENDING (transaction ERROR; expired at once if past until_ms).
@@ -1451,6 +1456,14 @@ local function tk_pay_start(keys, args)
         return bad_call('tk_pay_start R T gateway_timeout_ms, ids in the keys\' shard')
     end
     if redis.call('HEXISTS', keys[6], tid) == 1 then
+        -- T started this payment already and the caller never heard (its reply was lost):
+        -- the same answer again, nothing changes (the record is read without lazy expiry,
+        -- which a PAYING one does not need, so that a refused call writes nothing)
+        local blob = redis.call('HGET', keys[2], rid)
+        local rec = blob and rec_decode(blob)
+        if rec and rec.st == 'PAYING' and rec.x.id == tid then
+            return { 'OK', tid, rec.x.amt }
+        end
         return bad_call('transaction id already used')
     end
     local rec = load_live(keys, rid)

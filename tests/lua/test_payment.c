@@ -57,6 +57,57 @@ START_TEST(test_pay_start_makes_pending_paying_with_amount_then_exists)
 }
 END_TEST
 
+/* A caller whose reply was lost repeats the call with the same transaction: it learns
+ * that the payment it started is its own (OK, the same amount) and nothing changes, so one
+ * transaction, charged once. Once settled, the id is used up. */
+START_TEST(test_pay_start_repeated_with_its_txn_answers_ok_again_and_changes_nothing)
+{
+    tk_lua_uuid_t ev, rid, tid, other;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "2500", NULL);
+    tk_uuid_v4_in_shard(rid, ev);
+    tk_lua_line_t line = {"A", "2"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, rid, TK_LUA_HOLD_MS, &line, 1), 0);
+    tk_uuid_v4_in_shard(tid, ev);
+    ck_assert_int_eq(tk_lua_pay_start_ok(rid, tid, TK_LUA_GATEWAY_MS), 5000);
+    char *blob = tk_lua_blob_raw(rid);
+    long long deadline = tk_lua_pay_has(rid);
+    tk_lua_outbox_entry_t entries[8];
+    int nentries = tk_lua_outbox_for(rid, entries, 8);
+    char *inv = tk_lua_inv_snapshot(ev);
+
+    ck_assert_int_eq(tk_lua_pay_start_ok(rid, tid, "1"), 5000);
+    char *again = tk_lua_blob_raw(rid);
+    ck_assert_str_eq(again, blob);
+    ck_assert_int_eq(tk_lua_pay_has(rid), deadline); /* not "1": the first call's deadline stays */
+    ck_assert_int_eq(tk_lua_outbox_for(rid, entries, 8), nentries);
+    char *inv_again = tk_lua_inv_snapshot(ev);
+    ck_assert_str_eq(inv_again, inv);
+    tk_lua_expect_txn(tid, "PENDING", "");
+    tk_lua_assert_invariant(ev);
+
+    /* on another reservation the id is still refused */
+    tk_uuid_v4_in_shard(other, ev);
+    tk_lua_expect_ok(tk_lua_reserve(ev, other, TK_LUA_HOLD_MS, &line, 1), 0);
+    redisReply *r = tk_lua_pay_start(other, tid, TK_LUA_GATEWAY_MS);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    ck_assert_int_eq(tk_lua_pay_has(other), -1);
+
+    /* settled, the transaction is no longer in flight: its id is used up */
+    tk_lua_expect_ok_status(tk_lua_pay_finish(rid, tid, "fail", TK_LUA_DECLINED), "PENDING");
+    r = tk_lua_pay_start(rid, tid, TK_LUA_GATEWAY_MS);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    tk_lua_expect_txn(tid, "ERROR", TK_LUA_DECLINED);
+    ck_assert_int_eq(tk_lua_pay_has(rid), -1);
+    tk_lua_assert_invariant(ev);
+    free(blob);
+    free(again);
+    free(inv);
+    free(inv_again);
+}
+END_TEST
+
 START_TEST(test_pay_start_unknown_is_not_found)
 {
     tk_lua_uuid_t rid, tid;
@@ -423,6 +474,7 @@ END_TEST
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, test_pay_start_makes_pending_paying_with_amount_then_exists);
+    tcase_add_test(tc, test_pay_start_repeated_with_its_txn_answers_ok_again_and_changes_nothing);
     tcase_add_test(tc, test_pay_start_unknown_is_not_found);
     tcase_add_test(tc, test_pay_start_cancelled_or_completed_is_state);
     tcase_add_test(tc, test_pay_start_on_expired_hold_is_state_cancelled);
