@@ -38,7 +38,8 @@ typedef struct st_tk_engine_t {
     struct st_tk_sweeper_t *sweeper; /* on the first loop of a process only */
     struct st_tk_history_t *history; /* the sales-history sampler, beside the sweeper */
     h2o_timeout_t retry_timeout;     /* for recording gateway answers while Redis is away */
-    uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis (read by the main thread) */
+    uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis, and payments waiting to send a
+                                        lost tk_pay_start again (read by the main thread) */
     h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */
     h2o_multithread_receiver_t jobs;
     struct st_tk_avail_flight_t

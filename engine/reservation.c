@@ -238,10 +238,20 @@ int tk_reservation_pay_start(tk_redis_t *r, const char *rid, const char *txn, in
     return call_by_id(r, "tk_pay_start", rid, 3, args, NULL, 0, cb, data);
 }
 
+/* Whether a payment call's reply says the call may be sent again: no reply (the link was
+ * lost, the call may or may not have run) or an error from Redis rather than from the
+ * library (LOADING, BUSY, READONLY, OOM, NOREPLICA…), which "ERR ticketd:" starts. */
+static int pay_call_transient(const redisReply *reply)
+{
+    static const char refused[] = "ERR ticketd:";
+    return reply == NULL || (reply->type == REDIS_REPLY_ERROR &&
+                             (reply->len < sizeof(refused) - 1 || memcmp(reply->str, refused, sizeof(refused) - 1) != 0));
+}
+
 void tk_reservation_parse_pay_start(const redisReply *reply, tk_pay_start_result_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->outcome = TK_PAY_START_FAILED;
+    out->outcome = pay_call_transient(reply) ? TK_PAY_START_RETRY : TK_PAY_START_FAILED;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
         return;
     redisReply **e = reply->element;
@@ -268,12 +278,10 @@ int tk_reservation_pay_finish(tk_redis_t *r, const char *rid, const char *txn, i
 
 tk_pay_finish_outcome_t tk_reservation_parse_pay_finish(const redisReply *reply)
 {
-    static const char refused[] = "ERR ticketd:";
-    if (reply == NULL)
+    if (pay_call_transient(reply))
         return TK_PAY_FINISH_RETRY;
     if (reply->type == REDIS_REPLY_ERROR)
-        return reply->len >= sizeof(refused) - 1 && memcmp(reply->str, refused, sizeof(refused) - 1) == 0 ? TK_PAY_FINISH_REFUSED
-                                                                                                          : TK_PAY_FINISH_RETRY;
+        return TK_PAY_FINISH_REFUSED;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && is_string(reply->element[0], "OK"))
         return TK_PAY_FINISH_RECORDED;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && is_string(reply->element[0], "ERR"))

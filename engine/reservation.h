@@ -46,6 +46,7 @@ typedef enum en_tk_pay_start_outcome_t {
     TK_PAY_START_IN_FLIGHT, /* a transaction is already pending: answer with it, charge nothing */
     TK_PAY_START_NOT_FOUND,
     TK_PAY_START_STATE, /* not PENDING */
+    TK_PAY_START_RETRY, /* no reply or a transient error (as TK_PAY_FINISH_RETRY): the call may be sent again, same txn */
     TK_PAY_START_FAILED
 } tk_pay_start_outcome_t;
 

@@ -5,20 +5,26 @@
  * second FCALL (tk_pay_finish), retried until Redis takes it: the reservation stays
  * PAYING meanwhile, and nothing a client does can lose an answer the gateway gave. A
  * repeated pay while a payment is in flight gets that transaction back and charges
- * nothing. tk_shop_txn reads a transaction from Redis while it is live, from PostgreSQL
- * after.
+ * nothing. When the first FCALL's reply is lost (the link dropped: it may have run) or is
+ * a transient error, the same call with the same transaction is sent again, every
+ * e->retry_timeout, for PAY_START_RETRY_MS at most (the client is waiting; then 503):
+ * tk_pay_start answers OK again to the transaction the reservation is paying with, so
+ * the op that made the id, and only it, learns that the charge is its to start, once.
+ * tk_shop_txn reads a transaction from Redis while it is live, from PostgreSQL after.
  */
 #include "engine/log.h"
 #include "engine/payment.h"
 #include "engine/reservation.h"
 #include "engine/shop.h"
 #include "engine/shop_store.h"
+#include "engine/timefmt.h"
 
 #include <errno.h>
 #include <string.h>
 
 #define GATEWAY_TIMEOUT_MS 30000
 #define MAX_CARD_LEN 32
+#define PAY_START_RETRY_MS 3000
 
 /* A charge between the gateway's answer and Redis recording it. */
 typedef struct st_tk_charge_t {
@@ -97,7 +103,10 @@ typedef struct st_tk_pay_op_t {
     tk_pay_cb cb;
     void *data;
     char rid[TK_UUID_LEN + 1];
+    char txn[TK_UUID_LEN + 1]; /* made for this op: only it sends tk_pay_start with it */
     char card[MAX_CARD_LEN + 1];
+    int64_t give_up_ms; /* monotonic: no resending of tk_pay_start after it */
+    h2o_timeout_entry_t resend;
 } tk_pay_op_t;
 _Static_assert(sizeof(tk_pay_op_t) <= TK_ENGINE_OP_SIZE, "tk_pay_op_t fits an engine op block");
 
@@ -112,6 +121,42 @@ static void on_stored_for_payment(const tk_shop_stored_t *stored, void *data)
     tk_engine_op_free(op->e, op);
 }
 
+static void on_pay_started(redisReply *reply, void *data);
+
+static int send_pay_start(tk_pay_op_t *op)
+{
+    return tk_reservation_pay_start(op->e->redis, op->rid, op->txn, GATEWAY_TIMEOUT_MS + op->e->config->payment_latency_ms,
+                                    on_pay_started, op);
+}
+
+/* Puts op on the retry timer to send tk_pay_start again, unless its time is up (0). While
+ * it waits it counts as a charge in flight: a shutdown waits for it, as the charge it may
+ * start. */
+static int resend_later(tk_pay_op_t *op)
+{
+    if (tk_time_mono_ms() >= op->give_up_ms)
+        return 0;
+    __atomic_fetch_add(&op->e->charges_in_flight, 1, __ATOMIC_RELAXED);
+    h2o_timeout_link(op->e->loop, &op->e->retry_timeout, &op->resend);
+    return 1;
+}
+
+/* The link may not be back yet (the send fails at once): then the timer again. */
+static void on_resend(h2o_timeout_entry_t *entry)
+{
+    tk_pay_op_t *op = H2O_STRUCT_FROM_MEMBER(tk_pay_op_t, resend, entry);
+    __atomic_fetch_sub(&op->e->charges_in_flight, 1, __ATOMIC_RELAXED);
+    if (send_pay_start(op) == 0 || resend_later(op))
+        return;
+    tk_pay_result_t result = {.outcome = TK_PAY_UNAVAILABLE};
+    op->cb(&result, op->data);
+    tk_engine_op_free(op->e, op);
+}
+
+/* tk_pay_start's answer. OK is the one answer that starts a charge, and only this op,
+ * which made the transaction id, ever sends it: a repeat after a lost reply that had run
+ * answers OK (the first answer never arrived, so no charge started), and one that had not
+ * run starts the payment now; either way one charge per transaction. */
 static void on_pay_started(redisReply *reply, void *data)
 {
     tk_pay_op_t *op = data;
@@ -136,6 +181,11 @@ static void on_pay_started(redisReply *reply, void *data)
     case TK_PAY_START_STATE:
         result.outcome = TK_PAY_NOT_PAYABLE;
         break;
+    case TK_PAY_START_RETRY:
+        tk_log_warn("payment", "starting transaction %s: %s; sending it again", op->txn, reply != NULL ? reply->str : "no reply");
+        if (resend_later(op))
+            return;
+        break;
     case TK_PAY_START_FAILED:
         break;
     }
@@ -148,13 +198,12 @@ int tk_shop_pay(tk_engine_t *e, const tk_pay_request_t *rq, tk_pay_cb cb, void *
     if (strlen(rq->card) > MAX_CARD_LEN)
         return -EINVAL;
     tk_pay_op_t *op = tk_engine_op_alloc(e);
-    *op = (tk_pay_op_t){.e = e, .cb = cb, .data = data};
+    *op = (tk_pay_op_t){
+        .e = e, .cb = cb, .data = data, .give_up_ms = tk_time_mono_ms() + PAY_START_RETRY_MS, .resend = {.cb = on_resend}};
     memcpy(op->rid, rq->rid, sizeof(op->rid));
     memcpy(op->card, rq->card, strlen(rq->card) + 1);
-    char txn[TK_UUID_LEN + 1];
-    tk_uuid_v4_in_shard(txn, op->rid);
-    if (tk_reservation_pay_start(e->redis, op->rid, txn, GATEWAY_TIMEOUT_MS + e->config->payment_latency_ms, on_pay_started, op) !=
-        0) {
+    tk_uuid_v4_in_shard(op->txn, op->rid);
+    if (send_pay_start(op) != 0) {
         tk_engine_op_free(op->e, op);
         return -EAGAIN;
     }

@@ -162,6 +162,17 @@ START_TEST(pay_start_and_finish_outcomes)
     tk_reservation_parse_pay_start(r, &started);
     ck_assert_int_eq(started.outcome, TK_PAY_START_STATE);
     tk_reply_free(r);
+    /* no reply, or Redis' own error: the same call may be sent again; the library's refusal is final */
+    tk_reservation_parse_pay_start(NULL, &started);
+    ck_assert_int_eq(started.outcome, TK_PAY_START_RETRY);
+    r = tk_reply_str_of_type(REDIS_REPLY_ERROR, "LOADING Redis is loading the dataset in memory");
+    tk_reservation_parse_pay_start(r, &started);
+    ck_assert_int_eq(started.outcome, TK_PAY_START_RETRY);
+    tk_reply_free(r);
+    r = tk_reply_str_of_type(REDIS_REPLY_ERROR, "ERR ticketd: transaction id already used");
+    tk_reservation_parse_pay_start(r, &started);
+    ck_assert_int_eq(started.outcome, TK_PAY_START_FAILED);
+    tk_reply_free(r);
 
     ck_assert_int_eq(tk_reservation_parse_pay_finish(NULL), TK_PAY_FINISH_RETRY);
     struct {
