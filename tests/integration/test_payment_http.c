@@ -2,10 +2,12 @@
  * Integration tests of the payment routes against a real ticketd, Redis and
  * PostgreSQL: every card outcome, retry after a decline, a double PUT charging once, a
  * PUT after expiry, DELETE during a payment, Idempotency-Key replays, transaction
- * status from Redis and from PostgreSQL, and the admin statistics.
+ * status from Redis and from PostgreSQL, the admin statistics, and a payment whose
+ * tk_pay_start reply is lost (ticketd's Redis link through tests/support/forwarder.h).
  */
 #include "engine/inventory.h"
 #include "tests/support/api.h"
+#include "tests/support/forwarder.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -363,6 +365,65 @@ START_TEST(stats_need_the_admin_token_and_a_known_event)
 }
 END_TEST
 
+/* ---- a lost tk_pay_start reply ------------------------------------------------------------ */
+
+/* tk_pay_start named in an FCALL (RESP), not in the library's source that FUNCTION LOAD sends */
+#define PAY_START_CALL "$12\r\ntk_pay_start\r\n"
+
+static tk_test_forwarder_t forwarder;
+
+static void start_lossy_server(void)
+{
+    if (tk_test_redis_cluster() != NULL)
+        return; /* one forwarded node is no cluster: the loss is a single Redis's here */
+    tk_test_forwarder_start(&forwarder, "127.0.0.1", tk_test_redis_port(), PAY_START_CALL);
+    char url[128];
+    snprintf(url, sizeof(url), "TICKETD_REDIS_URL=redis://127.0.0.1:%d/0", forwarder.port);
+    const char *env[] = {"TICKETD_ADMIN_TOKEN=" ADMIN_TOKEN, "TICKETD_PAYMENT_LATENCY_MS=300", url, NULL};
+    ck_assert_int_eq(tk_test_server_start(&server, env, NULL), 0);
+}
+
+static void stop_lossy_server(void)
+{
+    if (tk_test_redis_cluster() != NULL)
+        return;
+    tk_test_server_stop(&server);
+    tk_test_forwarder_stop(&forwarder);
+}
+
+/* The link drops after tk_pay_start ran: the reservation is PAYING with the new transaction
+ * and ticketd never heard. It sends the same call again and learns that the charge is its
+ * own: the PUT answers 202 and the card is charged once, rather than a 503 and a payment
+ * nobody charges until the gateway timeout fails it. */
+START_TEST(a_lost_pay_start_reply_is_asked_again_and_charged_once)
+{
+    if (tk_test_redis_cluster() != NULL)
+        return;
+    char *event = create_event(10), err[128], log[65536];
+    char *rid = reserve(event, "[{\"type\": \"B\", \"amount\": 2}]", NULL);
+    int status;
+    ck_assert(!tk_test_forwarder_cut(&forwarder));
+    char *txn = pay(rid, NULL, NULL, &status);
+    ck_assert_msg(tk_test_forwarder_cut(&forwarder), "the tk_pay_start reply was not lost");
+    ck_assert_int_eq(status, 202);
+    ck_assert_str_eq(await_transaction(txn, err, sizeof(err)), "COMPLETED");
+    ck_assert_str_eq(err, "(null)");
+    ck_assert_str_eq(reservation_status(rid), "COMPLETED");
+    json_t *s = stats(event);
+    ck_assert_int_eq(live(s, "sold"), 2);
+    ck_assert(json_real_value(json_object_get(json_object_get(s, "live"), "revenue")) == 200.0);
+    json_decref(s);
+    ck_assert_int_eq(tk_api_metric(&server, NULL, "ticketd_holds_completed_total"), 1);
+    ck_assert_int_eq(tk_api_metric(&server, NULL, "ticketd_payments_failed_total"), 0);
+    /* a second charge of the transaction would have found it settled */
+    tk_test_server_log(&server, log, sizeof(log));
+    ck_assert_ptr_null(strstr(log, "already settled"));
+    free(txn);
+    free(rid);
+    free(event);
+}
+END_TEST
+
 int main(void)
 {
     srandom((unsigned)getpid());
@@ -378,6 +439,11 @@ int main(void)
     tcase_add_test(tc, malformed_payments_are_400);
     tcase_add_test(tc, idempotency_key_replays_the_first_answer);
     tcase_add_test(tc, stats_need_the_admin_token_and_a_known_event);
+    suite_add_tcase(suite, tc);
+    tc = tcase_create("lost_reply");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, start_lossy_server, stop_lossy_server);
+    tcase_add_test(tc, a_lost_pay_start_reply_is_asked_again_and_charged_once);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
