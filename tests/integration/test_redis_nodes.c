@@ -11,18 +11,13 @@
  */
 #include "engine/config.h"
 #include "engine/redis_nodes.h"
+#include "tests/support/forwarder.h"
 #include "tests/support/harness.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define NKEYS 64
@@ -263,43 +258,6 @@ START_TEST(a_moved_slot_is_followed_through_ask_then_moved)
 }
 END_TEST
 
-/* A TCP forwarder to host:port on an ephemeral port of 127.0.0.1, one connection at a time,
- * in a child process; returns its pid and the port in *listen_port. */
-static pid_t start_forwarder(const char *host, int port, int *listen_port)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    ck_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 8) == 0);
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    *listen_port = ntohs(a.sin_port);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid != 0) {
-        close(lfd);
-        return pid;
-    }
-    for (;;) {
-        int c = accept(lfd, NULL, NULL), u = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in up = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, host, &up.sin_addr);
-        if (c < 0 || u < 0 || connect(u, (struct sockaddr *)&up, sizeof(up)) != 0)
-            _exit(1);
-        struct pollfd fds[2] = {{.fd = c, .events = POLLIN}, {.fd = u, .events = POLLIN}};
-        char buf[16384];
-        for (int open = 1; open && poll(fds, 2, -1) > 0;) {
-            for (int k = 0; k < 2 && open; ++k) {
-                if (fds[k].revents == 0)
-                    continue;
-                ssize_t got = read(fds[k].fd, buf, sizeof(buf));
-                open = got > 0 && write(fds[1 - k].fd, buf, (size_t)got) == got;
-            }
-        }
-        close(c);
-        close(u);
-    }
-}
-
 /* After a failover every seed may be gone while the masters that replaced them are fine:
  * a process whose connections all dropped finds the masters of its last map again. Here
  * the only seed is a forwarder to a node, stopped once the map is read. */
@@ -309,13 +267,12 @@ START_TEST(the_masters_are_found_again_when_every_seed_is_gone)
     if (seeds == NULL)
         return; /* a single Redis has no seeds */
     char err[512];
-    int forwarded;
-    pid_t forwarder = start_forwarder("127.0.0.1", atoi(strchr(seeds, ':') + 1), &forwarded);
-    snprintf(seeds_override, sizeof(seeds_override), "127.0.0.1:%d", forwarded);
+    tk_test_forwarder_t forwarder;
+    tk_test_forwarder_start(&forwarder, "127.0.0.1", atoi(strchr(seeds, ':') + 1), NULL);
+    snprintf(seeds_override, sizeof(seeds_override), "127.0.0.1:%d", forwarder.port);
     tk_redis_nodes_t *n = open_nodes();
     seeds_override[0] = '\0';
-    kill(forwarder, SIGKILL);
-    waitpid(forwarder, NULL, 0);
+    tk_test_forwarder_stop(&forwarder);
     size_t masters = tk_redis_nodes_count(n);
     for (size_t i = 0; i < masters; ++i) /* every connection closed by its server */
         ck_status(redisCommand(tk_redis_nodes_at(n, i), "QUIT"));
