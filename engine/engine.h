@@ -34,10 +34,11 @@ typedef struct st_tk_engine_t {
     struct st_tk_reserve_batcher_t *reserve_batch; /* the group commit of this loop's holds */
     tk_catalog_cache_t catalog;
     tk_soldout_t soldout;
+    h2o_timeout_entry_t soldout_report; /* on retry_timeout: the refusals soldout answered, to Redis */
     struct st_tk_gateway_t *gateway;
     struct st_tk_sweeper_t *sweeper; /* on the first loop of a process only */
     struct st_tk_history_t *history; /* the sales-history sampler, beside the sweeper */
-    h2o_timeout_t retry_timeout;     /* for recording gateway answers while Redis is away */
+    h2o_timeout_t retry_timeout;     /* 500 ms: recording gateway answers while Redis is away, soldout reports */
     uint64_t charges_in_flight;      /* gateway charges not yet recorded in Redis, and payments waiting to send a
                                         lost tk_pay_start again (read by the main thread) */
     h2o_multithread_queue_t *queue;  /* worker jobs submitted by this loop come back here */

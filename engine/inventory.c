@@ -152,6 +152,19 @@ int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void
     return call_for_event(r, "tk_stats", ev, cb, data);
 }
 
+int tk_inventory_turned_away(tk_redis_t *r, const char *event, uint32_t n, tk_redis_cb cb, void *data)
+{
+    tk_shard_keys_t keys;
+    const char *argv[TK_FCALL_PREFIX_LEN + 2];
+    size_t argvlen[TK_FCALL_PREFIX_LEN + 2];
+    char count[16];
+    tk_shard_keys(event, &keys);
+    int argc = tk_fcall_prefix("tk_turned_away", &keys, argv, argvlen);
+    argv[argc] = event, argvlen[argc++] = TK_UUID_LEN;
+    argv[argc] = count, argvlen[argc++] = (size_t)snprintf(count, sizeof(count), "%" PRIu32, n);
+    return tk_redis_command(r, cb, data, argc, argv, argvlen);
+}
+
 int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_event_stats_t *out)
 {
     enum { HEADER = 9, PER_TYPE = 5 };

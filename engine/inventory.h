@@ -62,6 +62,8 @@ int tk_inventory_parse_avail(const redisReply *reply, const tk_event_t *ev, int6
 
 /* FCALL tk_stats for ev: live counters kept by the functions, no scan of reservations */
 int tk_inventory_stats(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data);
+/* FCALL tk_turned_away: adds n hold refusals answered without Redis to the event's demand figures */
+int tk_inventory_turned_away(tk_redis_t *r, const char *event, uint32_t n, tk_redis_cb cb, void *data);
 /* fills out (types into pool memory, names pointing into reply); 0 when Redis knows the
  * event, -1 otherwise (an unknown event, or a reply that is not the expected shape) */
 int tk_inventory_parse_stats(const redisReply *reply, h2o_mem_pool_t *pool, tk_event_stats_t *out);

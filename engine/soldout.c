@@ -40,6 +40,8 @@ void tk_soldout_mark(tk_soldout_t *t, const char *event, const char *type, size_
         if (victim == NULL || e->until_ms < victim->until_ms)
             victim = e;
     }
+    if (!matches(victim, event, type, type_len))
+        victim->refused = 0;
     memcpy(victim->event, event, TK_UUID_LEN);
     victim->event[TK_UUID_LEN] = '\0';
     memcpy(victim->type, type, type_len);
@@ -47,15 +49,28 @@ void tk_soldout_mark(tk_soldout_t *t, const char *event, const char *type, size_
     victim->until_ms = now_ms + TK_SOLDOUT_TTL_MS;
 }
 
-int tk_soldout_check(const tk_soldout_t *t, const char *event, const char *type, size_t type_len, int64_t now_ms)
+int tk_soldout_check(tk_soldout_t *t, const char *event, const char *type, size_t type_len, int64_t now_ms)
 {
     if (type_len > TK_SOLDOUT_TYPE_MAX)
         return 0;
     size_t base = slot_of(event, type, type_len);
     for (size_t i = 0; i < PROBE; ++i) {
-        const tk_soldout_entry_t *e = t->slots + (base + i) % TK_SOLDOUT_SLOTS;
-        if (e->until_ms > now_ms && matches(e, event, type, type_len))
+        tk_soldout_entry_t *e = t->slots + (base + i) % TK_SOLDOUT_SLOTS;
+        if (e->until_ms > now_ms && matches(e, event, type, type_len)) {
+            ++e->refused;
             return 1;
+        }
     }
     return 0;
+}
+
+void tk_soldout_take_refused(tk_soldout_t *t, void (*cb)(const char *event, uint32_t refused, void *data), void *data)
+{
+    for (size_t i = 0; i < TK_SOLDOUT_SLOTS; ++i) {
+        tk_soldout_entry_t *e = t->slots + i;
+        if (e->refused != 0) {
+            cb(e->event, e->refused, data);
+            e->refused = 0;
+        }
+    }
 }

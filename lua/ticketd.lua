@@ -267,6 +267,10 @@ reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
                  the group, XADD {id, m, err} to dead, XDEL from ob. An entry no
                  longer in ob is only acknowledged.
                  -> 1 (moved) | 0 (not in ob)
+  tk_turned_away ARGV E, n
+                 Adds n to dm:E:away: hold requests a ticketd process refused from its
+                 sold-out memory without asking (engine/soldout.h), reported twice a
+                 second. -> n | 0 unknown event
   tk_sample      ARGV E, step_ms, max_samples
                  Appends one sample of E to dm:E:hist unless the newest sample is
                  in the same step_ms bucket (so several processes sampling at once
@@ -787,7 +791,8 @@ inventory figure depends on them:
   dm:E:hist     cjson array of samples {t_ms, sold, held, avail, away, failed},
                 oldest first, capped; written by tk_sample, which a background
                 task of every ticketd process calls (engine/history.c)
-Counting a refusal in dm:E:away is the one write a refused tk_reserve makes.]]
+Counting a refusal in dm:E:away is the one write a refused tk_reserve makes;
+refusals ticketd answers from its sold-out memory arrive by tk_turned_away.]]
 local SAMPLE_FIELDS = 6
 
 local function demand_count(inv, e, what)
@@ -1704,6 +1709,21 @@ local function tk_expire(keys, args)
     return { n, math.floor(next_ms) }
 end
 
+local function tk_turned_away(keys, args)
+    if not keys_shard(keys) then
+        return bad_call(BAD_KEYS)
+    end
+    local e, n = args[1], parse_int(args[2], 1)
+    if not n then
+        return bad_call('tk_turned_away E n')
+    end
+    if not event_types(keys[1], e) then
+        return 0
+    end
+    redis.call('HINCRBY', keys[1], 'dm:' .. e .. ':away', n)
+    return n
+end
+
 -- tk_sample adds one point to the event's sales history (DEMAND FIGURES).
 local function tk_sample(keys, args)
     if not keys_shard(keys) then
@@ -1996,6 +2016,7 @@ redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, fla
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
+redis.register_function { function_name = 'tk_turned_away', callback = tk_turned_away, flags = {} }
 redis.register_function { function_name = 'tk_pay_start', callback = tk_pay_start, flags = {} }
 redis.register_function { function_name = 'tk_pay_finish', callback = tk_pay_finish, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_txn', callback = tk_txn, flags = { 'no-writes' } }

@@ -375,6 +375,18 @@ START_TEST(lazy_expiry_on_read_is_exact)
 }
 END_TEST
 
+static long long turned_away(const char *event)
+{
+    char path[128];
+    int status;
+    snprintf(path, sizeof(path), "/events/stats/?event_id=%s", event);
+    json_t *res = tk_api_call(&server, "GET", path, "Authorization: Bearer " ADMIN_TOKEN "\r\n", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    long long n = json_integer_value(json_object_get(json_object_get(res, "live"), "turned_away"));
+    json_decref(res);
+    return n;
+}
+
 START_TEST(sold_out_answers_fast_and_recovers_after_a_cancel)
 {
     const char *event = create_event("[{\"type\": \"A\", \"price\": 10, \"amount\": 1}]");
@@ -383,6 +395,14 @@ START_TEST(sold_out_answers_fast_and_recovers_after_a_cancel)
     for (int i = 0; i < 5; ++i)
         assert_error(reserve(event, "[{\"type\": \"A\", \"amount\": 1}]", &status), &status, 409,
                      "Requested more tickets than available", "This event does not have sufficient quantity of A tickets");
+    /* every refusal is in the event's turned_away, the ones answered from memory too
+     * (reported twice a second) */
+    long long away = -1;
+    for (int i = 0; i < 40 && away != 5; ++i) {
+        usleep(50 * 1000);
+        away = turned_away(event);
+    }
+    ck_assert_int_eq(away, 5);
     char body[128];
     snprintf(body, sizeof(body), "{\"reservation_id\": \"%s\"}", rid);
     ck_assert_int_eq(cancel_with("/events/reservation/", TK_JSON_HEADER, body), 200);

@@ -231,6 +231,33 @@ START_TEST(test_later_requests_see_the_stock_earlier_ones_left)
 }
 END_TEST
 
+/* refusals ticketd answered from its sold-out memory join the ones Redis counted itself */
+START_TEST(test_turned_away_adds_refusals_answered_elsewhere)
+{
+    tk_lua_uuid_t ev, unknown;
+    tk_lua_event_new(ev, tk_lua_future(), "GA", "1", "2500", NULL);
+    redisReply *r = tk_lua_fcall("tk_turned_away", ev, ev, "7", NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(r->integer, 7);
+    freeReplyObject(r);
+    tk_shard_keys_t keys;
+    tk_shard_keys(ev, &keys);
+    r = tk_lua_cmd("HGET %s dm:%s:away", keys.names[TK_KEY_INV], ev);
+    ck_assert_str_eq(r->str, "7");
+    freeReplyObject(r);
+    snprintf(unknown, sizeof(unknown), "%.4s0000-0000-4000-8000-00000000dead", ev);
+    r = tk_lua_fcall("tk_turned_away", unknown, unknown, "3", NULL); /* no such event: nothing written */
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    r = tk_lua_cmd("HEXISTS %s dm:%s:away", keys.names[TK_KEY_INV], unknown);
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    r = tk_lua_fcall("tk_turned_away", ev, ev, "0", NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(test_a_malformed_request_spoils_only_its_own_answer)
 {
     tk_lua_uuid_t ev;
@@ -495,6 +522,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_a_hold_named_by_two_lists_is_released_once);
     tcase_add_test(tc, test_later_requests_see_the_stock_earlier_ones_left);
     tcase_add_test(tc, test_a_malformed_request_spoils_only_its_own_answer);
+    tcase_add_test(tc, test_turned_away_adds_refusals_answered_elsewhere);
     tcase_add_test(tc, test_the_same_id_twice_in_one_batch_is_held_once);
     tcase_add_test(tc, test_an_id_held_by_an_earlier_call_is_refused_and_the_rest_held);
     tcase_add_test(tc, test_a_malformed_batch_changes_nothing);
