@@ -27,13 +27,22 @@ int64_t tk_wr_line(const tk_wr_state_t *st, int64_t t)
     return s->base + (t - s->from_ms) * s->per_minute / 60000;
 }
 
+/* A place the line had already reached when the oldest segment still kept began was
+ * reached at an instant the segments no longer tell, and that oldest segment's start is
+ * only a bound from above: answering it would admit the place later than it really was,
+ * reviving an admission that is over. Redis forgets a segment only once its successor
+ * began longer ago than an admission lives (wr_schedule), so such a place's admission has
+ * expired; when an admin change forced one out earlier, answering "long ago" errs toward
+ * expiring, never toward admitting again. */
 int64_t tk_wr_admitted_at(const tk_wr_state_t *st, int64_t place)
 {
+    if (st->nseg > 0 && place <= st->seg[0].base)
+        return TK_WR_REACHED_LONG_AGO;
     for (int64_t i = 0; i < st->nseg; ++i) {
         const tk_wr_segment_t *s = st->seg + i;
         int64_t next = i + 1 < st->nseg ? st->seg[i + 1].from_ms : INT64_MAX;
         if (s->base >= place)
-            return s->from_ms; /* reached before the oldest segment still kept */
+            return s->from_ms; /* the previous segment got there exactly as this one began */
         if (s->per_minute > 0) {
             int64_t t = s->from_ms + ((place - s->base) * 60000 + s->per_minute - 1) / s->per_minute;
             if (t < next)
@@ -137,6 +146,7 @@ void tk_wr_evaluate(const tk_wr_state_t *st, const uint32_t *place_of, int64_t t
         out->eta_s = eta_of(st, out->place, now);
         return;
     }
+    /* TK_WR_REACHED_LONG_AGO is before any join: such a place is expired unless joined since */
     out->admitted_ms = tk_wr_admitted_at(st, out->place);
     if (out->admitted_ms < joined_ms) /* a place the line had reached before its ticket was handed out */
         out->admitted_ms = joined_ms;

@@ -17,6 +17,7 @@
 #define TK_WR_MAX_RATE 1000000
 #define TK_WR_MAX_ADMISSION_S 86400
 #define TK_WR_DEFAULT_ADMISSION_S 600
+#define TK_WR_REACHED_LONG_AGO 0 /* see tk_wr_admitted_at; 0, so that no arithmetic on it overflows */
 
 /* From from_ms on, L(t) = base + floor((t - from_ms) * per_minute / 60000). */
 typedef struct st_tk_wr_segment_t {
@@ -36,7 +37,8 @@ typedef struct st_tk_wr_state_t {
 /* Places admitted by instant t (the admission line). */
 int64_t tk_wr_line(const tk_wr_state_t *st, int64_t t);
 /* The first instant at which place is admitted by the line as known; INT64_MAX when the
- * line, as it stands, never gets there (frozen or paused). */
+ * line, as it stands, never gets there (frozen or paused); TK_WR_REACHED_LONG_AGO when the
+ * line had reached it before its oldest segment still kept began (its admission is over). */
 int64_t tk_wr_admitted_at(const tk_wr_state_t *st, int64_t place);
 
 /* The opening shuffle: a uniformly random permutation of the n tickets 1..n drawn with

@@ -196,6 +196,35 @@ START_TEST(verdicts_follow_the_line)
 }
 END_TEST
 
+/* Redis forgets the segments before those it keeps: a place the line had reached before
+ * the oldest one kept began was admitted long ago, and must not be admitted afresh at that
+ * segment's start (which revived expired admissions, differently in processes that held
+ * different segments). Its ticket joined since is admitted from its join, as ever. */
+START_TEST(a_place_reached_before_the_oldest_segment_kept_has_expired)
+{
+    tk_wr_state_t st = {.enabled = 1, .opens_at_ms = 1000, .per_minute = 600, .admission_s = 60, .joined = 80, .pre = 0};
+    st.nseg = 2;
+    st.seg[0] = (tk_wr_segment_t){100000, 50, 0};   /* frozen at 50: what came before is forgotten */
+    st.seg[1] = (tk_wr_segment_t){101000, 50, 600}; /* resumed at 10 a second */
+    ck_assert_int_eq(tk_wr_admitted_at(&st, 10), TK_WR_REACHED_LONG_AGO);
+    ck_assert_int_eq(tk_wr_admitted_at(&st, 50), TK_WR_REACHED_LONG_AGO);
+    ck_assert_int_eq(tk_wr_admitted_at(&st, 51), 101100);
+    tk_wr_verdict_t v;
+    tk_wr_evaluate(&st, NULL, 10, 0, 102000, &v);
+    ck_assert_int_eq(v.status, TK_WR_EXPIRED); /* admitted until 160000 before the fix */
+    tk_wr_evaluate(&st, NULL, 10, 100500, 102000, &v);
+    ck_assert_int_eq(v.status, TK_WR_ADMITTED);
+    ck_assert_int_eq(v.admitted_ms, 100500);
+    tk_wr_evaluate(&st, NULL, 51, 0, 102000, &v);
+    ck_assert_int_eq(v.status, TK_WR_ADMITTED);
+    ck_assert_int_eq(v.admitted_ms, 101100);
+    tk_wr_figures_t f;
+    tk_wr_figures(&st, 102000, &f);
+    ck_assert_int_eq(f.admitted, 60);
+    ck_assert_int_eq(f.expected_wait_s, 3); /* place 81 at 104100 */
+}
+END_TEST
+
 START_TEST(figures_count_waiting_and_admitted)
 {
     tk_wr_state_t st = room();
@@ -218,6 +247,7 @@ int main(void)
     tcase_add_test(tc, line_and_its_inverse_agree);
     tcase_add_test(tc, verdicts_follow_the_line);
     tcase_add_test(tc, figures_count_waiting_and_admitted);
+    tcase_add_test(tc, a_place_reached_before_the_oldest_segment_kept_has_expired);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
