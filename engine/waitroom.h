@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TK_WR_MAX_SEGMENTS 32 /* as WR_MAX_SEGMENTS in the Lua */
+#define TK_WR_MAX_SEGMENTS 64 /* as WR_MAX_SEGMENTS in the Lua */
 #define TK_WR_SEED_LEN 32     /* bytes of the opening shuffle's seed */
 #define TK_WR_MAX_RATE 1000000
 #define TK_WR_MAX_ADMISSION_S 86400

@@ -1823,9 +1823,24 @@ instant it applies, so all processes agree on L at every instant, and L never
 decreases. When the line runs ahead of the queue (nobody left to admit), it is
 frozen (a segment with per_minute 0) so that idle minutes do not bank a burst of
 admissions; it resumes once someone waits again.
+A segment may be forgotten only once its successor began longer ago than an admission
+lives (cfg.a) plus a minute: the places it admitted have all expired by then, and a
+process told of a place before the oldest segment kept counts it as expired
+(tk_wr_admitted_at). So the automatic freezes must not crowd segments out before that:
+  - a running segment is frozen only once it has run WR_MIN_RUN_MS, so a lightly used
+    room adds at most a freeze and a resume every WR_MIN_RUN_MS + WR_SCHEDULE_MS; the
+    price is that an idle line banks up to per_minute x (WR_MIN_RUN_MS +
+    WR_SCHEDULE_MS) / 60000 admissions (a burst of about 11 s at the room's rate);
+  - a freeze is added only while there is room for it and for the resume that follows
+    it (WR_MAX_SEGMENTS, as TK_WR_MAX_SEGMENTS in engine/waitroom.h); with no room the
+    line runs on until old segments are forgotten, admitting earlier rather than
+    forgetting admissions that still live.
+Only an admin change (tk_wr_set) may push the oldest segment out at the cap, whatever
+its age; the places it alone described then count as expired, never admitted again.
 ]]
 local WR_SCHEDULE_MS = 1000
-local WR_MAX_SEGMENTS = 32
+local WR_MIN_RUN_MS = 10000
+local WR_MAX_SEGMENTS = 64
 local WR_ROOM_KEY = '^tk:{([0-9a-f][0-9a-f][0-9a-f][0-9a-f])}:wr$'
 
 local function wr_line(seg, t)
@@ -1883,8 +1898,8 @@ local function wr_open_if_due(keys, e, cfg, now, seed)
 end
 
 -- wr_schedule keeps the line from banking admissions nobody can use, and forgets
--- segments superseded longer ago than any admission they granted can live.
--- Returns whether cfg changed.
+-- segments superseded longer ago than any admission they granted can live (see the
+-- section's comment for when it freezes). Returns whether cfg changed.
 local function wr_schedule(keys, e, cfg, now)
     local seg = cfg.seg
     local last = seg[#seg]
@@ -1899,8 +1914,12 @@ local function wr_schedule(keys, e, cfg, now)
     local joined = tonumber(redis.call('HGET', keys[1], e .. ':seq')) or 0
     local at = now + WR_SCHEDULE_MS
     if last[3] > 0 and wr_line(seg, at) > joined then
-        wr_append(seg, at, 0)
-        changed = true
+        -- frozen only after a run of its own, and with room for the freeze and its resume:
+        -- the cap then never forces out a segment whose admissions still live
+        if now - last[1] >= WR_MIN_RUN_MS and #seg + 2 <= WR_MAX_SEGMENTS then
+            wr_append(seg, at, 0)
+            changed = true
+        end
     elseif last[3] == 0 and last[2] < joined then
         wr_append(seg, at, cfg.r)
         changed = true

@@ -2,12 +2,14 @@
  * Tests of the WAITING ROOM section of lua/ticketd.lua, over tests/lua/support.c (real
  * Redis, the library loaded from the source tree, a connection per test): the opening is
  * decided once, by the first caller, with its seed; settings replace the line before the
- * opening and extend it a second ahead after; an idle line freezes and resumes; and
+ * opening and extend it a second ahead after; an idle line freezes (after a run of its
+ * own) and resumes, and segments are not forgotten while their admissions live; and
  * tk_reserve keeps one live hold per admission. Ids and key names come from the engine
  * (tk_uuid_v4, tk_waitroom_keys, tk_shard_keys), as the support's do. Every test uses
  * fresh random event ids.
  */
 #include "tests/lua/support.h"
+#include "engine/waitroom.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ static redisReply *set_room(const char *event, int enabled, int64_t opens, int r
     return wr("tk_wr_set", event, e, o, r, a);
 }
 
+#define WR_TEST_SCHEDULE_MS 1000 /* WR_SCHEDULE_MS in the Lua: a segment is added that far ahead */
 #define SEED_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define SEED_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
@@ -137,7 +140,34 @@ START_TEST(a_room_turned_off_stops_its_line_until_it_is_on_again)
 }
 END_TEST
 
-START_TEST(an_idle_line_freezes_and_resumes_when_someone_waits)
+/* Stores the line of a room that is on (rate, admission_s, seg[0..nseg), joined tickets)
+ * as Redis would have left it after a history the test cannot wait for. */
+static void put_line(const char *event, int rate, int adm, const tk_wr_segment_t *seg, int nseg, long long joined)
+{
+    char json[16384];
+    int n = snprintf(json, sizeof(json), "{\"en\":1,\"o\":%lld,\"r\":%d,\"a\":%d,\"seg\":[", (long long)seg[0].from_ms, rate, adm);
+    for (int i = 0; i < nseg; ++i)
+        n += snprintf(json + n, sizeof(json) - (size_t)n, "%s[%lld,%lld,%lld]", i > 0 ? "," : "", (long long)seg[i].from_ms,
+                      (long long)seg[i].base, (long long)seg[i].per_minute);
+    snprintf(json + n, sizeof(json) - (size_t)n, "]}");
+    tk_waitroom_keys_t keys;
+    tk_waitroom_keys(event, &keys);
+    freeReplyObject(tk_lua_cmd("HSET %s %s:cfg %s %s:seq %lld", keys.wr, event, json, event, joined));
+}
+
+/* A line that froze and resumed every 300 ms from 45 s ago on (the churn of a lightly used
+ * room before freezes waited for a run of their own), its last resume running for 15 s
+ * at 600 a minute: nseg young segments, none of which may be forgotten yet. */
+static void churned_line(tk_wr_segment_t *seg, int nseg, int64_t now)
+{
+    for (int i = 0; i < nseg; ++i) {
+        seg[i].from_ms = i + 1 < nseg ? now - 45000 + 300 * i : now - 15000;
+        seg[i].per_minute = i % 2 == 0 ? 600 : 0;
+        seg[i].base = i == 0 ? 0 : seg[i - 1].base + (seg[i].from_ms - seg[i - 1].from_ms) * seg[i - 1].per_minute / 60000;
+    }
+}
+
+START_TEST(an_idle_line_freezes_after_a_run_of_its_own_and_resumes_when_someone_waits)
 {
     tk_lua_uuid_t event;
     tk_uuid_v4(event);
@@ -145,6 +175,12 @@ START_TEST(an_idle_line_freezes_and_resumes_when_someone_waits)
     freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
     tk_time_sleep_ms(50);
     redisReply *r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
+    ck_assert_int_eq(field(r, 0, 7), 1); /* running for 50 ms only: not frozen yet */
+    freeReplyObject(r);
+    /* the same room once its line has run 11 s, at 60 a minute: past the one joiner */
+    tk_wr_segment_t seg = {tk_time_now_ms() - 11000, 0, 60};
+    put_line(event, 60, 600, &seg, 1, 1);
+    r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
     long long nseg = field(r, 0, 7);
     ck_assert_int_eq(nseg, 2);
     ck_assert_int_eq(field(r, 0, 8 + 3 * 1 + 2), 0); /* frozen */
@@ -157,8 +193,41 @@ START_TEST(an_idle_line_freezes_and_resumes_when_someone_waits)
     r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
     ck_assert_int_eq(field(r, 0, 7), 3);
     ck_assert_int_eq(field(r, 0, 8 + 6 + 1), frozen_base);
-    ck_assert_int_eq(field(r, 0, 8 + 6 + 2), 60000);
+    ck_assert_int_eq(field(r, 0, 8 + 6 + 2), 60);
     freeReplyObject(r);
+}
+END_TEST
+
+/* A lightly used room churns: someone joins (the line resumes), a moment later the line
+ * is ahead again (it freezes). Segments are forgotten only once their admissions are over;
+ * forcing young ones out at the cap moved admissions and revived expired ones. Here the
+ * line is one short of the cap, all of it young: join-and-sync cycles must keep every
+ * segment (a freeze, which needs its resume after it, is not added without room for both). */
+START_TEST(a_churning_line_never_forgets_a_segment_younger_than_its_admissions)
+{
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    enum { N = TK_WR_MAX_SEGMENTS - 1 };
+    tk_wr_segment_t seg[N];
+    churned_line(seg, N, tk_time_now_ms());
+    long long joined = seg[N - 1].base; /* the queue is empty: the line is ahead of it */
+    put_line(event, 600, 600, seg, N, joined);
+    for (int cycle = 0; cycle < 2; ++cycle) {
+        redisReply *r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
+        long long n = field(r, 0, 7), last_base = field(r, 0, 8 + 3 * (n - 1) + 1), last_rate = field(r, 0, 8 + 3 * (n - 1) + 2);
+        freeReplyObject(r);
+        tk_time_sleep_ms(WR_TEST_SCHEDULE_MS + 100);                    /* a freeze, if one was added, is in force */
+        long long target = last_rate == 0 ? last_base + 1 : joined + 1; /* past a frozen line: it resumes */
+        for (; joined < target; ++joined)
+            freeReplyObject(wr("tk_wr_join", event, SEED_A, NULL, NULL, NULL));
+        r = wr("tk_wr_sync", event, SEED_A, NULL, NULL, NULL);
+        n = field(r, 0, 7);
+        ck_assert_int_le(n, TK_WR_MAX_SEGMENTS);
+        ck_assert_int_ge(n, N);
+        for (int i = 0; i < N; ++i)
+            ck_assert_msg(field(r, 0, 8 + 3 * i) == seg[i].from_ms, "cycle %d: segment %d of %lld forgotten", cycle, i, n);
+        freeReplyObject(r);
+    }
 }
 END_TEST
 
@@ -314,7 +383,8 @@ static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, the_opening_is_decided_once_by_the_first_caller);
     tcase_add_test(tc, settings_replace_the_line_before_the_opening_and_extend_it_after);
-    tcase_add_test(tc, an_idle_line_freezes_and_resumes_when_someone_waits);
+    tcase_add_test(tc, an_idle_line_freezes_after_a_run_of_its_own_and_resumes_when_someone_waits);
+    tcase_add_test(tc, a_churning_line_never_forgets_a_segment_younger_than_its_admissions);
     tcase_add_test(tc, a_room_turned_off_stops_its_line_until_it_is_on_again);
     tcase_add_test(tc, join_without_a_room_or_with_it_off_is_off);
     tcase_add_test(tc, malformed_room_calls_are_errors);
