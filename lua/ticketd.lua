@@ -1951,8 +1951,8 @@ local function tk_wr_set(keys, args)
         local seg = cfg.seg
         local at = math.max(now + WR_SCHEDULE_MS, seg[#seg][1] + 1)
         if opens > at then
-            local base = wr_append(seg, at, 0) -- paused until the new opening
-            seg[#seg + 1] = { opens, base, line_rate }
+            wr_append(seg, at, 0) -- paused until the new opening
+            wr_append(seg, opens, line_rate)
         else
             wr_append(seg, at, line_rate)
         end

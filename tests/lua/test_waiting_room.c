@@ -9,7 +9,7 @@
  * fresh random event ids.
  */
 #include "tests/lua/support.h"
-#include "engine/waitroom.h"
+#include "engine/waitroom_view.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +231,23 @@ START_TEST(a_churning_line_never_forgets_a_segment_younger_than_its_admissions)
 }
 END_TEST
 
+/* An admin change to a later opening adds a pause and the opening: at the cap, the line
+ * must still fit in what every process reads (TK_WR_MAX_SEGMENTS). */
+START_TEST(a_change_of_opening_keeps_a_full_line_within_the_cap)
+{
+    tk_lua_uuid_t event;
+    tk_uuid_v4(event);
+    tk_wr_segment_t seg[TK_WR_MAX_SEGMENTS];
+    churned_line(seg, TK_WR_MAX_SEGMENTS, tk_time_now_ms());
+    put_line(event, 600, 600, seg, TK_WR_MAX_SEGMENTS, seg[TK_WR_MAX_SEGMENTS - 1].base);
+    redisReply *r = set_room(event, 1, tk_time_now_ms() + 60000, 600, 600);
+    ck_assert_int_eq(field(r, 0, 7), TK_WR_MAX_SEGMENTS); /* the Lua's cap is the engine's */
+    tk_wr_state_t st;
+    ck_assert_int_eq(tk_wr_parse_state(r, &st), 1);
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(join_without_a_room_or_with_it_off_is_off)
 {
     tk_lua_uuid_t event;
@@ -385,6 +402,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, settings_replace_the_line_before_the_opening_and_extend_it_after);
     tcase_add_test(tc, an_idle_line_freezes_after_a_run_of_its_own_and_resumes_when_someone_waits);
     tcase_add_test(tc, a_churning_line_never_forgets_a_segment_younger_than_its_admissions);
+    tcase_add_test(tc, a_change_of_opening_keeps_a_full_line_within_the_cap);
     tcase_add_test(tc, a_room_turned_off_stops_its_line_until_it_is_on_again);
     tcase_add_test(tc, join_without_a_room_or_with_it_off_is_off);
     tcase_add_test(tc, malformed_room_calls_are_errors);
