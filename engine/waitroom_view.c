@@ -1,7 +1,8 @@
 /*
  * The rooms table, its refresher thread, and the argument vectors and replies of the
  * waiting-room functions. Rooms are never freed while the process runs (there is one per
- * event that ever had a room), so a reader can never hold a dangling room or shuffle.
+ * event that ever had a room), so a reader can never hold a dangling room or shuffle; nor
+ * are tables the view outgrew, so a reader may still probe one it loaded.
  */
 #include "engine/waitroom_view.h"
 #include "engine/inventory.h"
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TABLE_SIZE 4096 /* rooms per process; open addressing */
+#define FIRST_TABLE_SIZE 4096 /* slots at first; open addressing, doubled before half full */
 #define SYNC_INTERVAL_MS 150
 #define STATE_WORDS (sizeof(tk_wr_state_t) / sizeof(int64_t))
 
@@ -28,7 +29,18 @@ struct st_tk_wr_room_t {
     uint32_t *place_of; /* the opening shuffle, set once */
 };
 
-static tk_wr_room_t *table[TABLE_SIZE];
+/* The rooms by event. A room must never be missing from the view because there was no
+ * slot for it: the reservation gate treats an event without a room as one without a
+ * waiting room. So the table grows instead: a bigger one takes every room and replaces it,
+ * and the one replaced stays (prev), as it was, for readers that loaded it before. */
+typedef struct st_room_table_t {
+    struct st_room_table_t *prev;
+    size_t size; /* a power of two */
+    tk_wr_room_t *slots[];
+} room_table_t;
+
+static room_table_t *rooms; /* NULL until the first room; replaced under write_mutex */
+static size_t nrooms;       /* under write_mutex */
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int rooms_known; /* set once a sync round read every room of the index */
 
@@ -55,16 +67,19 @@ int tk_wr_rooms_await(int timeout_ms)
     return tk_wr_rooms_known();
 }
 
-static size_t slot_of(const char *event)
+static size_t slot_of(const char *event, size_t size)
 {
-    return (size_t)strtoul((char[9]){event[0], event[1], event[2], event[3], event[4], event[5], event[6], event[7], 0}, NULL, 16) %
-           TABLE_SIZE;
+    return (size_t)strtoul((char[9]){event[0], event[1], event[2], event[3], event[4], event[5], event[6], event[7], 0}, NULL, 16) &
+           (size - 1);
 }
 
 tk_wr_room_t *tk_wr_room_find(const char *event)
 {
-    for (size_t i = slot_of(event), n = 0; n < TABLE_SIZE; i = (i + 1) % TABLE_SIZE, ++n) {
-        tk_wr_room_t *room = __atomic_load_n(&table[i], __ATOMIC_ACQUIRE);
+    room_table_t *t = __atomic_load_n(&rooms, __ATOMIC_ACQUIRE);
+    if (t == NULL)
+        return NULL;
+    for (size_t i = slot_of(event, t->size), n = 0; n < t->size; i = (i + 1) & (t->size - 1), ++n) {
+        tk_wr_room_t *room = __atomic_load_n(&t->slots[i], __ATOMIC_ACQUIRE);
         if (room == NULL)
             return NULL;
         if (memcmp(room->event, event, TK_UUID_LEN) == 0)
@@ -89,22 +104,50 @@ void tk_wr_room_read(tk_wr_room_t *room, tk_wr_state_t *st, const uint32_t **pla
     *place_of = __atomic_load_n(&room->place_of, __ATOMIC_ACQUIRE);
 }
 
-/* finds or adds the room of event; under write_mutex */
+/* the slot of event's room in t, or the free one where it goes (t is never full) */
+static tk_wr_room_t **slot_in(room_table_t *t, const char *event)
+{
+    size_t i = slot_of(event, t->size);
+    while (t->slots[i] != NULL && memcmp(t->slots[i]->event, event, TK_UUID_LEN) != 0)
+        i = (i + 1) & (t->size - 1);
+    return &t->slots[i];
+}
+
+/* A table of size slots holding every room of prev (NULL: none), which it replaces. Its
+ * slots are filled before it is published, so a reader that loads it sees them. */
+static room_table_t *table_new(size_t size, room_table_t *prev)
+{
+    room_table_t *t = h2o_mem_alloc(sizeof(*t) + size * sizeof(t->slots[0]));
+    memset(t, 0, sizeof(*t) + size * sizeof(t->slots[0]));
+    t->prev = prev;
+    t->size = size;
+    for (size_t i = 0; prev != NULL && i < prev->size; ++i)
+        if (prev->slots[i] != NULL)
+            *slot_in(t, prev->slots[i]->event) = prev->slots[i];
+    if (prev != NULL)
+        tk_log_info("waitroom", "rooms table grown to %zu slots for %zu rooms", size, nrooms);
+    return t;
+}
+
+/* finds or adds the room of event, growing the table first when it is half full; under
+ * write_mutex */
 static tk_wr_room_t *room_for_writing(const char *event)
 {
-    for (size_t i = slot_of(event), n = 0; n < TABLE_SIZE; i = (i + 1) % TABLE_SIZE, ++n) {
-        tk_wr_room_t *room = table[i];
-        if (room != NULL && memcmp(room->event, event, TK_UUID_LEN) == 0)
-            return room;
-        if (room == NULL) {
-            room = h2o_mem_alloc(sizeof(*room));
-            memset(room, 0, sizeof(*room));
-            memcpy(room->event, event, TK_UUID_LEN);
-            __atomic_store_n(&table[i], room, __ATOMIC_RELEASE);
-            return room;
-        }
+    room_table_t *t = rooms;
+    tk_wr_room_t **slot = t != NULL ? slot_in(t, event) : NULL;
+    if (slot != NULL && *slot != NULL)
+        return *slot;
+    if (t == NULL || 2 * (nrooms + 1) > t->size) {
+        t = table_new(t == NULL ? FIRST_TABLE_SIZE : 2 * t->size, t);
+        __atomic_store_n(&rooms, t, __ATOMIC_RELEASE);
+        slot = slot_in(t, event);
     }
-    return NULL;
+    tk_wr_room_t *room = h2o_mem_alloc(sizeof(*room));
+    memset(room, 0, sizeof(*room));
+    memcpy(room->event, event, TK_UUID_LEN);
+    __atomic_store_n(slot, room, __ATOMIC_RELEASE);
+    ++nrooms;
+    return room;
 }
 
 /* under write_mutex */
@@ -124,11 +167,11 @@ static tk_wr_room_t *publish(const char *event, const tk_wr_state_t *st)
 {
     pthread_mutex_lock(&write_mutex);
     tk_wr_room_t *room = room_for_writing(event);
-    int newer = room != NULL && (room->seq == 0 || st->joined >= room->words[offsetof(tk_wr_state_t, joined) / sizeof(int64_t)]);
+    int newer = room->seq == 0 || st->joined >= room->words[offsetof(tk_wr_state_t, joined) / sizeof(int64_t)];
     if (newer)
         write_state(room, st);
     pthread_mutex_unlock(&write_mutex);
-    return room != NULL && st->pre > 0 && __atomic_load_n(&room->place_of, __ATOMIC_ACQUIRE) == NULL ? room : NULL;
+    return st->pre > 0 && __atomic_load_n(&room->place_of, __ATOMIC_ACQUIRE) == NULL ? room : NULL;
 }
 
 void tk_wr_room_publish(const char *event, const tk_wr_state_t *st)
