@@ -61,7 +61,7 @@ static void run_create(tk_job_t *job, tk_worker_conn_t *conn)
         return;
     }
     create->outcome = TK_CREATE_OK;
-    if (tk_inventory_init_events(conn->redis, ev, 1, err, sizeof(err)) != 0 ||
+    if (tk_inventory_init_events(conn->redis, conn->pg, ev, 1, err, sizeof(err)) != 0 ||
         tk_catalog_changed(conn->pg, conn->redis, err, sizeof(err)) != 0) {
         tk_log_error("admin", "event %s saved; it goes on sale once Redis takes it: %s", ev->id, err);
         tk_catalog_change_owed();

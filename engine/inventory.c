@@ -5,9 +5,13 @@
  * what the function documents is refused, never read out of bounds.
  */
 #include "engine/inventory.h"
+#include "engine/log.h"
+#include "engine/pg.h"
+#include "engine/shard_activity.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_TYPES 64
@@ -74,41 +78,96 @@ int tk_inventory_dead_letter(tk_redis_nodes_t *n, const char *shard, const char 
     return rc;
 }
 
-/* Appends one FCALL tk_event_init to the pipeline (sent to the master of ev's shard). */
-static void append_event_init(tk_redis_pipeline_t *p, const tk_event_t *ev)
+/* Appends one FCALL tk_event_init to the pipeline (sent to the master of ev's shard),
+ * with seed when not NULL. The arguments' text lives in pool until the pipeline ran. */
+static void append_event_init(tk_redis_pipeline_t *p, h2o_mem_pool_t *pool, const tk_event_t *ev, const tk_event_seed_t *seed)
 {
-    enum { FIXED = TK_FCALL_PREFIX_LEN + 3 };
-    const char *argv[FIXED + 3 * MAX_TYPES];
-    size_t argvlen[FIXED + 3 * MAX_TYPES];
-    char numbers[1 + 2 * MAX_TYPES][24];
-    char ntypes[8];
+    size_t ntypes = ev->ntypes < MAX_TYPES ? ev->ntypes : MAX_TYPES;
+    size_t max = TK_FCALL_PREFIX_LEN + 3 + 3 * ntypes + (seed != NULL ? 2 + 4 * seed->nlines : 0);
+    const char **argv = h2o_mem_alloc_pool(pool, sizeof(*argv) * max);
+    size_t *argvlen = h2o_mem_alloc_pool(pool, sizeof(*argvlen) * max);
     tk_shard_keys_t keys;
-    size_t ntypes_sent = ev->ntypes < MAX_TYPES ? ev->ntypes : MAX_TYPES;
-
     tk_shard_keys(ev->id, &keys);
-    snprintf(numbers[0], sizeof(numbers[0]), "%" PRId64, ev->date_ms);
-    snprintf(ntypes, sizeof(ntypes), "%zu", ntypes_sent);
     int argc = tk_fcall_prefix("tk_event_init", &keys, argv, argvlen);
-    argv[argc] = ev->id, argvlen[argc++] = TK_UUID_LEN;
-    argv[argc] = numbers[0], argvlen[argc++] = strlen(numbers[0]);
-    argv[argc] = ntypes, argvlen[argc++] = strlen(ntypes);
-    for (size_t i = 0; i < ntypes_sent; ++i) {
-        const tk_ticket_type_t *t = ev->types + i;
-        snprintf(numbers[1 + 2 * i], sizeof(numbers[0]), "%" PRId64, t->amount);
-        snprintf(numbers[2 + 2 * i], sizeof(numbers[0]), "%" PRId64, t->price_minor);
-        argv[argc] = t->name.base, argvlen[argc++] = t->name.len;
-        argv[argc] = numbers[1 + 2 * i], argvlen[argc++] = strlen(numbers[1 + 2 * i]);
-        argv[argc] = numbers[2 + 2 * i], argvlen[argc++] = strlen(numbers[2 + 2 * i]);
+#define ARG_TEXT(s, len) (argv[argc] = (s), argvlen[argc++] = (len))
+#define ARG_INT(v)                                                                                                                 \
+    do {                                                                                                                           \
+        char *text = h2o_mem_alloc_pool(pool, 24);                                                                                 \
+        ARG_TEXT(text, (size_t)snprintf(text, 24, "%" PRId64, (int64_t)(v)));                                                      \
+    } while (0)
+    ARG_TEXT(ev->id, TK_UUID_LEN);
+    ARG_INT(ev->date_ms);
+    ARG_INT(ntypes);
+    for (size_t i = 0; i < ntypes; ++i) {
+        ARG_TEXT(ev->types[i].name.base, ev->types[i].name.len);
+        ARG_INT(ev->types[i].amount);
+        ARG_INT(ev->types[i].price_minor);
     }
+    if (seed != NULL) {
+        ARG_INT(seed->revenue_minor);
+        ARG_INT(seed->nlines);
+        for (size_t i = 0; i < seed->nlines; ++i) {
+            const tk_event_seed_line_t *line = seed->lines + i;
+            ARG_TEXT(ev->types[line->type].name.base, ev->types[line->type].name.len);
+            ARG_TEXT(line->held ? "held" : "sold", 4);
+            ARG_INT(line->n);
+            ARG_INT(line->until_ms);
+        }
+    }
+#undef ARG_INT
+#undef ARG_TEXT
     tk_redis_pipeline_append_argv(p, argc, argv, argvlen);
 }
 
-int tk_inventory_init_events(tk_redis_nodes_t *n, const tk_event_t *events, size_t nevents, char *err, size_t errsize)
+/* Which events of the list the masters do not know (their inventory is missing):
+ * known[i] = 1 when event i's shard has it. -1 when a master did not answer. */
+static int events_known(tk_redis_nodes_t *n, const tk_event_t *events, size_t nevents, char *known, char *err, size_t errsize)
 {
     tk_redis_pipeline_t *p = tk_redis_pipeline_new(n);
+    for (size_t i = 0; i < nevents; ++i) {
+        tk_shard_keys_t keys;
+        char field[TK_UUID_LEN + 8];
+        tk_shard_keys(events[i].id, &keys);
+        int len = snprintf(field, sizeof(field), "%s:types", events[i].id);
+        const char *argv[] = {"HEXISTS", keys.names[TK_KEY_INV], field};
+        size_t argvlen[] = {7, keys.lens[TK_KEY_INV], (size_t)len};
+        tk_redis_pipeline_append_argv(p, 3, argv, argvlen);
+    }
+    tk_redis_pipeline_exec(p);
     int rc = 0;
+    for (size_t i = 0; i < nevents && rc == 0; ++i) {
+        redisReply *reply = tk_redis_pipeline_reply(p, i);
+        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+            snprintf(err, errsize, "looking up event %s: %s", events[i].id,
+                     reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : tk_redis_pipeline_error(p, i));
+            rc = -1;
+        } else {
+            known[i] = reply->integer != 0;
+        }
+    }
+    tk_redis_pipeline_free(p);
+    return rc;
+}
+
+int tk_inventory_init_events(tk_redis_nodes_t *n, PGconn *pg, const tk_event_t *events, size_t nevents, char *err, size_t errsize)
+{
+    char *known = h2o_mem_alloc(nevents + 1);
+    tk_event_seed_t *seeds = h2o_mem_alloc(sizeof(*seeds) * (nevents + 1));
+    memset(seeds, 0, sizeof(*seeds) * (nevents + 1));
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    tk_redis_pipeline_t *p = NULL;
+    int rc = events_known(n, events, nevents, known, err, errsize);
+    /* an event its shard does not know starts from what PostgreSQL knows of its tickets
+     * (nothing, for a new one): a Redis that lost its data must not sell them again */
+    for (size_t i = 0; i < nevents && rc == 0; ++i)
+        if (!known[i])
+            rc = tk_pg_event_seed(pg, events + i, seeds + i, err, errsize);
+    if (rc != 0)
+        goto Exit;
+    p = tk_redis_pipeline_new(n);
     for (size_t i = 0; i < nevents; ++i)
-        append_event_init(p, events + i);
+        append_event_init(p, &pool, events + i, known[i] ? NULL : seeds + i);
     tk_redis_pipeline_exec(p);
     for (size_t i = 0; i < nevents && rc == 0; ++i) {
         redisReply *reply = tk_redis_pipeline_reply(p, i);
@@ -116,9 +175,19 @@ int tk_inventory_init_events(tk_redis_nodes_t *n, const tk_event_t *events, size
             snprintf(err, errsize, "tk_event_init of event %s: %s", events[i].id,
                      reply != NULL ? reply->str : tk_redis_pipeline_error(p, i));
             rc = -1;
+        } else if (!known[i] && seeds[i].nlines != 0) {
+            tk_shard_touch(events[i].id); /* held tickets in its buckets: the sweeper must look */
+            tk_log_warn("inventory", "event %s was missing in Redis: its inventory starts from PostgreSQL's tickets", events[i].id);
         }
     }
-    tk_redis_pipeline_free(p);
+Exit:
+    if (p != NULL)
+        tk_redis_pipeline_free(p);
+    for (size_t i = 0; i < nevents; ++i)
+        free(seeds[i].lines);
+    free(seeds);
+    free(known);
+    h2o_mem_clear_pool(&pool);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include "engine/redis_nodes.h"
 
 #include <hiredis/hiredis.h>
+#include <libpq-fe.h>
 
 #define TK_KEY_LEN 16 /* "tk:{abcd}:inv" and siblings, NUL included */
 
@@ -52,8 +53,11 @@ int tk_shard_of_outbox_key(const char *key, size_t len, char shard[TK_SHARD_LEN 
 int tk_inventory_dead_letter(tk_redis_nodes_t *n, const char *shard, const char *entry_id, const char *reason, char *err,
                              size_t errsize);
 /* FCALL tk_event_init for every event, pipelined to the master owning each event's shard;
- * idempotent. -1 with the first failure in err when an event could not be initialised. */
-int tk_inventory_init_events(tk_redis_nodes_t *n, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
+ * idempotent. An event its shard does not know yet is seeded from what pg knows of its
+ * tickets (engine/event_seed.h), so a Redis that lost its data sells nothing twice; when
+ * that read fails, nothing is initialised. -1 with the first failure in err when an event
+ * could not be initialised. */
+int tk_inventory_init_events(tk_redis_nodes_t *n, PGconn *pg, const tk_event_t *events, size_t nevents, char *err, size_t errsize);
 /* FCALL_RO tk_avail for ev (read-only: no lazy expiry, the sweeper's figures); cb receives the reply for
  * tk_inventory_parse_avail */
 int tk_inventory_avail(tk_redis_t *r, const tk_event_t *ev, tk_redis_cb cb, void *data);

@@ -137,6 +137,48 @@ tk_catalog_t *tk_pg_load_catalog(PGconn *conn, uint64_t version, char *err, size
     return c;
 }
 
+int tk_pg_event_seed(PGconn *conn, const tk_event_t *ev, tk_event_seed_t *out, char *err, size_t errsize)
+{
+    /* a held line's deadline is its holds' pending_until, which Redis wrote in whole ms */
+    const char *params[] = {ev->id};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT ot.type, r.status = 'PENDING', count(*), (sum(ot.price) * 100)::bigint, "
+                                 "CASE WHEN r.status = 'PENDING' THEN (extract(epoch FROM r.pending_until) * 1000)::bigint "
+                                 "ELSE 0 END "
+                                 "FROM ordered_tickets ot JOIN reservations r ON r.id = ot.reservation_id "
+                                 "WHERE ot.event_id = $1 AND (r.status = 'COMPLETED' OR "
+                                 "(r.status = 'PENDING' AND r.pending_until > now())) "
+                                 "GROUP BY 1, 2, 5",
+                                 1, NULL, params, NULL, NULL, 0);
+    *out = (tk_event_seed_t){0};
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(err, errsize, "reading the event's tickets", conn);
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    out->lines = h2o_mem_alloc(sizeof(*out->lines) * (size_t)(rows + 1));
+    for (int row = 0; row < rows; ++row) {
+        const tk_ticket_type_t *t = tk_event_find_type(ev, PQgetvalue(res, row, 0), (size_t)PQgetlength(res, row, 0));
+        if (t == NULL) {
+            snprintf(err, errsize, "tickets of event %s name type \"%s\", which it does not have", ev->id, PQgetvalue(res, row, 0));
+            free(out->lines);
+            *out = (tk_event_seed_t){0};
+            PQclear(res);
+            return -1;
+        }
+        tk_event_seed_line_t *line = out->lines + out->nlines++;
+        line->type = (size_t)(t - ev->types);
+        line->held = PQgetvalue(res, row, 1)[0] == 't';
+        line->n = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+        line->until_ms = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        if (!line->held)
+            out->revenue_minor += strtoll(PQgetvalue(res, row, 3), NULL, 10);
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* Inserts ev and its types inside the caller's transaction. */
 static int insert_event_rows(PGconn *conn, const tk_event_t *ev, char *err, size_t errsize)
 {

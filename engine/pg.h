@@ -7,6 +7,7 @@
 #define TK_PG_H
 
 #include "engine/catalog.h"
+#include "engine/event_seed.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -18,6 +19,10 @@ PGconn *tk_pg_connect(const char *url, char *err, size_t errsize);
 int tk_pg_migrate(PGconn *conn, char *err, size_t errsize);
 /* loads every event with its ticket types into a sealed snapshot tagged with version */
 tk_catalog_t *tk_pg_load_catalog(PGconn *conn, uint64_t version, char *err, size_t errsize);
+/* What PostgreSQL knows of ev's tickets (engine/event_seed.h): tickets of COMPLETED
+ * reservations, and of PENDING ones whose deadline is ahead, per type and deadline. -1
+ * when the query failed or names a type ev does not have. */
+int tk_pg_event_seed(PGconn *conn, const tk_event_t *ev, tk_event_seed_t *out, char *err, size_t errsize);
 /* inserts one event and its types in one transaction */
 int tk_pg_insert_event(PGconn *conn, const tk_event_t *ev, char *err, size_t errsize);
 /* inserts the events of c in one transaction, but only when the events table is empty;

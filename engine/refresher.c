@@ -55,20 +55,20 @@ static int event_known(const tk_catalog_t *prev, const tk_event_t *ev)
  * snapshot this process published last (a higher version), that is only the events new
  * or changed since, so a catalog change costs one call, not one per event; otherwise
  * (the first load, or a version that went back: Redis was emptied) every event. */
-static int init_events(tk_redis_nodes_t *redis, const tk_catalog_t *c, char *err, size_t errsize)
+static int init_events(tk_redis_nodes_t *redis, PGconn *pg, const tk_catalog_t *c, char *err, size_t errsize)
 {
     tk_catalog_cache_t cache = {0};
     const tk_catalog_t *prev = tk_catalog_current(&cache);
     int rc;
     if (prev == NULL || prev->version >= c->version || prev->version == 0) {
-        rc = tk_inventory_init_events(redis, c->events, c->nevents, err, errsize);
+        rc = tk_inventory_init_events(redis, pg, c->events, c->nevents, err, errsize);
     } else {
         tk_event_t *fresh = h2o_mem_alloc(sizeof(*fresh) * (c->nevents + 1));
         size_t n = 0;
         for (size_t i = 0; i < c->nevents; ++i)
             if (!event_known(prev, c->events + i))
                 fresh[n++] = c->events[i];
-        rc = n == 0 ? 0 : tk_inventory_init_events(redis, fresh, n, err, errsize);
+        rc = n == 0 ? 0 : tk_inventory_init_events(redis, pg, fresh, n, err, errsize);
         free(fresh);
     }
     tk_catalog_cache_dispose(&cache);
@@ -91,7 +91,7 @@ int tk_catalog_refresh(PGconn *pg, tk_redis_nodes_t *redis, char *err, size_t er
     tk_catalog_t *c = tk_pg_load_catalog(pg, version, err, errsize);
     if (c == NULL)
         goto Exit;
-    if (init_events(redis, c, err, errsize) != 0) {
+    if (init_events(redis, pg, c, err, errsize) != 0) {
         tk_catalog_release(c);
         goto Exit;
     }
@@ -137,8 +137,9 @@ static int has_library(redisContext *c)
 }
 
 /* Gives master i the library and the inventory of the current catalog's events it owns
- * (tk_event_init is idempotent: events it already has are left as they are). */
-static int equip_master(tk_redis_nodes_t *redis, size_t i, char *err, size_t errsize)
+ * (tk_event_init is idempotent: events it already has are left as they are; those it
+ * lacks start from what PostgreSQL knows of their tickets). */
+static int equip_master(tk_redis_nodes_t *redis, PGconn *pg, size_t i, char *err, size_t errsize)
 {
     redisContext *c = tk_redis_nodes_at(redis, i);
     if (c == NULL) {
@@ -159,7 +160,7 @@ static int equip_master(tk_redis_nodes_t *redis, size_t i, char *err, size_t err
             if (tk_redis_nodes_index_of(redis, keys.names[TK_KEY_INV], keys.lens[TK_KEY_INV]) == i)
                 owned[n++] = catalog->events[e];
         }
-        rc = n == 0 ? 0 : tk_inventory_init_events(redis, owned, n, err, errsize);
+        rc = n == 0 ? 0 : tk_inventory_init_events(redis, pg, owned, n, err, errsize);
         free(owned);
     }
     tk_catalog_cache_dispose(&cache);
@@ -192,7 +193,7 @@ static void note_unequipped(const char *name, int failed)
  * library (a promoted replica has both already; a master that restarted empty has neither,
  * and a single Redis that restarted without its data is such a master too) or were left
  * half-equipped by an earlier round. */
-static void watch_masters(tk_redis_nodes_t *redis)
+static void watch_masters(tk_redis_nodes_t *redis, PGconn *pg)
 {
     char err[512];
     int fresh = tk_redis_nodes_refresh(redis, err, sizeof(err));
@@ -206,7 +207,7 @@ static void watch_masters(tk_redis_nodes_t *redis)
         int is_new = tk_redis_nodes_was_new(redis, i), retry = unequipped_index(name) < nunequipped;
         if (c == NULL || (!is_new && !retry && has_library(c) != 0))
             continue;
-        int failed = equip_master(redis, i, err, sizeof(err)) != 0;
+        int failed = equip_master(redis, pg, i, err, sizeof(err)) != 0;
         note_unequipped(name, failed);
         if (failed)
             tk_log_warn("catalog", "cannot equip Redis master %s: %s", name, err);
@@ -253,7 +254,7 @@ static void *refresher_main(void *arg)
         if (polls % PG_CHECK_EVERY == 0)
             __atomic_store_n(&pg_healthy, tk_pg_ping(conn.pg) == 0, __ATOMIC_RELEASE);
         if (polls % TOPOLOGY_CHECK_EVERY == 0)
-            watch_masters(conn.redis);
+            watch_masters(conn.redis, conn.pg);
         announce_owed_change(&conn);
         uint64_t version;
         if (read_version(conn.redis, &version) != 0 || version == tk_catalog_current_version())

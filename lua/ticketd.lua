@@ -65,7 +65,8 @@ KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
               range (read by range, never mixed):
               hold lists  member "h:U:R1 R2 ...", score U - HOLDS_BASE: the PENDING
                           holds one call made with the deadline U (HOLD LISTS below);
-                          below every other member
+                          below every other member. "h:B:-" names no hold: it sweeps
+                          the buckets an event's seed put at B (tk_event_init)
               buckets     member "q:B:E:T", score B - BUCKET_BASE (HELD-TICKET BUCKETS)
               holds       member R, score until_ms: one hold alone, as versions before
                           2026-12-07 indexed every hold (still read by the sweeper)
@@ -154,8 +155,15 @@ arguments, a wrong argument count) is a bug in the caller. It gets an error
 reply, "ERR ticketd: ...". Outcomes that come from user input are arrays,
 {"OK",...} or {"ERR",reason,...}.
 
-  tk_event_init  ARGV E, date_ms, ntypes, then ntypes triples T, cap, price_minor
-                 Idempotent, because every field is set with HSETNX.
+  tk_event_init  ARGV E, date_ms, ntypes, then ntypes triples T, cap, price_minor,
+                 then optionally what PostgreSQL knows of E's tickets (the event is
+                 new to this Redis, which may have lost it): revenue_minor, nlines,
+                 nlines quadruples T, "sold"|"held", n, until_ms (until_ms of a held
+                 line: its holds' deadline, when its tickets go back on sale; 0 for
+                 sold). Applied only when the shard did not know E, so a Redis that
+                 lost its data does not sell again what PostgreSQL says was sold or is
+                 held. Idempotent: every field is set with HSETNX, and the seed only
+                 with the event's first initialisation.
                  -> integer ntypes
   tk_avail       ARGV E                          (flags no-writes: FCALL_RO)
                  -> {T1, avail1, T2, avail2, ...} in E:types order, avail as
@@ -828,6 +836,39 @@ local function demand_figures(inv, e)
     return out
 end
 
+-- SEED_HOLD is the one hold a seeded hold list names: no record has it, so the list's
+-- sweep returns its buckets' tickets and releases nothing else.
+local SEED_HOLD = '-'
+
+-- event_seed reads tk_event_init's optional seed (from ARGV index i on) into
+-- {revenue, sold = {T = n}, held = {T = n}, lines = {{T, n, until_ms}}}, or nil and
+-- the reason it is malformed.
+local function event_seed(args, i, caps)
+    local revenue, nlines = parse_int(args[i], 0), parse_int(args[i + 1], 0)
+    if not revenue or not nlines or #args ~= i + 1 + 4 * nlines then
+        return nil, 'seed: revenue_minor nlines {T sold|held n until_ms}*nlines'
+    end
+    local seed = { revenue = revenue, sold = {}, held = {}, lines = {} }
+    for j = 0, nlines - 1 do
+        local t, kind = args[i + 2 + 4 * j], args[i + 3 + 4 * j]
+        local n, at = parse_int(args[i + 4 + 4 * j], 1), parse_int(args[i + 5 + 4 * j], 0)
+        local into = kind == 'sold' and seed.sold or kind == 'held' and seed.held or nil
+        if not caps[t] or not into or not n or not at then
+            return nil, 'seed line ' .. (j + 1) .. ': unknown type, kind or count'
+        end
+        into[t] = (into[t] or 0) + n
+        if kind == 'held' then
+            seed.lines[#seed.lines + 1] = { t, n, at }
+        end
+    end
+    for t, cap in pairs(caps) do
+        if (seed.sold[t] or 0) + (seed.held[t] or 0) > cap then
+            return nil, 'seed: more tickets of ' .. t .. ' sold and held than its capacity'
+        end
+    end
+    return seed
+end
+
 local function tk_event_init(keys, args)
     local s = keys_shard(keys)
     if not s then
@@ -839,20 +880,51 @@ local function tk_event_init(keys, args)
     end
     local date = parse_int(args[2], 0)
     local ntypes = parse_int(args[3], 1)
-    if not date or not ntypes or #args ~= 3 + 3 * ntypes then
-        return bad_call('tk_event_init E date_ms ntypes {T cap price}*ntypes')
+    if not date or not ntypes or (#args ~= 3 + 3 * ntypes and #args < 5 + 3 * ntypes) then
+        return bad_call('tk_event_init E date_ms ntypes {T cap price}*ntypes [seed]')
     end
-    local names, seen = {}, {}
+    local names, caps = {}, {}
     for i = 1, ntypes do
         local t = args[1 + 3 * i]
-        if t == '' or seen[t] or not parse_int(args[2 + 3 * i], 0) or not parse_int(args[3 + 3 * i], 0) then
+        local cap = parse_int(args[2 + 3 * i], 0)
+        if t == '' or caps[t] or not cap or not parse_int(args[3 + 3 * i], 0) then
             return bad_call('type ' .. i .. ': empty or duplicate name, or bad cap/price')
         end
-        seen[t] = true
+        caps[t] = cap
         names[i] = t
+    end
+    local seed, why
+    if #args > 3 + 3 * ntypes then
+        seed, why = event_seed(args, 4 + 3 * ntypes, caps)
+        if not seed then
+            return bad_call(why)
+        end
     end
 
     local inv = keys[1]
+    if seed and redis.call('HEXISTS', inv, e .. ':types') == 0 then
+        -- new to this shard: start from what PostgreSQL knows; the held tickets go back
+        -- on sale at their holds' deadlines, through the buckets (the holds themselves
+        -- were lost with the data, so nobody can pay them)
+        for _, t in ipairs(names) do
+            local sold, held = seed.sold[t] or 0, seed.held[t] or 0
+            redis.call('HSET', inv, e .. ':' .. t .. ':avail', caps[t] - sold - held, e .. ':' .. t .. ':held', held,
+                e .. ':' .. t .. ':sold', sold)
+        end
+        local lists = {}
+        for _, line in ipairs(seed.lines) do
+            local f = bucket_field(line[3], e, line[1])
+            redis.call('HINCRBY', inv, f, line[2])
+            redis.call('ZADD', keys[3], bucket_score(line[3]), f)
+            lists[bucket_at(line[3])] = true
+        end
+        -- the sweep of a bucket follows a due hold list: one per bucket instant, naming
+        -- SEED_HOLD (no record), due with the bucket
+        for at in pairs(lists) do
+            holds_add(keys, at, { SEED_HOLD })
+        end
+        redis.call('HSET', inv, e .. ':revenue', seed.revenue)
+    end
     for i = 1, ntypes do
         local p = e .. ':' .. names[i] .. ':'
         local cap = args[2 + 3 * i]

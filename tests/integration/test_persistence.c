@@ -595,6 +595,70 @@ START_TEST(a_batch_is_acknowledged_with_one_call_per_shard)
 }
 END_TEST
 
+/* tickets_left of the event's type A, or -1 while it is not answered with a figure */
+static json_int_t tickets_left(const char *event)
+{
+    char body[128];
+    int status;
+    snprintf(body, sizeof(body), "{\"event_id\": \"%s\"}", event);
+    json_t *res = tk_api_call(&server, "POST", "/events/event/", TK_JSON_HEADER, body, &status);
+    json_t *left = json_object_get(json_array_get(json_object_get(res, "ticket_types"), 0), "tickets_left");
+    json_int_t n = status == 200 && json_is_integer(left) ? json_integer_value(left) : -1;
+    json_decref(res);
+    return n;
+}
+
+/* Redis restarted without an event's data (its shard's keys and the function library
+ * gone, as after a restart with no AOF): ticketd equips it again, and the event starts
+ * from what PostgreSQL knows, not from its capacity. The sold ticket stays sold and the
+ * held ones stay held (until their deadline), so none of them is sold twice. */
+START_TEST(a_redis_that_lost_an_event_sells_nothing_postgres_has)
+{
+    char *event = create_event(&server, 5);
+    char *paid = reserve_one(&server, event), *held[2] = {reserve_one(&server, event), reserve_one(&server, event)};
+    ck_assert(paid != NULL && held[0] != NULL && held[1] != NULL);
+    ck_assert_int_eq(pay(&server, paid, "4242424242424242"), 202);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'COMPLETED'", event);
+    ck_assert_int_eq(await_count(sql, 1), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reservations WHERE event_id = '%s' AND status = 'PENDING'", event);
+    ck_assert_int_eq(await_count(sql, 2), 2);
+
+    tk_shard_keys_t keys;
+    tk_shard_keys(event, &keys);
+    redisReply *r = tk_test_redis_command("DEL %s %s %s %s %s %s %s", keys.names[0], keys.names[1], keys.names[2], keys.names[3],
+                                          keys.names[4], keys.names[5], keys.names[6]);
+    ck_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    r = tk_test_redis_command("FUNCTION FLUSH SYNC"); /* on the shard's node: the last command named its keys */
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+
+    json_int_t left = -1;
+    for (int i = 0; i < 100 && left < 0; ++i) {
+        usleep(100 * 1000);
+        left = tickets_left(event);
+    }
+    ck_assert_int_eq(left, 2); /* 5 - 1 sold - 2 held */
+    char *more[3] = {reserve_one(&server, event), reserve_one(&server, event), reserve_one(&server, event)};
+    ck_assert(more[0] != NULL && more[1] != NULL && more[2] == NULL);
+    snprintf(sql, sizeof(sql), "/events/stats/?event_id=%s", event);
+    int status;
+    json_t *stats = tk_api_call(&server, "GET", sql, AUTH, NULL, &status);
+    json_t *live = json_object_get(stats, "live");
+    ck_assert_int_eq(json_integer_value(json_object_get(live, "sold")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(live, "held")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(live, "available")), 0);
+    json_decref(stats);
+    free(more[0]);
+    free(more[1]);
+    free(paid);
+    free(held[0]);
+    free(held[1]);
+    free(event);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("persistence");
@@ -614,6 +678,7 @@ int main(void)
     tcase_add_test(tc, batches_commit_on_any_connection_in_any_order);
     tcase_add_test(tc, a_session_that_lost_what_was_prepared_is_prepared_again);
     tcase_add_test(tc, a_batch_is_acknowledged_with_one_call_per_shard);
+    tcase_add_test(tc, a_redis_that_lost_an_event_sells_nothing_postgres_has);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

@@ -43,6 +43,72 @@ START_TEST(test_init_is_idempotent_and_keeps_live_counts)
 }
 END_TEST
 
+/* A shard that does not know the event (its Redis lost the data) starts it from what
+ * PostgreSQL knows: sold stays sold, held stays held until its deadline and then goes back
+ * on sale through the buckets; a shard that knows it ignores the seed. */
+START_TEST(test_init_seeded_from_postgres_sells_nothing_twice)
+{
+    tk_lua_uuid_t ev;
+    char date[24], soon[24];
+    tk_uuid_v4(ev);
+    snprintf(date, sizeof(date), "%lld", (long long)tk_lua_future());
+    snprintf(soon, sizeof(soon), "%lld", (long long)tk_time_now_ms() + 150);
+    /* VIP: 2 sold, 3 held until soon; Std: 1 held until soon */
+    redisReply *r = tk_lua_fcall("tk_event_init", ev, ev, date, "2", "VIP", "10", "35000", "Std", "4", "1000", "70000", "3", "VIP",
+                                 "sold", "2", "0", "VIP", "held", "3", soon, "Std", "held", "1", soon, NULL);
+    ck_assert_int_eq(r->integer, 2);
+    freeReplyObject(r);
+    tk_lua_type_stats_t vip = tk_lua_stats_type(ev, "VIP"), std = tk_lua_stats_type(ev, "Std");
+    ck_assert(vip.avail == 5 && vip.held == 3 && vip.sold == 2);
+    ck_assert(std.avail == 3 && std.held == 1 && std.sold == 0);
+    tk_lua_stats_t all;
+    tk_lua_stats_get(ev, &all);
+    ck_assert_int_eq(all.revenue, 70000);
+    tk_lua_assert_invariant(ev);
+    ck_assert_int_eq(tk_lua_buckets_of(ev), 2);
+
+    /* known now: another seed changes nothing */
+    char *before = tk_lua_inv_snapshot(ev);
+    r = tk_lua_fcall("tk_event_init", ev, ev, date, "2", "VIP", "10", "35000", "Std", "4", "1000", "0", "1", "VIP", "sold", "9",
+                     "0", NULL);
+    ck_assert_int_eq(r->integer, 2);
+    freeReplyObject(r);
+    char *after = tk_lua_inv_snapshot(ev);
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+
+    /* past the deadline the held tickets are back on sale */
+    tk_time_sleep_ms(300);
+    tk_lua_expire_sweep(ev, "10");
+    vip = tk_lua_stats_type(ev, "VIP"), std = tk_lua_stats_type(ev, "Std");
+    ck_assert(vip.avail == 8 && vip.held == 0 && vip.sold == 2);
+    ck_assert(std.avail == 4 && std.held == 0);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
+/* a seed that cannot be right (more sold and held than the capacity, a type the event
+ * does not have) is refused and writes nothing */
+START_TEST(test_init_refuses_a_seed_that_does_not_fit)
+{
+    tk_lua_uuid_t ev;
+    char date[24];
+    tk_uuid_v4(ev);
+    snprintf(date, sizeof(date), "%lld", (long long)tk_lua_future());
+    redisReply *r = tk_lua_fcall("tk_event_init", ev, ev, date, "1", "VIP", "3", "100", "0", "2", "VIP", "sold", "2", "0", "VIP",
+                                 "held", "2", date, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    r = tk_lua_fcall("tk_event_init", ev, ev, date, "1", "VIP", "3", "100", "0", "1", "Gold", "sold", "1", "0", NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    r = tk_lua_fcall("tk_avail", ev, ev, NULL);
+    ck_assert_uint_eq(r->elements, 0); /* unknown still */
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(test_avail_after_init_lists_types_in_creation_order)
 {
     tk_lua_uuid_t ev;
@@ -506,6 +572,8 @@ static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, test_init_is_idempotent_and_keeps_live_counts);
     tcase_add_test(tc, test_avail_after_init_lists_types_in_creation_order);
+    tcase_add_test(tc, test_init_seeded_from_postgres_sells_nothing_twice);
+    tcase_add_test(tc, test_init_refuses_a_seed_that_does_not_fit);
     tcase_add_test(tc, test_reserve_moves_avail_to_held_and_stores_blob);
     tcase_add_test(tc, test_last_ticket_goes_once_then_insufficient_with_zero);
     tcase_add_test(tc, test_one_short_type_changes_nothing_at_all);
