@@ -139,17 +139,19 @@ tk_catalog_t *tk_pg_load_catalog(PGconn *conn, uint64_t version, char *err, size
 
 int tk_pg_event_seed(PGconn *conn, const tk_event_t *ev, tk_event_seed_t *out, char *err, size_t errsize)
 {
-    /* a held line's deadline is its holds' pending_until, which Redis wrote in whole ms */
+    /* a held line's deadline: its holds' pending_until rounded up to the 100 ms slot Redis
+     * sweeps held tickets in (BUCKET_MS in lua/ticketd.lua), one line per slot and type */
     const char *params[] = {ev->id};
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT ot.type, r.status = 'PENDING', count(*), (sum(ot.price) * 100)::bigint, "
-                                 "CASE WHEN r.status = 'PENDING' THEN (extract(epoch FROM r.pending_until) * 1000)::bigint "
-                                 "ELSE 0 END "
-                                 "FROM ordered_tickets ot JOIN reservations r ON r.id = ot.reservation_id "
-                                 "WHERE ot.event_id = $1 AND (r.status = 'COMPLETED' OR "
-                                 "(r.status = 'PENDING' AND r.pending_until > now())) "
-                                 "GROUP BY 1, 2, 5",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT ot.type, r.status = 'PENDING', count(*), (sum(ot.price) * 100)::bigint, "
+                     "CASE WHEN r.status = 'PENDING' THEN (ceil(extract(epoch FROM r.pending_until) * 10) * 100)::bigint "
+                     "ELSE 0 END "
+                     "FROM ordered_tickets ot JOIN reservations r ON r.id = ot.reservation_id "
+                     "WHERE ot.event_id = $1 AND (r.status = 'COMPLETED' OR "
+                     "(r.status = 'PENDING' AND r.pending_until > now())) "
+                     "GROUP BY 1, 2, 5",
+                     1, NULL, params, NULL, NULL, 0);
     *out = (tk_event_seed_t){0};
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         set_error(err, errsize, "reading the event's tickets", conn);
