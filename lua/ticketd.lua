@@ -21,7 +21,10 @@ back: tk_persisted (acknowledges and deletes persisted outbox entries), tk_expir
 for good: the outbox could never shrink once PostgreSQL caught up. A fourth,
 tk_pay_finish, records what the payment gateway answered: refused while tk_expire
 runs, a charge approved during the shortage would be timed out by the sweeper
-and recorded as failed. New holds and payments (tk_reserve, tk_pay_start) are
+and recorded as failed. A buyer's reads and cancel (tk_get, tk_view, tk_cancel) run
+too: they write only what frees a hold (its lazy expiry, its cancellation), as
+tk_expire does, and a full store must not hide a paid reservation or keep a buyer
+from giving tickets back. New holds and payments (tk_reserve, tk_pay_start) are
 refused at the limit, which is what pauses the sale.
 
 KEY LAYOUT (ready for Redis Cluster: all keys of one call share one hash tag)
@@ -2102,8 +2105,8 @@ redis.register_function { function_name = 'tk_event_init', callback = tk_event_i
 redis.register_function { function_name = 'tk_avail', callback = tk_avail, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_reserve', callback = tk_reserve, flags = {} }
 redis.register_function { function_name = 'tk_reserve_batch', callback = tk_reserve_batch, flags = {} }
-redis.register_function { function_name = 'tk_get', callback = tk_get, flags = {} }
-redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = {} }
+redis.register_function { function_name = 'tk_get', callback = tk_get, flags = { 'allow-oom' } }
+redis.register_function { function_name = 'tk_cancel', callback = tk_cancel, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_expire', callback = tk_expire, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_stats', callback = tk_stats, flags = { 'no-writes' } }
 redis.register_function { function_name = 'tk_sample', callback = tk_sample, flags = {} }
@@ -2115,7 +2118,7 @@ redis.register_function { function_name = 'tk_persisted', callback = tk_persiste
 redis.register_function { function_name = 'tk_idem_claim', callback = tk_idem_claim, flags = {} }
 redis.register_function { function_name = 'tk_idem_store', callback = tk_idem_store, flags = {} }
 redis.register_function { function_name = 'tk_idem_release', callback = tk_idem_release, flags = {} }
-redis.register_function { function_name = 'tk_view', callback = tk_view, flags = {} }
+redis.register_function { function_name = 'tk_view', callback = tk_view, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_dead_letter', callback = tk_dead_letter, flags = { 'allow-oom' } }
 redis.register_function { function_name = 'tk_wr_set', callback = tk_wr_set, flags = {} }
 redis.register_function { function_name = 'tk_wr_join', callback = tk_wr_join, flags = {} }

@@ -8,6 +8,7 @@
  */
 #include "tests/lua/support.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +257,40 @@ START_TEST(test_cancel_after_expiry_is_state_cancelled)
 }
 END_TEST
 
+/* Redis full (maxmemory, noeviction): a new hold is refused, which pauses the sale, but a
+ * buyer still reads a reservation and can cancel one (each only frees a hold) */
+START_TEST(test_reads_and_cancel_run_when_redis_is_full)
+{
+    tk_lua_uuid_t ev, kept, given_back, late;
+    tk_lua_event_new(ev, tk_lua_future(), "A", "10", "2500", NULL);
+    tk_uuid_v4_in_shard(kept, ev);
+    tk_uuid_v4_in_shard(given_back, ev);
+    tk_uuid_v4_in_shard(late, ev);
+    tk_lua_line_t line = {"A", "2"};
+    tk_lua_expect_ok(tk_lua_reserve(ev, kept, TK_LUA_HOLD_MS, &line, 1), 0);
+    tk_lua_expect_ok(tk_lua_reserve(ev, given_back, TK_LUA_HOLD_MS, &line, 1), 0);
+    redisReply *limit = tk_lua_cmd("CONFIG GET maxmemory");
+    char before[32];
+    snprintf(before, sizeof(before), "%s", limit->element[1]->str);
+    freeReplyObject(limit);
+    freeReplyObject(tk_lua_cmd("CONFIG SET maxmemory 1"));
+    redisReply *got = tk_lua_fcall("tk_get", kept, kept, NULL);
+    redisReply *viewed = tk_lua_fcall("tk_view", kept, kept, NULL);
+    redisReply *cancelled = tk_lua_fcall("tk_cancel", given_back, given_back, NULL);
+    redisReply *held = tk_lua_reserve(ev, late, TK_LUA_HOLD_MS, &line, 1);
+    freeReplyObject(tk_lua_cmd("CONFIG SET maxmemory %s", before));
+    tk_lua_expect_ok(got, 0);
+    tk_lua_expect_ok(viewed, 0);
+    tk_lua_expect_ok(cancelled, 0);
+    ck_assert_msg(held->type == REDIS_REPLY_ERROR && strncmp(held->str, "OOM", 3) == 0, "a new hold at the limit: %s",
+                  held->type == REDIS_REPLY_ERROR ? held->str : "not refused");
+    freeReplyObject(held);
+    tk_lua_type_stats_t a = tk_lua_stats_type(ev, "A");
+    ck_assert(a.avail == 8 && a.held == 2);
+    tk_lua_assert_invariant(ev);
+}
+END_TEST
+
 START_TEST(test_cancel_or_get_unknown_is_not_found)
 {
     tk_lua_uuid_t rid;
@@ -277,6 +312,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, test_cancel_returns_tickets_then_second_cancel_is_state_cancelled);
     tcase_add_test(tc, test_cancel_after_expiry_is_state_cancelled);
     tcase_add_test(tc, test_cancel_or_get_unknown_is_not_found);
+    tcase_add_test(tc, test_reads_and_cancel_run_when_redis_is_full);
 }
 
 int main(void)
