@@ -36,7 +36,7 @@ enum { TK_KEY_INV = 0, TK_KEY_RES, TK_KEY_DL, TK_KEY_PAY, TK_KEY_OB, TK_KEY_TX, 
 
 /* the keys of the shard named by the first four characters of an event, reservation or transaction id */
 void tk_shard_keys(const char *id, tk_shard_keys_t *keys);
-/* The shard's fence key "tk:{abcd}:fence": written (SET … 1) by a fenced read on Redis
+/* The shard's fence key "tk:{abcd}:fence": written (set to 1) by a fenced read on Redis
  * Cluster before its WAIT (tk_redis_command_fenced), never read; outside the functions. */
 void tk_shard_fence_key(const char *id, char out[TK_KEY_LEN]);
 /* Fills argv with "FCALL", fn, "7", the seven keys; returns the count written (10).

@@ -18,7 +18,10 @@
  * WAIT 1 confirms a replica has the write, so that the ordinary pipeline never queues
  * behind a WAIT. A fenced read runs there too; when its reply reports what a replica may
  * not have yet, a write to the fence key and WAIT 1 follow, and the reply is held until
- * a replica has everything up to the fence, so also what the read saw.
+ * a replica has everything up to the fence, so also what the read saw. The fence is
+ * written by a script flagged allow-oom, so a full Redis still takes it (a payment can
+ * complete at maxmemory: tk_pay_finish is allow-oom too); a fence that is refused all the
+ * same answers NOREPLICA, never the held reply.
  */
 #include "engine/redis_conn.h"
 #include "engine/cluster_slots.h"
@@ -40,6 +43,8 @@
 
 static const char ASKING_RESP[] = "*1\r\n$6\r\nASKING\r\n";
 static const char WAIT_RESP[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n500\r\n"; /* one replica, 500 ms */
+/* a fenced read's fence: SET is denyoom, a script flagged allow-oom runs at maxmemory */
+static const char FENCE_SCRIPT[] = "#!lua flags=allow-oom\nreturn redis.call('SET', KEYS[1], '1')";
 
 typedef struct st_tk_redis_node_t {
     tk_redis_link_t *link;    /* ordinary commands */
@@ -331,6 +336,14 @@ static void on_retry(h2o_timeout_entry_t *entry)
     route(cmd);
 }
 
+/* a held reply that no replica is known to have: the caller gets "NOREPLICA …" instead */
+static void finish_unconfirmed(tk_redis_cmd_t *cmd, const char *refusal)
+{
+    redisReply *refused = error_reply(refusal);
+    finish(cmd, refused);
+    freeReplyObject(refused);
+}
+
 static void on_waited(redisReply *reply, void *data)
 {
     tk_redis_cmd_t *cmd = data;
@@ -349,12 +362,31 @@ static void on_waited(redisReply *reply, void *data)
         return;
     }
     request_refresh(cmd->r); /* the replica may be failed by now: then the map no longer lists it */
-    redisReply *refused = error_reply(refusal);
-    finish(cmd, refused);
-    freeReplyObject(refused);
+    finish_unconfirmed(cmd, refusal);
 }
 
-/* the reply to ASKING or to a fence's SET: OK, or the command after it says what failed */
+/* The reply to a fenced read's fence. WAIT speaks for the writes of its own connection
+ * only: a fence that was not written leaves the read's reply, which may report another
+ * client's write, unconfirmed, and WAIT would answer for older writes. So WAIT is sent
+ * once the fence is in, and a refused fence answers NOREPLICA as a WAIT that timed out. */
+static void on_fenced(redisReply *reply, void *data)
+{
+    tk_redis_cmd_t *cmd = data;
+    if (reply == NULL) {
+        finish(cmd, NULL);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        tk_log_warn("redis", "cluster: fence %s refused: %s", cmd->fence_key, reply->str);
+        request_refresh(cmd->r); /* a redirect, say */
+        finish_unconfirmed(cmd, "NOREPLICA the fence could not be written");
+        return;
+    }
+    if (tk_redis_link_send_formatted(cmd->r->nodes[cmd->node].durable, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
+        finish(cmd, NULL);
+}
+
+/* the reply to ASKING: OK, or the command after it says what failed */
 static void on_asking(redisReply *reply, void *data) {}
 
 /* A reply to a routed command: the answer, or a redirect to follow. */
@@ -376,9 +408,10 @@ static void on_routed(redisReply *reply, void *data)
             (cmd->needs_fence == NULL || cmd->needs_fence(reply))) {
             tk_redis_link_t *link = r->nodes[cmd->node].durable;
             cmd->held = copy_reply(reply);
-            const char *fence[] = {"SET", cmd->fence_key, "1"};
-            if ((cmd->needs_fence != NULL && tk_redis_link_send(link, on_asking, NULL, 3, fence, NULL) != 0) ||
-                tk_redis_link_send_formatted(link, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
+            const char *fence[] = {"EVAL", FENCE_SCRIPT, "1", cmd->fence_key};
+            if (cmd->needs_fence != NULL
+                    ? tk_redis_link_send(link, on_fenced, cmd, 4, fence, NULL) != 0
+                    : tk_redis_link_send_formatted(link, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
                 finish(cmd, NULL);
             return;
         }

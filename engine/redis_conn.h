@@ -38,9 +38,10 @@ int tk_redis_command_durable(tk_redis_t *r, tk_redis_cb cb, void *data, int argc
 /* A read whose answer may report a write no replica has yet (a payment COMPLETED an
  * instant ago, read before the WAIT of tk_redis_command_durable returned). On a cluster
  * it runs on the master's second link and, when needs_fence says so of its reply, a
- * write to fence_key (a key of the read's slot) and WAIT 1 follow: the reply is delivered
- * once a replica has everything up to the fence, hence also the write the read saw, or
- * as "NOREPLICA …" when none confirmed in time. On a single Redis it is tk_redis_command. */
+ * write to fence_key (a key of the read's slot; written also at maxmemory) and WAIT 1
+ * follow: the reply is delivered once a replica has everything up to the fence, hence also
+ * the write the read saw, or as "NOREPLICA …" when none confirmed in time or the fence
+ * could not be written. On a single Redis it is tk_redis_command. */
 typedef int (*tk_redis_needs_fence_cb)(const redisReply *reply);
 int tk_redis_command_fenced(tk_redis_t *r, const char *fence_key, tk_redis_needs_fence_cb needs_fence, tk_redis_cb cb, void *data,
                             int argc, const char **argv, const size_t *argvlen);

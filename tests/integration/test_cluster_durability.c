@@ -6,8 +6,12 @@
  * and a read that needs its fence are answered "NOREPLICA …" instead of their reply, and a
  * read that needs no fence is answered at once; once the replica runs again, both are
  * answered with their reply; and a WAIT the master gives up on (CLIENT UNBLOCK … ERROR, as
- * when a master is demoted while it waits) confirms nothing either. The replica is always
- * continued, also when a check fails (the parent's teardown). On a single Redis there is no replica to wait for: the test exits 77.
+ * when a master is demoted while it waits) confirms nothing either, nor does a fence that
+ * could not be written (answered MOVED). At maxmemory (CONFIG SET maxmemory 1 on the key's
+ * master) a fenced read still writes its fence, so it is answered NOREPLICA while the
+ * replica is stopped and with its reply once the replica runs. The replica is always
+ * continued and the master's maxmemory put back, also when a check fails (the parent's
+ * teardown). On a single Redis there is no replica to wait for: the test exits 77.
  */
 #include "engine/cluster_slots.h"
 #include "engine/config.h"
@@ -29,6 +33,7 @@ static pid_t replica_pid; /* the stopped replica, continued by the teardown */
 static h2o_loop_t *loop;  /* globals, so LeakSanitizer sees them reachable: routers are never closed */
 static tk_redis_t *router;
 static tk_config_t config;
+static char maxmemory_before[32] = "1gb"; /* the key's master's, read by setup */
 
 typedef struct st_result_t {
     int calls, null, type;
@@ -86,15 +91,20 @@ static result_t durable_set(const char *value)
     return res;
 }
 
-static result_t fenced_get(tk_redis_needs_fence_cb needs_fence)
+static result_t fenced_get_at(const char *fence, tk_redis_needs_fence_cb needs_fence)
 {
     result_t res = {0};
     const char *argv[] = {"GET", KEY};
     size_t argvlen[] = {3, strlen(KEY)};
-    ck_assert_int_eq(tk_redis_command_fenced(router, FENCE, needs_fence, on_reply, &res, 2, argv, argvlen), 0);
+    ck_assert_int_eq(tk_redis_command_fenced(router, fence, needs_fence, on_reply, &res, 2, argv, argvlen), 0);
     run_until(&res.calls, 3000);
     ck_assert_int_eq(res.calls, 1);
     return res;
+}
+
+static result_t fenced_get(tk_redis_needs_fence_cb needs_fence)
+{
+    return fenced_get_at(FENCE, needs_fence);
 }
 
 /* a command on host:port alone, or NULL */
@@ -107,8 +117,8 @@ static redisReply *on_node(const char *host, int port, const char *cmd)
     return r;
 }
 
-/* the master owning KEY, from CLUSTER SLOTS of a seed */
-static const tk_cluster_node_t *key_master(void)
+/* the slot map, from CLUSTER SLOTS of a seed */
+static const tk_slot_map_t *read_map(void)
 {
     static tk_slot_map_t map;
     char err[256];
@@ -116,9 +126,16 @@ static const tk_cluster_node_t *key_master(void)
     ck_assert_msg(slots != NULL && tk_slot_map_parse(&map, slots, config.cluster_seeds[0].host, err, sizeof(err)) == 0,
                   "CLUSTER SLOTS: %s", slots != NULL ? err : "no answer");
     freeReplyObject(slots);
-    uint16_t owner = map.owner[tk_cluster_key_slot(KEY, strlen(KEY))];
+    return &map;
+}
+
+/* the master owning KEY */
+static const tk_cluster_node_t *key_master(void)
+{
+    const tk_slot_map_t *map = read_map();
+    uint16_t owner = map->owner[tk_cluster_key_slot(KEY, strlen(KEY))];
     ck_assert_uint_ne(owner, TK_CLUSTER_NO_OWNER);
-    return map.masters + owner;
+    return map->masters + owner;
 }
 
 /* the process id of a replica of the master owning KEY: the replica from the master's
@@ -228,12 +245,90 @@ START_TEST(a_wait_the_master_gives_up_on_confirms_nothing)
 }
 END_TEST
 
+/* CONFIG SET maxmemory on the master owning KEY (value, e.g. "1"); 0 when it said OK */
+static int set_key_master_maxmemory(const char *value)
+{
+    const tk_cluster_node_t *master = key_master();
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "CONFIG SET maxmemory %s maxmemory-policy noeviction", value);
+    redisReply *r = on_node(master->host, master->port, cmd);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+START_TEST(a_fence_that_is_not_written_confirms_nothing)
+{
+    start_router();
+    /* a fence key of a slot another master owns: the fence is answered MOVED */
+    const tk_slot_map_t *map = read_map();
+    uint16_t key_owner = map->owner[tk_cluster_key_slot(KEY, strlen(KEY))];
+    char fence[64];
+    for (int i = 0;; ++i) {
+        snprintf(fence, sizeof(fence), "tk-test:{elsewhere%d}:fence", i);
+        uint16_t owner = map->owner[tk_cluster_key_slot(fence, strlen(fence))];
+        if (owner != key_owner && owner != TK_CLUSTER_NO_OWNER)
+            break;
+    }
+    ck_assert_str_eq(durable_set("written").str, "OK"); /* the replica runs: WAIT alone would confirm */
+    result_t res = fenced_get_at(fence, always);
+    ck_assert_msg(res.type == REDIS_REPLY_ERROR && strncmp(res.str, "NOREPLICA", 9) == 0, "fenced GET answered %d %s", res.type,
+                  res.str);
+}
+END_TEST
+
+START_TEST(at_maxmemory_a_fenced_read_still_writes_its_fence)
+{
+    start_router();
+    ck_assert_str_eq(durable_set("before").str, "OK");
+    freeReplyObject(tk_test_redis_command("DEL %s", FENCE));
+    const tk_cluster_node_t *master = key_master();
+    char host[64];
+    int port = master->port;
+    snprintf(host, sizeof(host), "%s", master->host);
+    replica_pid = replica_of_key_master();
+    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+
+    /* another client's write, which the stopped replica does not have, then Redis full */
+    redisReply *r = on_node(host, port, "SET " KEY " unreplicated");
+    ck_assert_msg(r != NULL && r->type == REDIS_REPLY_STATUS, "the master refused the write");
+    freeReplyObject(r);
+    ck_assert_int_eq(set_key_master_maxmemory("1"), 0);
+    result_t stopped = fenced_get(always);
+    continue_replica();
+    result_t running = fenced_get(always); /* the replica catches up, the fence with it */
+    redisReply *fenced = on_node(host, port, "EXISTS " FENCE);
+    ck_assert_int_eq(set_key_master_maxmemory(maxmemory_before), 0);
+
+    ck_assert_msg(stopped.type == REDIS_REPLY_ERROR && strncmp(stopped.str, "NOREPLICA", 9) == 0, "fenced GET answered %d %s",
+                  stopped.type, stopped.str);
+    ck_assert_msg(running.type == REDIS_REPLY_STRING, "fenced GET answered %d %s", running.type, running.str);
+    ck_assert_str_eq(running.str, "unreplicated");
+    ck_assert_msg(fenced != NULL && fenced->type == REDIS_REPLY_INTEGER && fenced->integer == 1, "the fence was not written");
+    freeReplyObject(fenced);
+}
+END_TEST
+
+/* the parent's, before the tests: the maxmemory the teardown puts back */
+static void setup(void)
+{
+    memset(&config, 0, sizeof(config));
+    ck_assert_int_eq(tk_config_parse_cluster_seeds(&config, tk_test_redis_cluster()), 0);
+    const tk_cluster_node_t *master = key_master();
+    redisReply *r = on_node(master->host, master->port, "CONFIG GET maxmemory");
+    ck_assert_msg(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "CONFIG GET maxmemory");
+    snprintf(maxmemory_before, sizeof(maxmemory_before), "%s", r->element[1]->str);
+    freeReplyObject(r);
+}
+
 static void teardown(void)
 {
-    /* the child stopped the replica: find it again and continue it, whatever happened */
+    /* the child stopped the replica and filled the master: find them again and undo both,
+     * whatever happened */
     start_router();
     replica_pid = replica_of_key_master();
     continue_replica();
+    set_key_master_maxmemory(maxmemory_before);
     redisReply *r = tk_test_redis_command("DEL %s %s", KEY, FENCE);
     if (r != NULL)
         freeReplyObject(r);
@@ -247,9 +342,11 @@ int main(void)
     }
     Suite *s = suite_create("cluster_durability");
     TCase *tc = tcase_create("replica_stopped");
-    tcase_add_unchecked_fixture(tc, NULL, teardown);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, without_a_replica_nothing_is_acknowledged);
     tcase_add_test(tc, a_wait_the_master_gives_up_on_confirms_nothing);
+    tcase_add_test(tc, a_fence_that_is_not_written_confirms_nothing);
+    tcase_add_test(tc, at_maxmemory_a_fenced_read_still_writes_its_fence);
     suite_add_tcase(s, tc);
     SRunner *runner = srunner_create(s);
     srunner_run_all(runner, CK_NORMAL);
