@@ -13,7 +13,9 @@
  * A command whose owner is down when it is first sent is refused (-1, 503 at once).
  * The map is re-read with CLUSTER SLOTS after a redirect, a lost connection or a
  * CLUSTERDOWN, and every REFRESH_PERIOD_MS; one read at a time, at most one per
- * REFRESH_MIN_MS however many commands ask, so a failover does not become a storm.
+ * REFRESH_MIN_MS however many commands ask, so a failover does not become a storm. A node
+ * a new map no longer lists (seeds aside) is closed once nothing is in flight on it, and
+ * its entry reused: masters that keep coming back at new addresses never fill the table.
  * A durable command runs on the master's second link and its reply is held until
  * WAIT 1 confirms a replica has the write, so that the ordinary pipeline never queues
  * behind a WAIT. A fenced read runs there too; when its reply reports what a replica may
@@ -32,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_NODES (2 * TK_CLUSTER_MAX_MASTERS) /* nodes ever heard of: masters, seeds, promoted replicas */
+#define MAX_NODES (2 * TK_CLUSTER_MAX_MASTERS) /* nodes in use: masters, seeds, nodes with commands in flight */
 #define MAX_REDIRECTS 5
 #define RETRY_DELAY_MS 50
 #define RETRY_BUDGET_MS 2000
@@ -51,6 +53,7 @@ typedef struct st_tk_redis_node_t {
     tk_redis_link_t *durable; /* commands followed by WAIT; made once the node is a master */
     unsigned nreplicas;       /* replicas the latest map lists for it */
     int owns_slots;           /* a master in the latest map */
+    int retired;              /* left the map: links stopped, the entry free for the next node heard of */
 } tk_redis_node_t;
 
 typedef struct st_tk_redis_cmd_t {
@@ -77,6 +80,7 @@ struct st_tk_redis_t {
     int cluster;
     tk_redis_node_t nodes[MAX_NODES];
     size_t nnodes; /* read by the metrics scrape: stored with release after the node is set */
+    size_t nseeds; /* the first nodes, from the configuration: never retired */
     uint16_t owner[TK_CLUSTER_SLOTS];
     size_t uncovered; /* slots the latest map gives no owner */
     int have_map;
@@ -123,25 +127,70 @@ static void on_link_ready(void *owner)
     note_started(r);
 }
 
-/* the node at host:port, made (and its link started) when new; NO_NODE when the table is full */
+static int is_at(const tk_redis_node_t *n, const char *host, uint16_t port)
+{
+    const tk_redis_url_t *u = tk_redis_link_url(n->link);
+    return u->port == port && strcmp(u->host, host) == 0;
+}
+
+/* the node at host:port, made (its links started, in a retired entry when there is one)
+ * when new; NO_NODE when the table is full */
 static uint16_t node_at(tk_redis_t *r, const char *host, uint16_t port)
 {
+    size_t free_entry = NO_NODE;
     for (size_t i = 0; i < r->nnodes; ++i) {
-        const tk_redis_url_t *u = tk_redis_link_url(r->nodes[i].link);
-        if (u->port == port && strcmp(u->host, host) == 0)
+        if (r->nodes[i].retired)
+            free_entry = free_entry == NO_NODE ? i : free_entry;
+        else if (is_at(r->nodes + i, host, port))
             return (uint16_t)i;
     }
-    if (r->nnodes == MAX_NODES) {
-        tk_log_error("redis", "cluster: more than %d nodes heard of; ignoring %s:%u", MAX_NODES, host, port);
+    if (free_entry == NO_NODE && r->nnodes == MAX_NODES) {
+        tk_log_error("redis", "cluster: more than %d nodes in use; ignoring %s:%u", MAX_NODES, host, port);
         return NO_NODE;
     }
     tk_redis_url_t url = r->config->cluster_seeds[0]; /* the password, db 0 */
     snprintf(url.host, sizeof(url.host), "%s", host);
     url.port = port;
+    if (free_entry != NO_NODE) {
+        tk_redis_node_t *n = r->nodes + free_entry;
+        n->retired = 0;
+        tk_redis_link_start(n->link, &url);
+        if (n->durable != NULL)
+            tk_redis_link_start(n->durable, &url);
+        return (uint16_t)free_entry;
+    }
     size_t i = r->nnodes;
     r->nodes[i] = (tk_redis_node_t){.link = tk_redis_link_create(r->loop, &url, on_link_ready, r)};
     __atomic_store_n(&r->nnodes, i + 1, __ATOMIC_RELEASE);
     return (uint16_t)i;
+}
+
+/* Nodes the map no longer lists (a master that came back at another address, as on
+ * Kubernetes, or one demoted) have their links stopped and their entries freed for the next
+ * nodes heard of: otherwise the table only grows, and once it is full new masters cannot be
+ * reached. Kept: the seeds, which find the cluster whatever it became; the node the map was
+ * just read from (this runs in its link's reply callback); and a node with commands in
+ * flight, so their callbacks get their replies (a later map retires it). Links are stopped,
+ * not freed, and reused with the entry: the metrics scrape reads them from another thread. */
+static void retire_unlisted(tk_redis_t *r, const tk_slot_map_t *map)
+{
+    for (size_t i = r->nseeds; i < r->nnodes; ++i) {
+        tk_redis_node_t *n = r->nodes + i;
+        if (n->retired || i == r->refresh_node || tk_redis_link_in_flight(n->link) != 0 ||
+            (n->durable != NULL && tk_redis_link_in_flight(n->durable) != 0))
+            continue;
+        size_t m = 0;
+        while (m < map->nmasters && !is_at(n, map->masters[m].host, map->masters[m].port))
+            ++m;
+        if (m < map->nmasters)
+            continue;
+        tk_redis_link_stop(n->link);
+        if (n->durable != NULL)
+            tk_redis_link_stop(n->durable);
+        n->retired = 1;
+        n->owns_slots = 0;
+        n->nreplicas = 0;
+    }
 }
 
 static void make_master(tk_redis_t *r, uint16_t i, unsigned nreplicas)
@@ -160,6 +209,7 @@ static void apply_map(tk_redis_t *r, const tk_slot_map_t *map)
     uint16_t node_of[TK_CLUSTER_MAX_MASTERS];
     for (size_t i = 0; i < r->nnodes; ++i)
         r->nodes[i].owns_slots = 0;
+    retire_unlisted(r, map);
     for (size_t m = 0; m < map->nmasters; ++m) {
         node_of[m] = node_at(r, map->masters[m].host, map->masters[m].port);
         if (node_of[m] != NO_NODE)
@@ -561,6 +611,7 @@ tk_redis_t *tk_redis_create(h2o_loop_t *loop, const tk_config_t *config)
     r->refresh_wanted = 1;
     for (size_t i = 0; i < config->ncluster_seeds; ++i)
         node_at(r, config->cluster_seeds[i].host, config->cluster_seeds[i].port);
+    r->nseeds = r->nnodes;
     return r;
 }
 

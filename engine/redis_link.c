@@ -1,13 +1,16 @@
 /*
  * Link state machine: DOWN → [RESOLVING →] CONNECTING → (PING answers PONG) → READY →
  * (error) → DOWN, with the reconnect delay doubling from 50 ms to 3.2 s and reset on
- * success. A host given by name is looked up again before every connection attempt
- * (a container that comes back may have a new address), off the loop thread: a short-lived
- * thread runs getaddrinfo and the loop polls for its end, so a slow or unreachable DNS
- * server never stalls the loop's other requests. (Not getaddrinfo_a: its threads are
- * glibc's own, which ThreadSanitizer cannot follow.) A Redis that accepts connections while still loading
- * its AOF answers PING with LOADING: the connection is dropped and retried, so no command is sent before Redis can run it.
- * Per-command bookkeeping lives in a free list owned by the link, so sending a command does not allocate once the list is warm.
+ * success; from any state STOPPED (no connection, no timer) until started again, maybe
+ * at another address. A host given by name is looked up again before every connection
+ * attempt (a container that comes back may have a new address), off the loop thread: a
+ * short-lived thread runs getaddrinfo and the loop polls for its end, so a slow or
+ * unreachable DNS server never stalls the loop's other requests. (Not getaddrinfo_a: its
+ * threads are glibc's own, which ThreadSanitizer cannot follow.) A Redis that accepts
+ * connections while still loading its AOF answers PING with LOADING: the connection is
+ * dropped and retried, so no command is sent before Redis can run it. Per-command
+ * bookkeeping lives in a free list owned by the link, so sending a command does not
+ * allocate once the list is warm.
  */
 #include "engine/redis_link.h"
 #include "engine/log.h"
@@ -25,15 +28,25 @@
 #define STALL_LIMIT_MS 3000
 #define RESOLVE_POLL_MS 5
 
-typedef enum en_tk_redis_link_state_t { TK_LINK_DOWN, TK_LINK_RESOLVING, TK_LINK_CONNECTING, TK_LINK_READY } tk_redis_link_state_t;
+typedef enum en_tk_redis_link_state_t {
+    TK_LINK_STOPPED,
+    TK_LINK_DOWN,
+    TK_LINK_RESOLVING,
+    TK_LINK_CONNECTING,
+    TK_LINK_READY
+} tk_redis_link_state_t;
 
-/* One lookup of a host name, shared by the link's loop and the thread doing it; the
- * loop reads the result once done is set, then frees it. */
+/* a lookup's progress; whichever of the thread and the loop comes second frees it */
+enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_ABANDONED };
+
+/* One lookup of a host name, shared by the link's loop and the thread doing it. The loop
+ * reads the result once the thread set LOOKUP_DONE; a link stopped meanwhile abandons it,
+ * and the thread frees it when done. */
 typedef struct st_tk_redis_lookup_t {
     char host[sizeof(((tk_redis_url_t *)NULL)->host)];
     char addr[INET6_ADDRSTRLEN]; /* numeric, "" when the name did not resolve */
     int rc;                      /* getaddrinfo's */
-    int done;                    /* atomic: set last by the thread */
+    int progress;                /* atomic: LOOKUP_* */
 } tk_redis_lookup_t;
 
 typedef struct st_tk_redis_link_pending_t {
@@ -180,7 +193,8 @@ static void *run_lookup(void *arg)
     }
     if (found != NULL)
         freeaddrinfo(found);
-    __atomic_store_n(&lookup->done, 1, __ATOMIC_RELEASE);
+    if (__atomic_exchange_n(&lookup->progress, LOOKUP_DONE, __ATOMIC_ACQ_REL) == LOOKUP_ABANDONED)
+        free(lookup);
     return NULL;
 }
 
@@ -188,7 +202,7 @@ static void on_resolve_poll(h2o_timeout_entry_t *entry)
 {
     tk_redis_link_t *r = H2O_STRUCT_FROM_MEMBER(tk_redis_link_t, resolve_entry, entry);
     tk_redis_lookup_t *lookup = r->lookup;
-    if (!__atomic_load_n(&lookup->done, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&lookup->progress, __ATOMIC_ACQUIRE) != LOOKUP_DONE) {
         h2o_timeout_link(r->loop, &r->resolve_poll, &r->resolve_entry);
         return;
     }
@@ -260,17 +274,46 @@ static void on_watchdog(h2o_timeout_entry_t *entry)
 tk_redis_link_t *tk_redis_link_create(h2o_loop_t *loop, const tk_redis_url_t *url, void (*on_ready)(void *owner), void *owner)
 {
     tk_redis_link_t *r = h2o_mem_alloc(sizeof(*r));
-    *r = (tk_redis_link_t){.loop = loop, .url = *url, .on_ready = on_ready, .owner = owner};
+    *r = (tk_redis_link_t){.loop = loop, .on_ready = on_ready, .owner = owner};
     for (int i = 0; i < BACKOFF_STEPS; ++i)
         h2o_timeout_init(loop, &r->backoff[i], 50u << i);
     r->reconnect_entry.cb = on_reconnect_timer;
     h2o_timeout_init(loop, &r->watchdog, 1000);
     r->watchdog_entry.cb = on_watchdog;
-    h2o_timeout_link(loop, &r->watchdog, &r->watchdog_entry);
     h2o_timeout_init(loop, &r->resolve_poll, RESOLVE_POLL_MS);
     r->resolve_entry.cb = on_resolve_poll;
-    start_connect(r);
+    tk_redis_link_start(r, url);
     return r;
+}
+
+void tk_redis_link_start(tk_redis_link_t *r, const tk_redis_url_t *url)
+{
+    r->url = *url;
+    r->backoff_step = 0;
+    h2o_timeout_link(r->loop, &r->watchdog, &r->watchdog_entry);
+    start_connect(r);
+}
+
+/* The connection is freed with its disconnect callback unset, so that nothing schedules a
+ * reconnection; commands still in flight get NULL as when the connection is lost. */
+void tk_redis_link_stop(tk_redis_link_t *r)
+{
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    r->state = TK_LINK_STOPPED;
+    if (h2o_timeout_is_linked(&r->reconnect_entry))
+        h2o_timeout_unlink(&r->reconnect_entry);
+    if (h2o_timeout_is_linked(&r->watchdog_entry))
+        h2o_timeout_unlink(&r->watchdog_entry);
+    if (h2o_timeout_is_linked(&r->resolve_entry))
+        h2o_timeout_unlink(&r->resolve_entry);
+    if (r->lookup != NULL && __atomic_exchange_n(&r->lookup->progress, LOOKUP_ABANDONED, __ATOMIC_ACQ_REL) == LOOKUP_DONE)
+        free(r->lookup); /* else the thread frees it when done */
+    r->lookup = NULL;
+    if (ac != NULL) {
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);
+    }
 }
 
 int tk_redis_link_is_ready(const tk_redis_link_t *r)

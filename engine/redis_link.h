@@ -5,7 +5,8 @@
  * replies matched in order. The link reconnects by itself with exponential backoff; while
  * it is down commands are refused at once, and a watchdog drops a connection whose
  * replies stall, failing what was in flight (their callbacks get a NULL reply).
- * A link lives as long as its loop thread; it is never closed from our side.
+ * A link's memory lives as long as its loop thread (the metrics scrape reads it from
+ * another thread); its connection can be stopped, and started again at another address.
  */
 #ifndef TK_REDIS_LINK_H
 #define TK_REDIS_LINK_H
@@ -22,6 +23,10 @@ typedef void (*tk_redis_cb)(redisReply *reply, void *data);
 /* Starts connecting to url at once. on_ready (may be NULL) runs each time the link
  * becomes ready, with owner. */
 tk_redis_link_t *tk_redis_link_create(h2o_loop_t *loop, const tk_redis_url_t *url, void (*on_ready)(void *owner), void *owner);
+/* Closes the connection for good: no reconnection until tk_redis_link_start, which
+ * (re)connects a stopped link to url. What was in flight fails (NULL replies). */
+void tk_redis_link_stop(tk_redis_link_t *l);
+void tk_redis_link_start(tk_redis_link_t *l, const tk_redis_url_t *url);
 int tk_redis_link_is_ready(const tk_redis_link_t *l);
 const tk_redis_url_t *tk_redis_link_url(const tk_redis_link_t *l);
 /* Send a command (as an argument vector, or already in RESP as cmd/len). -1 without

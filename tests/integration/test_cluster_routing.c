@@ -6,10 +6,13 @@
  * every master — over plain blocking hiredis connections: a slot moved after the router read
  * the map (MOVED), a slot half migrated (ASK), a multi-key command caught mid-migration
  * (TRYAGAIN, finished or abandoned), five thousand commands at a freshly moved slot (one map
- * read, not thousands), and seeds where nothing listens (refused at once, never a hang).
+ * read, not thousands), seeds where nothing listens (refused at once, never a hang), and
+ * masters announcing a new hostname (another spelling of 127.0.0.1) round after round, until
+ * the router has met more addresses than its table of nodes holds.
  * Other tests run on the same cluster next, so every slot is put back where it was: by each
  * test, and again by a teardown in the parent process that compares the cluster with the
- * map taken at start, so a test that fails half way still leaves the cluster as it found it.
+ * map taken at start (and puts every node back to announcing its IP), so a test that fails
+ * half way still leaves the cluster as it found it.
  * On a single Redis only the plain path and the unreachable seeds are checked, and the test
  * exits 77 (ctest: skipped) to say that the cluster cases did not run.
  */
@@ -31,6 +34,7 @@
 #define STORM 5000
 #define STORM_KEYS 50
 #define CONVERGE_MS 10000
+#define ADDRESS_ROUNDS 140 /* each meets at least one new address: more than the router's 128 nodes */
 
 /* ---- the cluster, seen directly --------------------------------------------------- */
 
@@ -791,11 +795,80 @@ START_TEST(refresh_storm_is_throttled)
 }
 END_TEST
 
+/* The i-th (i > 0) of many names of 127.0.0.1: inet_aton, which reads numeric hosts, takes
+ * leading zeros (octal: 00 is 0, 0001 is 1), so each name is another node to the router and
+ * the same socket to the kernel. */
+static void loopback_name(int i, char *name, size_t size)
+{
+    snprintf(name, size, "127.%.*s0.%.*s0.%.*s1", i % 8, "0000000", i / 8 % 8, "0000000", i / 64 % 8, "0000000");
+}
+
+/* every node back to announcing its IP (what the renaming test changes) */
+static void restore_names(void)
+{
+    for (size_t i = 0; i < nnodes; ++i) {
+        expect_ok(i, "CONFIG SET cluster-preferred-endpoint-type ip");
+        expect_ok(i, "CONFIG SET cluster-announce-hostname %s", "");
+    }
+}
+
+/* 7. Masters that keep coming back under new addresses (pods rescheduled on Kubernetes):
+ * the router meets more distinct addresses than its table of nodes holds (every master
+ * announces a new hostname each round, and the map is read again after its connections to
+ * one master are lost), and still reaches every master at its latest address. */
+START_TEST(masters_at_ever_new_addresses_stay_reachable)
+{
+    start_router();
+    char key[MAX_NODES][96], name[64];
+    for (size_t m = 0; m < nmasters; ++m) {
+        char tag[64];
+        pick_slot(m, "renamed", tag);
+        snprintf(key[m], sizeof(key[m]), "tk-test:%s:k", tag);
+        set_direct(key[m], "here");
+    }
+    for (size_t i = 0; i < nnodes; ++i) {
+        expect_ok(i, "CONFIG SET cluster-announce-hostname 127.0.0.1");
+        expect_ok(i, "CONFIG SET cluster-preferred-endpoint-type hostname");
+    }
+    for (int round = 0; round < ADDRESS_ROUNDS; ++round) {
+        for (size_t m = 0; m < nmasters; ++m) {
+            loopback_name(1 + round * (int)nmasters + (int)m, name, sizeof(name));
+            expect_ok(masters[m], "CONFIG SET cluster-announce-hostname %s", name);
+        }
+        size_t m = (size_t)round % nmasters;
+        uint64_t refreshes = tk_redis_map_refreshes(router);
+        expect_ok(masters[m], "CLIENT KILL TYPE normal"); /* the router's links, not this one */
+        result_t res = {0};
+        const char *argv[] = {"GET", key[m]};
+        size_t argvlen[] = {3, strlen(key[m])};
+        if (tk_redis_command(router, on_reply, &res, 2, argv, argvlen) == 0) /* fails: the map is read again */
+            run_until(&res.calls, 5000);
+        int64_t deadline = tk_time_mono_ms() + 5000;
+        while ((tk_redis_map_refreshes(router) == refreshes || tk_redis_in_flight(router) != 0) && tk_time_mono_ms() < deadline)
+            h2o_evloop_run(loop, 10);
+        ck_assert_msg(run_until_ready(5000), "round %d: a master is out of reach (latest name %s)", round, name);
+    }
+    for (size_t m = 0; m < nmasters; ++m) {
+        result_t res = get_routed(key[m]);
+        assert_value(&res, key[m], "here");
+    }
+    tk_test_redis_disconnect(); /* its connections were killed with the router's */
+    for (size_t m = 0; m < nmasters; ++m)
+        del_direct(key[m]);
+}
+END_TEST
+
 /* ---- the runner --------------------------------------------------------------------- */
 
 /* after each test, in the parent process: the cluster as it was, whatever the test did */
 static void cluster_teardown(void)
 {
+    for (size_t i = 0; i < nnodes; ++i) { /* a test may have killed them (CLIENT KILL) */
+        if (nodes[i].c != NULL && nodes[i].owner == getpid())
+            redisFree(nodes[i].c);
+        nodes[i].c = NULL;
+    }
+    restore_names();
     restore_cluster();
     forget_test_keys();
 }
@@ -839,6 +912,7 @@ int main(void)
         add_case(s, "tryagain_after_ask", tryagain_after_ask_is_retried_until_the_migration_ends, 1);
         add_case(s, "tryagain_budget", tryagain_gives_up_within_the_budget, 1);
         add_case(s, "storm", refresh_storm_is_throttled, 1);
+        add_case(s, "renamed", masters_at_ever_new_addresses_stay_reachable, 1);
     }
     add_case(s, "unreachable", unreachable_seeds_refuse_at_once, 0);
     SRunner *runner = srunner_create(s);
