@@ -18,12 +18,13 @@
  * its entry reused: masters that keep coming back at new addresses never fill the table.
  * A durable command runs on the master's second link and its reply is held until
  * WAIT 1 confirms a replica has the write, so that the ordinary pipeline never queues
- * behind a WAIT. A fenced read runs there too; when its reply reports what a replica may
- * not have yet, a write to the fence key and WAIT 1 follow, and the reply is held until
- * a replica has everything up to the fence, so also what the read saw. The fence is
- * written by a script flagged allow-oom, so a full Redis still takes it (a payment can
- * complete at maxmemory: tk_pay_finish is allow-oom too); a fence that is refused all the
- * same answers NOREPLICA, never the held reply.
+ * behind a WAIT; commands pipelined together share one WAIT (it answers for all that was
+ * written before it on its connection). A fenced read runs there too; when its reply
+ * reports what a replica may not have yet, a write to the fence key and WAIT 1 follow,
+ * and the reply is held until a replica has everything up to the fence, so also what the
+ * read saw. The fence is written by a script flagged allow-oom, so a full Redis still
+ * takes it (a payment can complete at maxmemory: tk_pay_finish is allow-oom too); a fence
+ * that is refused all the same answers NOREPLICA, never the held reply.
  */
 #include "engine/redis_conn.h"
 #include "engine/cluster_slots.h"
@@ -49,11 +50,13 @@ static const char WAIT_RESP[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n500\r\n"; 
 static const char FENCE_SCRIPT[] = "#!lua flags=allow-oom\nreturn redis.call('SET', KEYS[1], '1')";
 
 typedef struct st_tk_redis_node_t {
-    tk_redis_link_t *link;    /* ordinary commands */
-    tk_redis_link_t *durable; /* commands followed by WAIT; made once the node is a master */
-    unsigned nreplicas;       /* replicas the latest map lists for it */
-    int owns_slots;           /* a master in the latest map */
-    int retired;              /* left the map: links stopped, the entry free for the next node heard of */
+    tk_redis_link_t *link;                /* ordinary commands */
+    tk_redis_link_t *durable;             /* commands followed by WAIT; made once the node is a master */
+    unsigned nreplicas;                   /* replicas the latest map lists for it */
+    int owns_slots;                       /* a master in the latest map */
+    int retired;                          /* left the map: links stopped, the entry free for the next node heard of */
+    uint64_t waits_sent;                  /* WAITs written on the durable link: its clock for batching them */
+    struct st_tk_redis_cmd_t *waiting_on; /* the commands the latest WAIT answers for, until it does */
 } tk_redis_node_t;
 
 typedef struct st_tk_redis_cmd_t {
@@ -69,7 +72,9 @@ typedef struct st_tk_redis_cmd_t {
     tk_redis_needs_fence_cb needs_fence; /* fenced reads: whether this reply needs the fence */
     char fence_key[32];                  /* fenced reads: the key SET before the WAIT */
     int64_t give_up_ms;
-    redisReply *held; /* durable: the command's reply while WAIT runs */
+    redisReply *held;                       /* durable: the command's reply while WAIT runs */
+    uint64_t sent_after;                    /* durable: waits_sent of its node when it (or its fence) was written */
+    struct st_tk_redis_cmd_t *next_waiting; /* the others the same WAIT answers for */
     h2o_timeout_entry_t retry;
     struct st_tk_redis_cmd_t *next_free;
 } tk_redis_cmd_t;
@@ -394,25 +399,52 @@ static void finish_unconfirmed(tk_redis_cmd_t *cmd, const char *refusal)
     freeReplyObject(refused);
 }
 
+/* The reply to a WAIT, for every command of its batch (await_replica). */
 static void on_waited(redisReply *reply, void *data)
 {
-    tk_redis_cmd_t *cmd = data;
+    tk_redis_cmd_t *first = data;
+    tk_redis_node_t *n = first->r->nodes + first->node;
+    if (n->waiting_on == first)
+        n->waiting_on = NULL;
+    /* WAIT itself refused (a master demoted while it waited answers UNBLOCKED), or no
+     * replica confirmed in time: either way the writes are not reported as replicated */
+    const char *refusal = reply == NULL                            ? NULL
+                          : reply->type != REDIS_REPLY_INTEGER     ? "NOREPLICA the replicas could not be asked"
+                          : reply->integer < 1 && n->nreplicas > 0 ? "NOREPLICA the write reached no replica in time"
+                                                                   : NULL;
+    if (refusal != NULL)
+        request_refresh(first->r); /* the replica may be failed by now: then the map no longer lists it */
+    for (tk_redis_cmd_t *cmd = first, *next; cmd != NULL; cmd = next) {
+        next = cmd->next_waiting;
+        if (reply == NULL)
+            finish(cmd, NULL);
+        else if (refusal != NULL)
+            finish_unconfirmed(cmd, refusal);
+        else
+            finish(cmd, cmd->held);
+    }
+}
+
+/* Holds cmd's reply until a replica has the writes up to it. WAIT answers for everything
+ * written before it on its connection, so a WAIT written after cmd and not answered yet
+ * answers for cmd too: cmd joins its batch. Otherwise a WAIT is written for cmd. Durable
+ * commands pipelined together thus share one WAIT: with the replica gone they all wait
+ * 500 ms, not 500 ms each in turn. */
+static void await_replica(tk_redis_cmd_t *cmd)
+{
     tk_redis_node_t *n = cmd->r->nodes + cmd->node;
-    if (reply == NULL) {
+    if (n->waiting_on != NULL && n->waits_sent > cmd->sent_after) {
+        cmd->next_waiting = n->waiting_on->next_waiting;
+        n->waiting_on->next_waiting = cmd;
+        return;
+    }
+    cmd->next_waiting = NULL;
+    if (tk_redis_link_send_formatted(n->durable, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0) {
         finish(cmd, NULL);
         return;
     }
-    /* WAIT itself refused (a master demoted while it waited answers UNBLOCKED), or no
-     * replica confirmed in time: either way the write is not reported as replicated */
-    const char *refusal = reply->type != REDIS_REPLY_INTEGER       ? "NOREPLICA the replicas could not be asked"
-                          : reply->integer < 1 && n->nreplicas > 0 ? "NOREPLICA the write reached no replica in time"
-                                                                   : NULL;
-    if (refusal == NULL) {
-        finish(cmd, cmd->held);
-        return;
-    }
-    request_refresh(cmd->r); /* the replica may be failed by now: then the map no longer lists it */
-    finish_unconfirmed(cmd, refusal);
+    ++n->waits_sent;
+    n->waiting_on = cmd;
 }
 
 /* The reply to a fenced read's fence. WAIT speaks for the writes of its own connection
@@ -432,8 +464,7 @@ static void on_fenced(redisReply *reply, void *data)
         finish_unconfirmed(cmd, "NOREPLICA the fence could not be written");
         return;
     }
-    if (tk_redis_link_send_formatted(cmd->r->nodes[cmd->node].durable, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
-        finish(cmd, NULL);
+    await_replica(cmd);
 }
 
 /* the reply to ASKING: OK, or the command after it says what failed */
@@ -459,10 +490,12 @@ static void on_routed(redisReply *reply, void *data)
             tk_redis_link_t *link = r->nodes[cmd->node].durable;
             cmd->held = copy_reply(reply);
             const char *fence[] = {"EVAL", FENCE_SCRIPT, "1", cmd->fence_key};
-            if (cmd->needs_fence != NULL
-                    ? tk_redis_link_send(link, on_fenced, cmd, 4, fence, NULL) != 0
-                    : tk_redis_link_send_formatted(link, on_waited, cmd, WAIT_RESP, sizeof(WAIT_RESP) - 1) != 0)
+            if (cmd->needs_fence == NULL)
+                await_replica(cmd);
+            else if (tk_redis_link_send(link, on_fenced, cmd, 4, fence, NULL) != 0)
                 finish(cmd, NULL);
+            else
+                cmd->sent_after = r->nodes[cmd->node].waits_sent; /* the WAIT must come after the fence */
             return;
         }
         finish(cmd, reply);
@@ -505,6 +538,7 @@ static void on_routed(redisReply *reply, void *data)
         return;
     }
     cmd->node = target;
+    cmd->sent_after = r->nodes[target].waits_sent;
     if (tk_redis_link_send_formatted(link, on_asking, NULL, ASKING_RESP, sizeof(ASKING_RESP) - 1) != 0 ||
         tk_redis_link_send_formatted(link, on_routed, cmd, cmd->resp, cmd->len) != 0) {
         finish(cmd, NULL);
@@ -544,6 +578,7 @@ static void route(tk_redis_cmd_t *cmd)
         return;
     }
     cmd->node = node;
+    cmd->sent_after = r->nodes[node].waits_sent;
     __atomic_fetch_add(&r->round_trips, 1, __ATOMIC_RELAXED);
 }
 
@@ -571,6 +606,7 @@ static int send_routed(tk_redis_t *r, tk_redis_cb cb, void *data, int durable, i
                             .len = (size_t)len,
                             .slot = slot,
                             .node = node,
+                            .sent_after = r->nodes[node].waits_sent,
                             .durable = durable,
                             .give_up_ms = tk_time_mono_ms() + RETRY_BUDGET_MS,
                             .retry = {.cb = on_retry}};

@@ -11,7 +11,8 @@
  * master) a fenced read still writes its fence, so it is answered NOREPLICA while the
  * replica is stopped and with its reply once the replica runs. The replica is always
  * continued and the master's maxmemory put back, also when a check fails (the parent's
- * teardown). On a single Redis there is no replica to wait for: the test exits 77.
+ * teardown). Durable writes sent together share one WAIT (INFO commandstats of the master).
+ * On a single Redis there is no replica to wait for: the test exits 77.
  */
 #include "engine/cluster_slots.h"
 #include "engine/config.h"
@@ -309,6 +310,52 @@ START_TEST(at_maxmemory_a_fenced_read_still_writes_its_fence)
 }
 END_TEST
 
+/* how many WAITs host:port has run */
+static long long wait_calls(const char *host, int port)
+{
+    redisReply *stats = on_node(host, port, "INFO commandstats");
+    const char *at = stats != NULL && stats->type == REDIS_REPLY_STRING ? strstr(stats->str, "cmdstat_wait:calls=") : NULL;
+    long long calls = at != NULL ? atoll(at + strlen("cmdstat_wait:calls=")) : 0;
+    freeReplyObject(stats);
+    return calls;
+}
+
+START_TEST(durable_writes_sent_together_share_one_wait)
+{
+    start_router();
+    ck_assert_str_eq(durable_set("before").str, "OK");
+    const tk_cluster_node_t *master = key_master();
+    char host[64];
+    int port = master->port;
+    snprintf(host, sizeof(host), "%s", master->host);
+    replica_pid = replica_of_key_master();
+    long long waits = wait_calls(host, port);
+    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+
+    enum { K = 5 };
+    result_t res[K] = {{0}};
+    int answered = 0;
+    for (int i = 0; i < K; ++i) {
+        const char *argv[] = {"SET", KEY, "together"};
+        size_t argvlen[] = {3, strlen(KEY), strlen("together")};
+        ck_assert_int_eq(tk_redis_command_durable(router, on_reply, &res[i], 3, argv, argvlen), 0);
+    }
+    int64_t deadline = tk_time_mono_ms() + 3000 * K;
+    while (answered < K && tk_time_mono_ms() < deadline) {
+        h2o_evloop_run(loop, 10);
+        for (answered = 0; answered < K && res[answered].calls == 1; ++answered)
+            ;
+    }
+    continue_replica();
+
+    ck_assert_int_eq(answered, K);
+    for (int i = 0; i < K; ++i)
+        ck_assert_msg(res[i].type == REDIS_REPLY_ERROR && strncmp(res[i].str, "NOREPLICA", 9) == 0, "durable SET %d answered %d %s",
+                      i, res[i].type, res[i].str);
+    ck_assert_int_eq(wait_calls(host, port) - waits, 1);
+}
+END_TEST
+
 /* the parent's, before the tests: the maxmemory the teardown puts back */
 static void setup(void)
 {
@@ -347,6 +394,7 @@ int main(void)
     tcase_add_test(tc, a_wait_the_master_gives_up_on_confirms_nothing);
     tcase_add_test(tc, a_fence_that_is_not_written_confirms_nothing);
     tcase_add_test(tc, at_maxmemory_a_fenced_read_still_writes_its_fence);
+    tcase_add_test(tc, durable_writes_sent_together_share_one_wait);
     suite_add_tcase(s, tc);
     SRunner *runner = srunner_create(s);
     srunner_run_all(runner, CK_NORMAL);
