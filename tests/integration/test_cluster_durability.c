@@ -108,10 +108,13 @@ static result_t fenced_get(tk_redis_needs_fence_cb needs_fence)
     return fenced_get_at(FENCE, needs_fence);
 }
 
-/* a command on host:port alone, or NULL */
+/* a command on host:port alone, or NULL (also after 5 s: the node may be the stopped replica) */
 static redisReply *on_node(const char *host, int port, const char *cmd)
 {
-    redisContext *c = redisConnect(host, port);
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (c != NULL && !c->err)
+        redisSetTimeout(c, tv);
     redisReply *r = c != NULL && !c->err ? redisCommand(c, cmd) : NULL;
     if (c != NULL)
         redisFree(c);
@@ -246,13 +249,12 @@ START_TEST(a_wait_the_master_gives_up_on_confirms_nothing)
 }
 END_TEST
 
-/* CONFIG SET maxmemory on the master owning KEY (value, e.g. "1"); 0 when it said OK */
-static int set_key_master_maxmemory(const char *value)
+/* CONFIG SET maxmemory on host:port (value, e.g. "1"); 0 when it said OK */
+static int set_maxmemory(const char *host, int port, const char *value)
 {
-    const tk_cluster_node_t *master = key_master();
     char cmd[96];
     snprintf(cmd, sizeof(cmd), "CONFIG SET maxmemory %s maxmemory-policy noeviction", value);
-    redisReply *r = on_node(master->host, master->port, cmd);
+    redisReply *r = on_node(host, port, cmd);
     int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     return ok ? 0 : -1;
@@ -294,12 +296,12 @@ START_TEST(at_maxmemory_a_fenced_read_still_writes_its_fence)
     redisReply *r = on_node(host, port, "SET " KEY " unreplicated");
     ck_assert_msg(r != NULL && r->type == REDIS_REPLY_STATUS, "the master refused the write");
     freeReplyObject(r);
-    ck_assert_int_eq(set_key_master_maxmemory("1"), 0);
+    ck_assert_int_eq(set_maxmemory(host, port, "1"), 0);
     result_t stopped = fenced_get(always);
     continue_replica();
     result_t running = fenced_get(always); /* the replica catches up, the fence with it */
     redisReply *fenced = on_node(host, port, "EXISTS " FENCE);
-    ck_assert_int_eq(set_key_master_maxmemory(maxmemory_before), 0);
+    ck_assert_int_eq(set_maxmemory(host, port, maxmemory_before), 0);
 
     ck_assert_msg(stopped.type == REDIS_REPLY_ERROR && strncmp(stopped.str, "NOREPLICA", 9) == 0, "fenced GET answered %d %s",
                   stopped.type, stopped.str);
@@ -356,11 +358,12 @@ START_TEST(durable_writes_sent_together_share_one_wait)
 }
 END_TEST
 
-/* the parent's, before the tests: the maxmemory the teardown puts back */
+/* the parent's, before the tests: the replica and the maxmemory the teardown puts back */
 static void setup(void)
 {
     memset(&config, 0, sizeof(config));
     ck_assert_int_eq(tk_config_parse_cluster_seeds(&config, tk_test_redis_cluster()), 0);
+    replica_pid = replica_of_key_master();
     const tk_cluster_node_t *master = key_master();
     redisReply *r = on_node(master->host, master->port, "CONFIG GET maxmemory");
     ck_assert_msg(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "CONFIG GET maxmemory");
@@ -370,12 +373,14 @@ static void setup(void)
 
 static void teardown(void)
 {
-    /* the child stopped the replica and filled the master: find them again and undo both,
-     * whatever happened */
+    /* the child stopped the replica and filled the master: undo both, whatever happened
+     * (the replica found by setup first: a stopped one cannot tell its process id) */
+    continue_replica();
     start_router();
     replica_pid = replica_of_key_master();
     continue_replica();
-    set_key_master_maxmemory(maxmemory_before);
+    const tk_cluster_node_t *master = key_master();
+    set_maxmemory(master->host, master->port, maxmemory_before);
     redisReply *r = tk_test_redis_command("DEL %s %s", KEY, FENCE);
     if (r != NULL)
         freeReplyObject(r);
