@@ -79,22 +79,23 @@ int tk_inventory_dead_letter(tk_redis_nodes_t *n, const char *shard, const char 
 }
 
 /* Appends one FCALL tk_event_init to the pipeline (sent to the master of ev's shard),
- * with seed when not NULL. The arguments' text lives in pool until the pipeline ran. */
-static void append_event_init(tk_redis_pipeline_t *p, h2o_mem_pool_t *pool, const tk_event_t *ev, const tk_event_seed_t *seed)
+ * with seed when not NULL. The pipeline formats the command at once, so the arguments'
+ * block is freed here (malloc'd, not from a memory pool: this runs on threads that end,
+ * and a pool's chunks stay in its thread's recycling list). */
+static void append_event_init(tk_redis_pipeline_t *p, const tk_event_t *ev, const tk_event_seed_t *seed)
 {
+    enum { NUMBER_MAX = 24 };
     size_t ntypes = ev->ntypes < MAX_TYPES ? ev->ntypes : MAX_TYPES;
     size_t max = TK_FCALL_PREFIX_LEN + 3 + 3 * ntypes + (seed != NULL ? 2 + 4 * seed->nlines : 0);
-    const char **argv = h2o_mem_alloc_pool(pool, sizeof(*argv) * max);
-    size_t *argvlen = h2o_mem_alloc_pool(pool, sizeof(*argvlen) * max);
+    char *block = h2o_mem_alloc(max * (sizeof(const char *) + sizeof(size_t) + NUMBER_MAX));
+    const char **argv = (const char **)block;
+    size_t *argvlen = (size_t *)(argv + max);
+    char *numbers = (char *)(argvlen + max);
     tk_shard_keys_t keys;
     tk_shard_keys(ev->id, &keys);
     int argc = tk_fcall_prefix("tk_event_init", &keys, argv, argvlen);
 #define ARG_TEXT(s, len) (argv[argc] = (s), argvlen[argc++] = (len))
-#define ARG_INT(v)                                                                                                                 \
-    do {                                                                                                                           \
-        char *text = h2o_mem_alloc_pool(pool, 24);                                                                                 \
-        ARG_TEXT(text, (size_t)snprintf(text, 24, "%" PRId64, (int64_t)(v)));                                                      \
-    } while (0)
+#define ARG_INT(v) (ARG_TEXT(numbers, (size_t)snprintf(numbers, NUMBER_MAX, "%" PRId64, (int64_t)(v))), numbers += NUMBER_MAX)
     ARG_TEXT(ev->id, TK_UUID_LEN);
     ARG_INT(ev->date_ms);
     ARG_INT(ntypes);
@@ -117,6 +118,7 @@ static void append_event_init(tk_redis_pipeline_t *p, h2o_mem_pool_t *pool, cons
 #undef ARG_INT
 #undef ARG_TEXT
     tk_redis_pipeline_append_argv(p, argc, argv, argvlen);
+    free(block);
 }
 
 /* Which events of the list the masters do not know (their inventory is missing):
@@ -154,8 +156,6 @@ int tk_inventory_init_events(tk_redis_nodes_t *n, PGconn *pg, const tk_event_t *
     char *known = h2o_mem_alloc(nevents + 1);
     tk_event_seed_t *seeds = h2o_mem_alloc(sizeof(*seeds) * (nevents + 1));
     memset(seeds, 0, sizeof(*seeds) * (nevents + 1));
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     tk_redis_pipeline_t *p = NULL;
     int rc = events_known(n, events, nevents, known, err, errsize);
     /* an event its shard does not know starts from what PostgreSQL knows of its tickets
@@ -167,7 +167,7 @@ int tk_inventory_init_events(tk_redis_nodes_t *n, PGconn *pg, const tk_event_t *
         goto Exit;
     p = tk_redis_pipeline_new(n);
     for (size_t i = 0; i < nevents; ++i)
-        append_event_init(p, &pool, events + i, known[i] ? NULL : seeds + i);
+        append_event_init(p, events + i, known[i] ? NULL : seeds + i);
     tk_redis_pipeline_exec(p);
     for (size_t i = 0; i < nevents && rc == 0; ++i) {
         redisReply *reply = tk_redis_pipeline_reply(p, i);
@@ -187,7 +187,6 @@ Exit:
         free(seeds[i].lines);
     free(seeds);
     free(known);
-    h2o_mem_clear_pool(&pool);
     return rc;
 }
 
