@@ -170,6 +170,19 @@ static void continue_replica(void)
         kill(replica_pid, SIGCONT);
 }
 
+/* After one durable write its replica confirmed: the key's master (host, port) with that
+ * replica stopped (SIGSTOP; the teardown lets it go on). */
+static void stop_the_replica(char host[64], int *port)
+{
+    start_router();
+    ck_assert_str_eq(durable_set("before").str, "OK");
+    const tk_cluster_node_t *master = key_master();
+    *port = master->port;
+    snprintf(host, 64, "%s", master->host);
+    replica_pid = replica_of_key_master();
+    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+}
+
 START_TEST(without_a_replica_nothing_is_acknowledged)
 {
     start_router();
@@ -216,14 +229,9 @@ static long long client_in_wait(const char *host, int port)
 
 START_TEST(a_wait_the_master_gives_up_on_confirms_nothing)
 {
-    start_router();
-    ck_assert_str_eq(durable_set("before").str, "OK");
-    const tk_cluster_node_t *master = key_master();
     char host[64];
-    int port = master->port;
-    snprintf(host, sizeof(host), "%s", master->host);
-    replica_pid = replica_of_key_master();
-    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+    int port;
+    stop_the_replica(host, &port);
 
     result_t res = {0};
     const char *argv[] = {"SET", KEY, "unblocked"};
@@ -282,15 +290,10 @@ END_TEST
 
 START_TEST(at_maxmemory_a_fenced_read_still_writes_its_fence)
 {
-    start_router();
-    ck_assert_str_eq(durable_set("before").str, "OK");
     freeReplyObject(tk_test_redis_command("DEL %s", FENCE));
-    const tk_cluster_node_t *master = key_master();
     char host[64];
-    int port = master->port;
-    snprintf(host, sizeof(host), "%s", master->host);
-    replica_pid = replica_of_key_master();
-    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+    int port;
+    stop_the_replica(host, &port);
 
     /* another client's write, which the stopped replica does not have, then Redis full */
     redisReply *r = on_node(host, port, "SET " KEY " unreplicated");
@@ -324,15 +327,10 @@ static long long wait_calls(const char *host, int port)
 
 START_TEST(durable_writes_sent_together_share_one_wait)
 {
-    start_router();
-    ck_assert_str_eq(durable_set("before").str, "OK");
-    const tk_cluster_node_t *master = key_master();
     char host[64];
-    int port = master->port;
-    snprintf(host, sizeof(host), "%s", master->host);
-    replica_pid = replica_of_key_master();
-    long long waits = wait_calls(host, port);
-    ck_assert_int_eq(kill(replica_pid, SIGSTOP), 0);
+    int port;
+    stop_the_replica(host, &port);
+    long long waits = wait_calls(host, port); /* the durable write's own WAIT is counted already */
 
     enum { K = 5 };
     result_t res[K] = {{0}};
