@@ -5,11 +5,11 @@
  */
 #include "engine/engine.h"
 #include "engine/history.h"
+#include "engine/inventory.h"
+#include "engine/log.h"
 #include "engine/payment.h"
 #include "engine/redis_conn.h"
 #include "engine/reserve_batch.h"
-#include "engine/inventory.h"
-#include "engine/log.h"
 #include "engine/sweeper.h"
 #include "engine/worker.h"
 

@@ -4,8 +4,8 @@
  * touch at or after its own look, never an order between shards.
  */
 #include "engine/shard_activity.h"
-#include "engine/uuid.h"
 #include "engine/timefmt.h"
+#include "engine/uuid.h"
 
 static int64_t touched_ms[TK_SHARD_SLOTS];
 
