@@ -319,10 +319,25 @@ static void stop_pause(void)
     tk_test_server_stop(&pause_server);
 }
 
+/* XLEN of the outbox of event's shard, -1 when Redis does not say */
+static long long outbox_length(const char *event)
+{
+    char xlen[64];
+    snprintf(xlen, sizeof(xlen), "XLEN tk:{%.4s}:ob", event);
+    redisReply *r = redis_cmd(xlen);
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
 START_TEST(a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgres_is_down)
 {
     char busy[37], calm[37];
-    event_create(&pause_server, busy);
+    /* a shard whose outbox is empty: the Lua tests share this Redis and leave entries in the
+     * shards of their events, which would count towards the pause */
+    do
+        event_create(&pause_server, busy);
+    while (outbox_length(busy) != 0);
     do
         event_create(&pause_server, calm);
     while (memcmp(busy, calm, 4) == 0);
@@ -349,13 +364,8 @@ START_TEST(a_backlog_pauses_its_own_event_only_and_the_gauge_tells_while_postgre
         depth = tk_api_metric(&pause_server, NULL, "ticketd_outbox_depth");
         paused = tk_api_metric(&pause_server, NULL, "ticketd_paused_shards");
     }
-    char xlen[64];
-    snprintf(xlen, sizeof(xlen), "XLEN tk:{%.4s}:ob", busy);
-    redisReply *r = redis_cmd(xlen);
-    long long busy_len = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
     ck_assert_msg(depth >= 4 && paused == 1, "gauge: depth %lld, paused %lld; Redis: %lld entries in the busy outbox", depth,
-                  paused, busy_len);
+                  paused, outbox_length(busy));
     /* PostgreSQL back: the backlog drains and the event sells again */
     ck_assert_int_eq(tk_test_services("start-postgres"), 0);
     int status = 0;
@@ -399,20 +409,17 @@ END_TEST
  * comes back, even though Redis refuses every other write meanwhile. */
 START_TEST(a_full_redis_drains_its_outbox_once_postgres_returns)
 {
-    char event[37], xlen[64];
+    char event[37];
     event_create(&pause_server, event);
     ck_assert_int_eq(tk_test_services("stop-postgres"), 0);
     for (int i = 0; i < 2; ++i)
         ck_assert_msg(hold(&pause_server, event, NULL, NULL, NULL) == 201, "hold %d: %s", i, last_answer);
     freeReplyObject(redis_cmd("CONFIG SET maxmemory 1"));
     ck_assert_int_eq(tk_test_services("start-postgres"), 0);
-    snprintf(xlen, sizeof(xlen), "XLEN tk:{%.4s}:ob", event);
     long long left = -1;
     for (int i = 0; i < 200 && left != 0; ++i) {
         usleep(100 * 1000);
-        redisReply *r = redis_cmd(xlen);
-        left = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-        freeReplyObject(r);
+        left = outbox_length(event);
     }
     int refused = hold(&pause_server, event, NULL, NULL, NULL); /* still full */
     char restore[64];
